@@ -1,0 +1,1 @@
+"""Operator and user command line: `keel ...` (typer). Owns no trading rules."""

@@ -1,0 +1,34 @@
+"""The `keel` command."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Keel: a deterministic, log-sourced exchange.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("engine")
+def bench_engine(
+    flow: str | None = typer.Option(None, help="Flow file in the shared format; generated when absent."),
+    runs: int = typer.Option(3, min=1, help="Fresh-process runs; the median is reported."),
+    n: int = typer.Option(1_000_000, min=1, help="Records to generate when no --flow is given."),
+    seed: int = typer.Option(42, help="Seed for a generated flow."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Replay the shared order flow through Engine.apply and report ops/s."""
+    import json
+
+    from keel.bench.engine import bench
+
+    result = bench(flow, runs, n, seed)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:>24}: {value}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,46 @@
+"""Accounts: balances and locks per asset, and the account's open orders.
+
+`balances[asset_id]` is the account's total holding of an asset in atomic units; it
+changes only by posting ledger lines, so it always equals the sum of the account's
+ledger lines (DESIGN.md rule 3). `locked[asset_id]` is the part held by open orders;
+available = balance - locked. For a user account both are never negative (spot; the
+margin issue adds borrowing). System accounts have negative ids: the external world
+(deposits come from it, withdrawals go to it, so its balance is minus everything held
+inside the exchange) and the fee account.
+
+Imports: orders.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from keel.core.orders import Order
+
+EXTERNAL_ACCOUNT_ID: Final = -1
+FEE_ACCOUNT_ID: Final = -2
+SYSTEM_ACCOUNT_IDS: Final = (EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID)
+SYSTEM_ACCOUNT_NAMES: Final = {EXTERNAL_ACCOUNT_ID: "external", FEE_ACCOUNT_ID: "fees"}
+
+
+class Account:
+    """One account. Mutable state owned by the engine."""
+
+    __slots__ = ("account_id", "balances", "client_orders", "locked", "orders_open")
+
+    def __init__(self, account_id: int, assets_count: int) -> None:
+        self.account_id = account_id
+        self.balances: list[int] = [0] * assets_count
+        self.locked: list[int] = [0] * assets_count
+        # Open orders by order id, in creation order; and by client id where one was given.
+        self.orders_open: dict[int, Order] = {}
+        self.client_orders: dict[int, Order] = {}
+
+    def available(self, asset_id: int) -> int:
+        """Return balance minus locked, in atomic units."""
+        return self.balances[asset_id] - self.locked[asset_id]
+
+
+def is_user_account(account_id: int) -> bool:
+    """Return whether the id names a user's account rather than a system account."""
+    return account_id > 0

@@ -1,0 +1,130 @@
+"""Commands: what the engine is asked to do, imperative and immutable.
+
+Every command carries the sequence number and timestamp the sequencer gave it; the
+engine reads time from nowhere else. Commands are a msgspec tagged union with integer
+tags and array-like encoding, so `encode_command` gives compact canonical bytes for the
+log. Tags are public (they are in every log): never renumber or reuse one.
+
+Amounts: `*_atomic` are integers of an asset's atomic unit, `price_ticks` and
+`quantity_steps` integers of the market's grid (see markets.py).
+
+Imports: msgspec.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+NO_CLIENT_ID: Final = -1
+NO_ORDER_ID: Final = -1
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag_field="k", gc=False):
+    seq: int
+    timestamp_ns: int
+
+
+class ListAsset(_Command, frozen=True, tag=1):
+    """List a new asset (operator)."""
+
+    symbol: str
+    decimals: int
+
+
+class ListMarket(_Command, frozen=True, tag=2):
+    """List a new spot market (operator). Fields as in markets.Market."""
+
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_atomic: int
+    step_atomic: int
+    quantity_min_steps: int
+    quantity_max_steps: int
+    notional_min_atomic: int
+    fee_maker_bps: int
+    fee_taker_bps: int
+    band_low_bps: int = 7_500
+    band_high_bps: int = 12_500
+    impact_low_bps: int = 9_700
+    impact_high_bps: int = 10_300
+
+
+class CreateAccount(_Command, frozen=True, tag=3):
+    """Open a user account; its id is the next account number."""
+
+
+class Credit(_Command, frozen=True, tag=4):
+    """Credit an account from the outside world (operator funding; reason `deposit`)."""
+
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+
+
+class PlaceOrder(_Command, frozen=True, tag=5):
+    """Place one order. A market order gives exactly one of quantity_steps and
+    quote_quantity_atomic (the other is 0) and price_ticks 0."""
+
+    account_id: int
+    market_id: int
+    side: int  # orders.Side
+    order_type: int  # orders.OrderType
+    time_in_force: int = 0  # orders.TimeInForce
+    price_ticks: int = 0
+    quantity_steps: int = 0
+    quote_quantity_atomic: int = 0
+    post_only: bool = False
+    self_trade_prevention: int = 0  # orders.SelfTradePrevention
+    client_id: int = NO_CLIENT_ID
+
+
+class PlaceOrders(_Command, frozen=True, tag=6):
+    """Place up to limits.batch_orders_max orders, each independently, in order.
+
+    Items are PlaceOrder values whose own seq and timestamp are ignored and whose
+    account must be the batch's account."""
+
+    account_id: int
+    orders: tuple[PlaceOrder, ...]
+
+
+class CancelOrder(_Command, frozen=True, tag=7):
+    """Cancel one open order of the account, by order id or by client id."""
+
+    account_id: int
+    market_id: int
+    order_id: int = NO_ORDER_ID
+    client_id: int = NO_CLIENT_ID
+
+
+class CancelAllOrders(_Command, frozen=True, tag=8):
+    """Cancel every open order of the account in one market."""
+
+    account_id: int
+    market_id: int
+
+
+class Tick(_Command, frozen=True, tag=9):
+    """Let time pass: the sequencer's clock, logged so that replay sees it."""
+
+
+Command = (
+    ListAsset | ListMarket | CreateAccount | Credit | PlaceOrder | PlaceOrders | CancelOrder | CancelAllOrders | Tick
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Command)
+
+
+def encode_command(command: Command) -> bytes:
+    """Return the canonical bytes of a command (msgpack, array-like, integer tags)."""
+    return _encoder.encode(command)
+
+
+def decode_command(data: bytes) -> Command:
+    """Return the command encoded in `data`; raises msgspec.DecodeError if malformed."""
+    command: Command = _decoder.decode(data)
+    return command

@@ -1,0 +1,105 @@
+"""The engine: one object owning all exchange state, one entry point, `apply`.
+
+`apply(command) -> list[Event]` is a pure function of the state and the command: no
+clock, randomness, environment or I/O (DESIGN.md rule 2). The command's sequence number
+must follow the last one applied and its timestamp must not go backwards; both are
+given by the sequencer. A refused command yields one `CommandRejected` event and leaves
+every part of the state except the log position (`seq_last`, `timestamp_ns_last`)
+exactly as it was, because every handler decides before it applies.
+
+This module dispatches only; the rules live in listing.py and matching.py.
+
+Imports: the core's own modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from keel.core import limits
+from keel.core.commands import (
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Credit,
+    ListAsset,
+    ListMarket,
+    PlaceOrder,
+    PlaceOrders,
+    Tick,
+)
+from keel.core.errors import RejectCode, Rejected
+from keel.core.events import CommandRejected, Event
+from keel.core.listing import create_account, credit, list_asset, list_market
+from keel.core.matching import cancel_all_orders, cancel_order, place_order
+from keel.core.state import ExchangeState
+
+ENGINE_VERSION = 1
+
+
+def _place_batch(state: ExchangeState, command: PlaceOrders, events: list[Event]) -> None:
+    """Place each item in order; a refused item is reported and the rest go on (spec 8.6)."""
+    if not 1 <= len(command.orders) <= limits.batch_orders_max:
+        raise Rejected(RejectCode.BATCH_TOO_LARGE, f"a batch holds 1 to {limits.batch_orders_max} orders")
+    for index, item in enumerate(command.orders):
+        if item.account_id != command.account_id:
+            events.append(
+                CommandRejected(
+                    int(RejectCode.ORDER_MALFORMED),
+                    "every order in a batch must be for the same account",
+                    index,
+                )
+            )
+            continue
+        try:
+            place_order(
+                state, msgspec.structs.replace(item, seq=command.seq, timestamp_ns=command.timestamp_ns), events
+            )
+        except Rejected as rejected:
+            events.append(CommandRejected(int(rejected.code), rejected.message, index))
+
+
+def _tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
+    """Let time pass. Time-driven rules (funding, interest, schedules) hook in here."""
+
+
+_HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
+    PlaceOrder: place_order,
+    CancelOrder: cancel_order,
+    PlaceOrders: _place_batch,
+    CancelAllOrders: cancel_all_orders,
+    Credit: credit,
+    CreateAccount: create_account,
+    ListAsset: list_asset,
+    ListMarket: list_market,
+    Tick: _tick,
+}
+
+
+class Engine:
+    """Owns an ExchangeState; `apply` is the only way to change it."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ExchangeState | None = None) -> None:
+        self.state = state if state is not None else ExchangeState()
+
+    def apply(self, command: Command) -> list[Event]:
+        """Apply one sequenced command; return its events (a rejection is one event)."""
+        state = self.state
+        seq = command.seq
+        assert seq == state.seq_last + 1, f"command seq {seq} does not follow {state.seq_last}"
+        assert command.timestamp_ns >= state.timestamp_ns_last, "timestamps must not go backwards"
+        state.seq_last = seq
+        state.timestamp_ns_last = command.timestamp_ns
+        events: list[Event] = []
+        try:
+            _HANDLERS[type(command)](state, command, events)
+        except Rejected as rejected:
+            assert not events, "a handler changed state before it refused"
+            return [CommandRejected(int(rejected.code), rejected.message)]
+        return events

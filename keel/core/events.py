@@ -1,0 +1,148 @@
+"""Events: what happened, in the past tense, produced by `Engine.apply`.
+
+Events are a msgspec tagged union like commands; their canonical bytes are what the
+determinism tests compare across processes. Tags are public: never renumber them.
+
+Imports: msgspec.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+@enum.unique
+class EntryReason(enum.IntEnum):
+    """Why value moved (DESIGN.md rule 3). Public numbers: never renumber."""
+
+    TRADE = 1  # a trade's base and quote legs and its fees
+    DEPOSIT = 2
+    WITHDRAWAL = 3
+    FUNDING = 4
+    INTEREST = 5
+    LIQUIDATION = 6
+    INSURANCE = 7
+    ADJUSTMENT = 8
+    ADL = 9
+    REALIZED_PNL = 10
+
+
+class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="k", gc=False):
+    pass
+
+
+class AssetListed(_Event, frozen=True, tag=1):
+    asset_id: int
+    symbol: str
+    decimals: int
+
+
+class MarketListed(_Event, frozen=True, tag=2):
+    market_id: int
+    symbol: str
+
+
+class AccountCreated(_Event, frozen=True, tag=3):
+    account_id: int
+
+
+class OrderAccepted(_Event, frozen=True, tag=4):
+    """An order entered the engine (it may trade, rest, or end in the same command)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price_ticks: int
+    quantity_steps: int
+    quote_quantity_atomic: int
+    client_id: int
+    post_only: bool
+    self_trade_prevention: int
+
+
+class TradeExecuted(_Event, frozen=True, tag=5):
+    """A taker order traded with a resting maker order at the maker's price."""
+
+    trade_id: int
+    market_id: int
+    price_ticks: int
+    quantity_steps: int
+    taker_order_id: int
+    maker_order_id: int
+    taker_account_id: int
+    maker_account_id: int
+    taker_side: int
+    fee_taker_atomic: int
+    fee_maker_atomic: int  # negative: a rebate
+
+
+class OrderCancelled(_Event, frozen=True, tag=6):
+    """An open order was cancelled (by its owner, or as a resting order hit by STP)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    reason: int  # orders.EndReason
+    cancelled_steps: int
+
+
+class OrderExpired(_Event, frozen=True, tag=7):
+    """An order's unfilled remainder ended by rule (IOC, market, STP, fill limit)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    reason: int  # orders.EndReason
+    cancelled_steps: int
+
+
+class LedgerPosted(_Event, frozen=True, tag=8):
+    """One balanced journal entry: its lines sum to zero per asset.
+
+    `lines` are (account_id, asset_id, amount_atomic); `reference` is the trade id for
+    TRADE entries and the command's seq otherwise."""
+
+    entry_id: int
+    reason: int  # EntryReason
+    reference: int
+    lines: tuple[tuple[int, int, int], ...]
+
+
+class CommandRejected(_Event, frozen=True, tag=9):
+    """The command (or batch item `item`; -1 for the whole command) changed nothing."""
+
+    code: int  # errors.RejectCode
+    message: str
+    item: int = -1
+
+
+Event = (
+    AssetListed
+    | MarketListed
+    | AccountCreated
+    | OrderAccepted
+    | TradeExecuted
+    | OrderCancelled
+    | OrderExpired
+    | LedgerPosted
+    | CommandRejected
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[Event])
+
+
+def encode_events(events: list[Event]) -> bytes:
+    """Return the canonical bytes of a list of events."""
+    return _encoder.encode(events)
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """Return the events encoded in `data`."""
+    events: list[Event] = _decoder.decode(data)
+    return events

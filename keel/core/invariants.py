@@ -1,0 +1,144 @@
+"""The invariants of DESIGN.md (spot part), checked on demand: `audit(state)`.
+
+`audit` returns a list of findings, each naming exactly what is wrong ("account 7
+USDC: locked 1500 != holds of open orders 1400"); an empty list means all hold.
+`check` raises InvariantViolation with the same findings.
+
+Checked:
+- per asset, the balances of all accounts (users, fees, external) sum to zero;
+- per user account and asset: balance >= 0, 0 <= locked <= balance, and locked equals
+  the holds of the account's open orders;
+- per (account, asset), with a LedgerTotals: balance == sum of posted ledger lines,
+  every entry balanced, entries numbered without gaps;
+- per open order: filled + open == quantity, open > 0, its hold is exactly what its
+  open quantity can cost, it is indexed by its account (and client id);
+- per book: the live orders are exactly the market's open orders, each once, in the
+  level of their price, in arrival order; level totals are right; no empty level; the
+  book is not crossed.
+
+Imports: state, accounts, ledger, matching (hold rules), errors.
+"""
+
+from __future__ import annotations
+
+from keel.core.accounts import is_user_account
+from keel.core.errors import InvariantViolation
+from keel.core.ledger import LedgerTotals
+from keel.core.matching import resting_buy_hold_atomic
+from keel.core.state import ExchangeState
+
+
+def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]:
+    """Return every invariant violation found in `state` (empty when all hold)."""
+    findings: list[str] = []
+    assets = state.assets
+    names = [asset.symbol for asset in assets]
+    # Conservation: value only moves between accounts.
+    for asset_id, name in enumerate(names):
+        total = sum(account.balances[asset_id] for account in state.accounts.values())
+        if total != 0:
+            findings.append(f"{name}: balances of all accounts sum to {total}, not 0")
+    # Holds of open orders, per account and asset.
+    holds: dict[tuple[int, int], int] = {}
+    for order_id, order in state.orders.items():
+        market = state.markets[order.market_id]
+        where = f"order {order_id} ({market.symbol})"
+        if order.order_id != order_id:
+            findings.append(f"{where}: indexed under the wrong id {order.order_id}")
+        if order.open_steps <= 0:
+            findings.append(f"{where}: open but has open quantity {order.open_steps}")
+        if order.filled_steps + order.open_steps != order.quantity_steps:
+            findings.append(
+                f"{where}: filled {order.filled_steps} + open {order.open_steps} != quantity {order.quantity_steps}"
+            )
+        if order.side == 0:
+            hold_asset, expected_hold = (
+                market.quote_asset_id,
+                resting_buy_hold_atomic(market, order),
+            )
+        else:
+            hold_asset, expected_hold = market.base_asset_id, order.open_steps * market.step_atomic
+        if order.hold_atomic != expected_hold:
+            findings.append(f"{where}: holds {order.hold_atomic}, its open quantity needs {expected_hold}")
+        key = (order.account_id, hold_asset)
+        holds[key] = holds.get(key, 0) + order.hold_atomic
+        account = state.accounts.get(order.account_id)
+        if account is None or account.orders_open.get(order_id) is not order:
+            findings.append(f"{where}: missing from account {order.account_id}'s open orders")
+        if order.client_id != -1 and (account is None or account.client_orders.get(order.client_id) is not order):
+            findings.append(f"{where}: client id {order.client_id} not indexed on its account")
+    for account_id, account in state.accounts.items():
+        for order_id, order in account.orders_open.items():
+            if state.orders.get(order_id) is not order:
+                findings.append(f"account {account_id}: lists order {order_id}, which is not open")
+        for client_id, order in account.client_orders.items():
+            if order.client_id != client_id or state.orders.get(order.order_id) is not order:
+                findings.append(f"account {account_id}: client id {client_id} points at a closed or wrong order")
+        if len(account.balances) != len(assets) or len(account.locked) != len(assets):
+            findings.append(f"account {account_id}: has {len(account.balances)} balances for {len(assets)} assets")
+            continue
+        for asset_id, name in enumerate(names):
+            balance = account.balances[asset_id]
+            locked = account.locked[asset_id]
+            where = f"account {account_id} {name}"
+            if is_user_account(account_id):
+                if balance < 0:
+                    findings.append(f"{where}: balance {balance} is negative")
+                if locked < 0 or locked > balance:
+                    findings.append(f"{where}: locked {locked} outside 0..balance {balance}")
+            expected_locked = holds.get((account_id, asset_id), 0)
+            if locked != expected_locked:
+                findings.append(f"{where}: locked {locked} != holds of open orders {expected_locked}")
+            if ledger is not None and ledger.total(account_id, asset_id) != balance:
+                findings.append(
+                    f"{where}: balance {balance} != sum of its ledger lines {ledger.total(account_id, asset_id)}"
+                )
+    if ledger is not None:
+        if ledger.unbalanced:
+            findings.append(f"ledger entries unbalanced or out of order: {ledger.unbalanced[:10]}")
+        if ledger.entries != state.entry_id_next - 1:
+            findings.append(f"ledger has {ledger.entries} entries, the engine posted {state.entry_id_next - 1}")
+        for account_id, _asset_id in ledger.totals:
+            if account_id not in state.accounts:
+                findings.append(f"ledger lines name account {account_id}, which does not exist")
+    findings.extend(_audit_books(state))
+    return findings
+
+
+def _audit_books(state: ExchangeState) -> list[str]:
+    findings: list[str] = []
+    for market_id, book in enumerate(state.books):
+        symbol = state.markets[market_id].symbol
+        seen: dict[int, int] = {}
+        for side, levels in ((0, book.bids), (1, book.asks)):
+            for price, level in levels.items():
+                where = f"{symbol} {'bid' if side == 0 else 'ask'} level {price}"
+                live = [order for order in level.orders if order.open_steps > 0]
+                if not live:
+                    findings.append(f"{where}: empty level left in the book")
+                if level.live != len(live):
+                    findings.append(f"{where}: counts {level.live} live orders, holds {len(live)}")
+                if level.open_steps != sum(order.open_steps for order in live):
+                    findings.append(f"{where}: open quantity {level.open_steps} != sum of its orders")
+                ids = [order.order_id for order in live]
+                if ids != sorted(ids):
+                    findings.append(f"{where}: orders out of time priority {ids[:10]}")
+                for order in live:
+                    seen[order.order_id] = seen.get(order.order_id, 0) + 1
+                    if state.orders.get(order.order_id) is not order:
+                        findings.append(f"{where}: order {order.order_id} in the book is not open")
+                    if order.price_ticks != price or order.side != side or order.market_id != market_id:
+                        findings.append(f"{where}: order {order.order_id} rests at the wrong place")
+        for order_id, order in state.orders.items():
+            if order.market_id == market_id and seen.get(order_id, 0) != 1:
+                findings.append(f"{symbol}: open order {order_id} appears {seen.get(order_id, 0)} times in the book")
+        if book.bids and book.asks and max(book.bids) >= min(book.asks):
+            findings.append(f"{symbol}: book crossed, best bid {max(book.bids)} >= best ask {min(book.asks)}")
+    return findings
+
+
+def check(state: ExchangeState, ledger: LedgerTotals | None = None) -> None:
+    """Raise InvariantViolation naming every violation, if there is any."""
+    findings = audit(state, ledger)
+    if findings:
+        raise InvariantViolation(findings)

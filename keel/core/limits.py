@@ -1,0 +1,22 @@
+"""Bounds on everything the core holds or loops over (TigerBeetle: put a limit on it).
+
+Module-level asserts state how the limits relate.
+"""
+
+from __future__ import annotations
+
+orders_open_per_account_max = 2_000
+fills_per_command_max = 5_000
+batch_orders_max = 20
+assets_max = 256
+markets_max = 1_024
+client_id_max = 2**32 - 1  # Backpack's clientId is a uint32
+# Integers that leave the process (log encoding, PostgreSQL BIGINT) must fit in i64.
+amount_atomic_max = 2**62
+price_ticks_max = 2**40
+quantity_steps_max = 2**40
+fee_bps_abs_max = 1_000  # 10%
+
+assert fills_per_command_max >= batch_orders_max
+assert price_ticks_max * quantity_steps_max <= 2**80  # notional before scaling stays small
+assert fee_bps_abs_max < 10_000

@@ -1,0 +1,136 @@
+"""Listing assets and markets, opening accounts and operator credits.
+
+These are the operator's commands that shape the exchange: a listing is permanent, its
+id is its position in listing order. `list_market` refuses a grid on which some
+notional would not be an exact integer of quote atomic units.
+
+Imports: accounts, assets, book, errors, events, ledger, limits, markets, state.
+"""
+
+from __future__ import annotations
+
+from keel.core import limits
+from keel.core.accounts import EXTERNAL_ACCOUNT_ID, Account
+from keel.core.assets import Asset
+from keel.core.book import Book
+from keel.core.commands import CreateAccount, Credit, ListAsset, ListMarket
+from keel.core.errors import RejectCode, Rejected
+from keel.core.events import AccountCreated, AssetListed, EntryReason, Event, MarketListed
+from keel.core.ledger import post_entry
+from keel.core.markets import Market
+from keel.core.money import BPS
+from keel.core.state import ExchangeState
+
+
+def _check_symbol(symbol: str, code: RejectCode) -> None:
+    if not (1 <= len(symbol) <= 32 and symbol.isascii() and symbol.replace("_", "").isalnum()):
+        raise Rejected(code, f"symbol {symbol!r} must be 1-32 letters, digits or _")
+
+
+def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) -> None:
+    """List an asset. Raises Rejected(ASSET_EXISTS, ASSET_CONFIG_INVALID)."""
+    _check_symbol(command.symbol, RejectCode.ASSET_CONFIG_INVALID)
+    if command.symbol in state.asset_ids_by_symbol:
+        raise Rejected(RejectCode.ASSET_EXISTS, f"asset {command.symbol} is already listed")
+    if not 0 <= command.decimals <= 18:
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "an asset has 0 to 18 decimals")
+    if len(state.assets) >= limits.assets_max:
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, f"at most {limits.assets_max} assets")
+    asset_id = len(state.assets)
+    state.assets.append(Asset(asset_id, command.symbol, command.decimals))
+    state.asset_ids_by_symbol[command.symbol] = asset_id
+    for account in state.accounts.values():
+        account.balances.append(0)
+        account.locked.append(0)
+    events.append(AssetListed(asset_id, command.symbol, command.decimals))
+
+
+def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) -> None:
+    """List a spot market. Raises Rejected(MARKET_EXISTS, UNKNOWN_ASSET, MARKET_CONFIG_INVALID)."""
+    _check_symbol(command.symbol, RejectCode.MARKET_CONFIG_INVALID)
+    if command.symbol in state.market_ids_by_symbol:
+        raise Rejected(RejectCode.MARKET_EXISTS, f"market {command.symbol} is already listed")
+    assets_count = len(state.assets)
+    for asset_id in (command.base_asset_id, command.quote_asset_id):
+        if not 0 <= asset_id < assets_count:
+            raise Rejected(RejectCode.UNKNOWN_ASSET, f"asset {asset_id} does not exist")
+    problems = []
+    if command.base_asset_id == command.quote_asset_id:
+        problems.append("base and quote must differ")
+    if command.tick_atomic <= 0 or command.step_atomic <= 0:
+        problems.append("tick and step must be positive")
+    base_unit = 10 ** state.assets[command.base_asset_id].decimals
+    if command.tick_atomic > 0 and command.step_atomic > 0 and (command.tick_atomic * command.step_atomic) % base_unit:
+        problems.append("tick x step must be a whole number of quote atomic units")
+    if command.quantity_min_steps < 1 or command.quantity_max_steps < 0:
+        problems.append("minimum quantity must be at least one step")
+    if 0 < command.quantity_max_steps < command.quantity_min_steps:
+        problems.append("maximum quantity is below the minimum")
+    if command.notional_min_atomic < 0:
+        problems.append("minimum notional must not be negative")
+    if not 0 <= command.fee_taker_bps <= limits.fee_bps_abs_max:
+        problems.append("taker fee out of range")
+    if not -command.fee_taker_bps <= command.fee_maker_bps <= command.fee_taker_bps:
+        # A maker fee above the taker fee would break the entry hold bound; a rebate
+        # larger than the taker fee would make the fee account pay out over time.
+        problems.append("maker fee must lie between minus the taker fee and the taker fee")
+    if not 0 < command.band_low_bps <= BPS <= command.band_high_bps:
+        problems.append("price band must contain the last price")
+    if not 0 < command.impact_low_bps <= BPS <= command.impact_high_bps:
+        problems.append("impact band must contain the best price")
+    if len(state.markets) >= limits.markets_max:
+        problems.append(f"at most {limits.markets_max} markets")
+    if problems:
+        raise Rejected(RejectCode.MARKET_CONFIG_INVALID, f"market {command.symbol}: " + "; ".join(problems))
+    market_id = len(state.markets)
+    state.markets.append(
+        Market(
+            market_id,
+            command.symbol,
+            command.base_asset_id,
+            command.quote_asset_id,
+            command.tick_atomic,
+            command.step_atomic,
+            command.tick_atomic * command.step_atomic // base_unit,
+            command.quantity_min_steps,
+            command.quantity_max_steps,
+            command.notional_min_atomic,
+            command.fee_maker_bps,
+            command.fee_taker_bps,
+            command.band_low_bps,
+            command.band_high_bps,
+            command.impact_low_bps,
+            command.impact_high_bps,
+        )
+    )
+    state.market_ids_by_symbol[command.symbol] = market_id
+    state.books.append(Book())
+    events.append(MarketListed(market_id, command.symbol))
+
+
+def create_account(state: ExchangeState, command: CreateAccount, events: list[Event]) -> None:
+    """Open the next user account."""
+    account_id = state.account_id_next
+    state.account_id_next = account_id + 1
+    state.accounts[account_id] = Account(account_id, len(state.assets))
+    events.append(AccountCreated(account_id))
+
+
+def credit(state: ExchangeState, command: Credit, events: list[Event]) -> None:
+    """Move an amount from the external account to a user (ledger reason `deposit`).
+
+    Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET, AMOUNT_NOT_POSITIVE, VALUE_TOO_LARGE)."""
+    account = state.accounts.get(command.account_id)
+    if account is None or command.account_id <= 0:
+        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {command.account_id} does not exist")
+    if not 0 <= command.asset_id < len(state.assets):
+        raise Rejected(RejectCode.UNKNOWN_ASSET, f"asset {command.asset_id} does not exist")
+    if command.amount_atomic <= 0:
+        raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a credit must be a positive amount")
+    if account.balances[command.asset_id] + command.amount_atomic > limits.amount_atomic_max:
+        raise Rejected(RejectCode.VALUE_TOO_LARGE, "the balance would exceed the largest amount Keel holds")
+    lines = (
+        (EXTERNAL_ACCOUNT_ID, command.asset_id, -command.amount_atomic),
+        (command.account_id, command.asset_id, command.amount_atomic),
+    )
+    post_entry(state, int(EntryReason.DEPOSIT), command.seq, lines, events)

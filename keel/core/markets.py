@@ -1,0 +1,93 @@
+"""Markets: the price and quantity grid, order filters, fees and trading state.
+
+A spot market trades `base` against `quote`. Prices are integers of ticks, where one
+tick is `tick_atomic` quote atomic units per whole base unit; quantities are integers
+of steps, where one step is `step_atomic` base atomic units. The quote value of one
+tick times one step is `lot_atomic`, which listing requires to be an exact integer, so
+every notional is exact: notional_atomic = price_ticks * quantity_steps * lot_atomic.
+
+Filters follow Backpack's market object (spec section 5.1): a limit price must lie
+within [band_low_bps, band_high_bps] / 10,000 of the last trade price, and a market
+order may not trade beyond best opposite price * impact bps / 10,000.
+
+Imports: msgspec, errors, money.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from keel.core.errors import RejectCode, Rejected
+from keel.core.money import parse_decimal
+
+
+@enum.unique
+class MarketState(enum.IntEnum):
+    """What a market accepts (DESIGN.md, market states)."""
+
+    OPEN = 0
+    POST_ONLY = 1
+    LIMIT_ONLY = 2
+    CANCEL_ONLY = 3
+    CLOSED = 4
+
+
+class Market(msgspec.Struct, array_like=True, gc=False):
+    """A listed market. Everything but `state`, `last_price_ticks` and `volume_steps` is fixed at listing."""
+
+    market_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_atomic: int  # quote atomic units per whole base unit, per price tick
+    step_atomic: int  # base atomic units per quantity step
+    lot_atomic: int  # quote atomic value of 1 tick x 1 step
+    quantity_min_steps: int
+    quantity_max_steps: int  # 0: no maximum
+    notional_min_atomic: int
+    fee_maker_bps: int  # may be negative: a rebate
+    fee_taker_bps: int
+    band_low_bps: int  # limit price >= last price * band_low_bps / 10,000
+    band_high_bps: int
+    impact_low_bps: int  # a market sell trades no lower than best bid * impact_low_bps / 10,000
+    impact_high_bps: int
+    state: MarketState = MarketState.OPEN
+    last_price_ticks: int = 0  # 0: no trade yet, so no band applies
+    volume_steps: int = 0  # quantity traded since listing
+
+
+def price_ticks_from_decimal(market: Market, quote_decimals: int, text: str) -> int:
+    """Return the price in ticks for a decimal string; refuse off-tick prices.
+
+    Raises Rejected(DECIMAL_MALFORMED, DECIMAL_TOO_PRECISE, PRICE_OFF_TICK, PRICE_NOT_POSITIVE).
+    """
+    atomic = parse_decimal(text, quote_decimals, field="price")
+    if atomic <= 0:
+        raise Rejected(RejectCode.PRICE_NOT_POSITIVE, f"price must be positive, got {text}")
+    ticks, remainder = divmod(atomic, market.tick_atomic)
+    if remainder:
+        raise Rejected(
+            RejectCode.PRICE_OFF_TICK,
+            f"price {text} is not a multiple of the tick size of {market.symbol}",
+        )
+    return ticks
+
+
+def quantity_steps_from_decimal(market: Market, base_decimals: int, text: str) -> int:
+    """Return the quantity in steps for a decimal string; refuse off-step quantities.
+
+    Raises Rejected(DECIMAL_MALFORMED, DECIMAL_TOO_PRECISE, QUANTITY_OFF_STEP,
+    QUANTITY_NOT_POSITIVE).
+    """
+    atomic = parse_decimal(text, base_decimals, field="quantity")
+    if atomic <= 0:
+        raise Rejected(RejectCode.QUANTITY_NOT_POSITIVE, f"quantity must be positive, got {text}")
+    steps, remainder = divmod(atomic, market.step_atomic)
+    if remainder:
+        raise Rejected(
+            RejectCode.QUANTITY_OFF_STEP,
+            f"quantity {text} is not a multiple of the step size of {market.symbol}",
+        )
+    return steps

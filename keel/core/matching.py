@@ -1,0 +1,716 @@
+"""Order entry, matching and cancellation: the engine's hot path.
+
+Theory of operation. `place_order` first decides: every check that can refuse the order
+runs before anything is written (STYLE.md: decide, then apply), in the spec's validation
+order (section 8.1): account, market, market state, shape, grid and filters, price band,
+client id, open-order limit, post-only, self-trade at entry, fill-or-kill, funds. Then it
+applies: the taker crosses the opposite side level by level, best price first and oldest
+order first within a level, each trade at the maker's price; the remainder rests (GTC
+limit) or expires (IOC, FOK never has one, market).
+
+Holds. A buy holds quote, a sell holds base. A sell holds exactly its open base quantity.
+A buy holds its worst-case cost: limit price x open quantity x lot, plus the fee that
+quantity could still cost. Fees are charged on an order's cumulative notional per role,
+rounded up (toward the exchange) once per role and order:
+
+    taker fee so far = ceil(notional_taker x fee_taker_bps / 10,000)
+    maker fee so far = ceil(notional_maker x fee_maker_bps / 10,000)
+
+so a fill is charged the increase of that function, and a resting buy's hold is
+price x open x lot + ceil((notional_maker + price x open x lot) x bps) - ceil(notional_maker x bps),
+which never falls by less than the fill costs (a fill at a better price costs less,
+and ceil is monotone). An order that may both take and rest pays two roundings, which
+can exceed one rounding of the total by one atomic unit; its entry hold includes that
+unit, so available never goes negative. Negative maker fees (rebates) round toward zero
+because ceil of a negative amount is its truncation.
+
+Self-trade prevention (spec 8.2): REJECT_TAKER ends the taker (refused outright if its
+very first match would be against its own account, so nothing changes), REJECT_MAKER
+cancels the resting order and goes on, REJECT_BOTH cancels the resting order and ends
+the taker. ALLOW (never from the gateway) trades with itself.
+
+Every trade posts one balanced ledger entry of five lines: base from seller to buyer,
+quote from buyer to seller net of fees, and both fees to the fee account.
+
+Imports: accounts, book, errors, events, limits, markets, money, orders, state.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop
+
+from keel.core import limits
+from keel.core.accounts import FEE_ACCOUNT_ID, Account
+from keel.core.book import Book
+from keel.core.commands import (
+    NO_CLIENT_ID,
+    NO_ORDER_ID,
+    CancelAllOrders,
+    CancelOrder,
+    PlaceOrder,
+)
+from keel.core.errors import RejectCode, Rejected
+from keel.core.events import (
+    EntryReason,
+    Event,
+    LedgerPosted,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    TradeExecuted,
+)
+from keel.core.markets import Market
+from keel.core.money import BPS, div_ceil, div_floor
+from keel.core.orders import (
+    EndReason,
+    Order,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from keel.core.state import ExchangeState
+
+_TRADE = int(EntryReason.TRADE)
+_ALLOW = int(SelfTradePrevention.ALLOW)
+_REJECT_TAKER = int(SelfTradePrevention.REJECT_TAKER)
+_REJECT_BOTH = int(SelfTradePrevention.REJECT_BOTH)
+_STP_END = int(EndReason.SELF_TRADE_PREVENTION)
+_FILL_LIMIT_END = int(EndReason.FILL_LIMIT)
+_BUDGET_END = int(EndReason.INSUFFICIENT_FUNDS)
+_IOC_END = int(EndReason.IMMEDIATE_OR_CANCEL)
+_STP_CANCEL = int(EndReason.SELF_TRADE_PREVENTION)
+_FILLS_MAX = limits.fills_per_command_max
+
+
+def fee_increase_atomic(notional_before: int, notional_added: int, fee_bps: int) -> int:
+    """Return ceil((before + added) x bps / 10,000) - ceil(before x bps / 10,000).
+
+    The fee a fill adds to an order's cumulative fee in one role; rounds toward the
+    exchange (a rebate, with negative bps, toward zero)."""
+    return div_ceil((notional_before + notional_added) * fee_bps, BPS) - div_ceil(notional_before * fee_bps, BPS)
+
+
+def resting_buy_hold_atomic(market: Market, order: Order) -> int:
+    """Return what a resting buy order must hold: open cost plus its maker fee bound."""
+    cost = order.price_ticks * order.open_steps * market.lot_atomic
+    if market.fee_maker_bps <= 0 or cost == 0:
+        return cost
+    return cost + fee_increase_atomic(order.notional_maker_atomic, cost, market.fee_maker_bps)
+
+
+def _reject_unknown_market(market_id: int) -> Rejected:
+    return Rejected(RejectCode.UNKNOWN_MARKET, f"market {market_id} does not exist")
+
+
+def market_for(state: ExchangeState, market_id: int) -> Market:
+    """Return the market with this id; raises Rejected(UNKNOWN_MARKET)."""
+    if 0 <= market_id < len(state.markets):
+        return state.markets[market_id]
+    raise _reject_unknown_market(market_id)
+
+
+def user_account_for(state: ExchangeState, account_id: int) -> Account:
+    """Return a user's account; raises Rejected(UNKNOWN_ACCOUNT)."""
+    account = state.accounts.get(account_id)
+    if account is None or account_id <= 0:
+        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
+    return account
+
+
+def _check_shape(command: PlaceOrder) -> None:
+    """Refuse an order whose fields contradict each other (RejectCode 1xxx)."""
+    if command.side != 0 and command.side != 1:
+        raise Rejected(RejectCode.ORDER_MALFORMED, "side must be Bid or Ask")
+    if command.time_in_force not in (0, 1, 2):
+        raise Rejected(RejectCode.ORDER_MALFORMED, "time in force must be GTC, IOC or FOK")
+    if command.self_trade_prevention not in (0, 1, 2, 3):
+        raise Rejected(RejectCode.ORDER_MALFORMED, "unknown self-trade prevention mode")
+    client_id = command.client_id
+    if client_id != NO_CLIENT_ID and not 0 <= client_id <= limits.client_id_max:
+        raise Rejected(RejectCode.CLIENT_ID_INVALID, f"client id {client_id} is not a uint32")
+    if command.order_type == OrderType.LIMIT:
+        if command.price_ticks <= 0:
+            raise Rejected(RejectCode.PRICE_NOT_POSITIVE, "a limit order needs a positive price")
+        if command.quantity_steps <= 0:
+            raise Rejected(RejectCode.QUANTITY_NOT_POSITIVE, "quantity must be positive")
+        if command.quote_quantity_atomic != 0:
+            raise Rejected(RejectCode.ORDER_MALFORMED, "a limit order takes a quantity, not a quote quantity")
+        if command.post_only and command.time_in_force != TimeInForce.GTC:
+            raise Rejected(RejectCode.ORDER_MALFORMED, "post-only orders must be GTC")
+        if command.price_ticks > limits.price_ticks_max:
+            raise Rejected(RejectCode.VALUE_TOO_LARGE, "price is too large")
+    elif command.order_type == OrderType.MARKET:
+        if command.price_ticks != 0:
+            raise Rejected(RejectCode.ORDER_MALFORMED, "a market order takes no price")
+        if command.post_only:
+            raise Rejected(RejectCode.ORDER_MALFORMED, "a market order cannot be post-only")
+        has_quantity = command.quantity_steps != 0
+        has_quote = command.quote_quantity_atomic != 0
+        if has_quantity == has_quote:
+            raise Rejected(
+                RejectCode.ORDER_MALFORMED,
+                "a market order takes exactly one of quantity and quote quantity",
+            )
+        if command.quantity_steps < 0 or command.quote_quantity_atomic < 0:
+            raise Rejected(RejectCode.QUANTITY_NOT_POSITIVE, "quantity must be positive")
+        if command.quote_quantity_atomic > limits.amount_atomic_max:
+            raise Rejected(RejectCode.VALUE_TOO_LARGE, "quote quantity is too large")
+    else:
+        raise Rejected(RejectCode.ORDER_MALFORMED, "order type must be Limit or Market")
+    if command.quantity_steps > limits.quantity_steps_max:
+        raise Rejected(RejectCode.VALUE_TOO_LARGE, "quantity is too large")
+
+
+def _check_quantity(market: Market, quantity_steps: int) -> None:
+    if quantity_steps < market.quantity_min_steps:
+        raise Rejected(
+            RejectCode.QUANTITY_BELOW_MINIMUM,
+            f"quantity is below the minimum of {market.quantity_min_steps} steps for {market.symbol}",
+        )
+    if market.quantity_max_steps and quantity_steps > market.quantity_max_steps:
+        raise Rejected(
+            RejectCode.QUANTITY_ABOVE_MAXIMUM,
+            f"quantity is above the maximum of {market.quantity_max_steps} steps for {market.symbol}",
+        )
+
+
+def _first_live(book: Book, is_buy: bool) -> Order | None:
+    """Return the oldest live order at the best opposite price, or None."""
+    price = book.best_ask() if is_buy else book.best_bid()
+    if price == 0:
+        return None
+    side_levels = book.asks if is_buy else book.bids
+    for order in side_levels[price].orders:
+        if order.open_steps > 0:
+            return order
+    raise AssertionError("a level in the book has no live order")
+
+
+def _fillable_steps(book: Book, is_buy: bool, limit_ticks: int, account_id: int, stp: int, wanted: int) -> int:
+    """Return how many steps a taker could fill up to its limit (fill-or-kill check)."""
+    side = Side.SELL if is_buy else Side.BUY
+    total = 0
+    for price, level in book.levels_sorted(side):
+        if (price > limit_ticks) if is_buy else (price < limit_ticks):
+            break
+        for order in level.orders:
+            if order.open_steps == 0:
+                continue
+            if order.account_id == account_id and stp != _ALLOW:
+                if stp in (_REJECT_TAKER, _REJECT_BOTH):
+                    return total
+                continue  # REJECT_MAKER: that order is cancelled and skipped
+            total += order.open_steps
+            if total >= wanted:
+                return total
+    return total
+
+
+def _affordable_steps(budget_atomic: int, unit_atomic: int, notional_taker: int, fee_bps: int) -> int:
+    """Return the most steps at `unit_atomic` quote per step a buy budget pays for, fees included."""
+    if fee_bps <= 0:
+        return budget_atomic // unit_atomic
+    steps = div_floor(budget_atomic * BPS, unit_atomic * (BPS + fee_bps))
+
+    def cost(steps_: int) -> int:
+        notional = unit_atomic * steps_
+        return notional + fee_increase_atomic(notional_taker, notional, fee_bps)
+
+    if cost(steps + 1) <= budget_atomic:
+        steps += 1
+    while steps > 0 and cost(steps) > budget_atomic:
+        steps -= 1
+    return steps
+
+
+_VALID_SHAPES = frozenset(
+    (order_type, time_in_force, stp, post_only)
+    for order_type in (0, 1)
+    for time_in_force in (0, 1, 2)
+    for stp in (0, 1, 2, 3)
+    for post_only in (False, True)
+    if not (post_only and (order_type == 1 or time_in_force != 0))
+)
+_PRICE_MAX = limits.price_ticks_max
+_AMOUNT_MAX = limits.amount_atomic_max
+_QUANTITY_MAX = limits.quantity_steps_max
+_CLIENT_ID_MAX = limits.client_id_max
+_OPEN_ORDERS_MAX = limits.orders_open_per_account_max
+_NO_LIQUIDITY_END = int(EndReason.NO_LIQUIDITY)
+
+
+def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) -> None:
+    """Check and apply one order; append its events.
+
+    Raises Rejected (and changes nothing) for: UNKNOWN_ACCOUNT, UNKNOWN_MARKET,
+    MARKET_NOT_OPEN, ORDER_MALFORMED, PRICE_NOT_POSITIVE, QUANTITY_NOT_POSITIVE,
+    CLIENT_ID_INVALID, VALUE_TOO_LARGE, QUANTITY_BELOW_MINIMUM, QUANTITY_ABOVE_MAXIMUM,
+    NOTIONAL_BELOW_MINIMUM, PRICE_OUT_OF_BAND, DUPLICATE_CLIENT_ID, OPEN_ORDER_LIMIT,
+    POST_ONLY_WOULD_TAKE, SELF_TRADE, FILL_OR_KILL_UNFILLABLE, INSUFFICIENT_AVAILABLE.
+    A market order that finds the opposite side empty is accepted and expires at once
+    (Backpack's expiryReason InsufficientLiquidity).
+    """
+    # ---- decide -------------------------------------------------------------------
+    account_id = command.account_id
+    account = state.accounts.get(account_id)
+    if account is None or account_id <= 0:
+        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
+    market_id = command.market_id
+    markets = state.markets
+    if not 0 <= market_id < len(markets):
+        raise _reject_unknown_market(market_id)
+    market = markets[market_id]
+    if market.state:  # MarketState.OPEN is 0
+        raise Rejected(RejectCode.MARKET_NOT_OPEN, f"{market.symbol} is not open for trading")
+    side = command.side
+    order_type = command.order_type
+    tif = command.time_in_force
+    stp = command.self_trade_prevention
+    post_only = command.post_only
+    price = command.price_ticks
+    quantity = command.quantity_steps
+    quote_budget = command.quote_quantity_atomic
+    client_id = command.client_id
+    # The common shapes pass these few comparisons; anything else gets its precise
+    # rejection from _check_shape, which must then refuse it.
+    if (
+        (side != 0 and side != 1)
+        or (order_type, tif, stp, post_only) not in _VALID_SHAPES
+        or not -1 <= client_id <= _CLIENT_ID_MAX
+        or not 0 <= quantity <= _QUANTITY_MAX
+        or (
+            not (0 < price <= _PRICE_MAX and quantity > 0 and quote_budget == 0)
+            if order_type == 0
+            else (price != 0 or (quantity == 0) == (quote_budget == 0) or not 0 <= quote_budget <= _AMOUNT_MAX)
+        )
+    ):
+        _check_shape(command)
+        raise AssertionError("an order shape passed _check_shape but not the fast check")
+    book = state.books[market_id]
+    is_buy = side == 0
+    lot = market.lot_atomic
+    # Best opposite price; the heap top is valid unless its level emptied.
+    if is_buy:
+        heap = book.ask_heap
+        opposite = heap[0] if heap and heap[0] in book.asks else book.best_ask()
+    else:
+        heap = book.bid_heap
+        opposite = -heap[0] if heap and -heap[0] in book.bids else book.best_bid()
+    end_reason = -1
+    if order_type == 0:
+        if quantity < market.quantity_min_steps or (market.quantity_max_steps and quantity > market.quantity_max_steps):
+            _check_quantity(market, quantity)
+        cost = price * quantity * lot
+        if cost < market.notional_min_atomic:
+            raise Rejected(RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}")
+        last = market.last_price_ticks
+        if last and not (last * market.band_low_bps <= price * BPS <= last * market.band_high_bps):
+            raise Rejected(
+                RejectCode.PRICE_OUT_OF_BAND, f"price is too far from the last traded price of {market.symbol}"
+            )
+        crosses = opposite != 0 and ((opposite <= price) if is_buy else (opposite >= price))
+    elif opposite == 0:
+        if quote_budget:
+            if quote_budget < market.notional_min_atomic:
+                raise Rejected(
+                    RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}"
+                )
+        else:
+            _check_quantity(market, quantity)
+        quantity = 0 if quote_budget else quantity
+        crosses = False
+        end_reason = _NO_LIQUIDITY_END
+        cost = 0
+    else:
+        # The impact band bounds a market order like a limit price (spec 5.1), rounded
+        # inward so the order never trades beyond it.
+        if is_buy:
+            price = div_floor(opposite * market.impact_high_bps, BPS)
+        else:
+            price = div_ceil(opposite * market.impact_low_bps, BPS)
+        if quote_budget:
+            if quote_budget < market.notional_min_atomic:
+                raise Rejected(
+                    RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}"
+                )
+            # An upper bound on steps: a buy gets no more than the budget buys at the
+            # best ask; a sell needs no more than the budget at its impact bound.
+            quantity = quote_budget // ((opposite if is_buy else price) * lot)
+            if quantity == 0:
+                raise Rejected(
+                    RejectCode.QUANTITY_BELOW_MINIMUM, f"quote quantity buys less than one step of {market.symbol}"
+                )
+        else:
+            _check_quantity(market, quantity)
+        cost = price * quantity * lot
+        crosses = True
+    if client_id != -1 and client_id in account.client_orders:
+        raise Rejected(RejectCode.DUPLICATE_CLIENT_ID, f"an open order already has client id {client_id}")
+    may_rest = order_type == 0 and tif == 0
+    if may_rest and len(account.orders_open) >= _OPEN_ORDERS_MAX:
+        raise Rejected(RejectCode.OPEN_ORDER_LIMIT, f"an account may have at most {_OPEN_ORDERS_MAX} open orders")
+    if crosses:
+        if post_only:
+            raise Rejected(
+                RejectCode.POST_ONLY_WOULD_TAKE, f"post-only order would immediately match at price {opposite} ticks"
+            )
+        if stp == _REJECT_TAKER:
+            first = _first_live(book, is_buy)
+            if first is not None and first.account_id == account_id:
+                raise Rejected(RejectCode.SELF_TRADE, "order would trade with your own resting order")
+        if tif == 2 and _fillable_steps(book, is_buy, price, account_id, stp, quantity) < quantity:
+            raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
+    elif tif == 2 and quantity:
+        raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
+    # The hold: what the order can cost (module docstring).
+    if is_buy:
+        hold_asset = market.quote_asset_id
+        if quote_budget:
+            hold = quote_budget if crosses else 0
+        elif post_only:
+            fee_bps = market.fee_maker_bps
+            hold = cost + (-((-cost * fee_bps) // BPS) if fee_bps > 0 else 0)
+        else:
+            hold = cost - ((-cost * market.fee_taker_bps) // BPS)
+            if may_rest and market.fee_maker_bps > 0:
+                hold += 1
+    else:
+        hold_asset = market.base_asset_id
+        hold = quantity * market.step_atomic if crosses or may_rest else 0
+    locked = account.locked
+    if hold > account.balances[hold_asset] - locked[hold_asset]:
+        raise Rejected(
+            RejectCode.INSUFFICIENT_AVAILABLE,
+            f"insufficient funds: the order needs {hold} atomic units of {state.assets[hold_asset].symbol}, "
+            f"{account.balances[hold_asset] - locked[hold_asset]} are available",
+        )
+    # ---- apply --------------------------------------------------------------------
+    order_id = state.order_id_next
+    state.order_id_next = order_id + 1
+    order = Order(
+        order_id,
+        account_id,
+        market_id,
+        side,
+        order_type,
+        tif,
+        price,
+        quantity,
+        quantity,
+        0,
+        client_id,
+        post_only,
+        stp,
+        hold,
+        0,
+        0,
+        command.seq,
+        command.timestamp_ns,
+        quote_budget,
+    )
+    locked[hold_asset] += hold
+    events.append(
+        OrderAccepted(
+            order_id,
+            account_id,
+            market_id,
+            side,
+            order_type,
+            tif,
+            command.price_ticks,
+            command.quantity_steps,
+            quote_budget,
+            client_id,
+            post_only,
+            stp,
+        )
+    )
+    if crosses:
+        end_reason = _match(state, market, book, order, account, events)
+    open_steps = order.open_steps
+    if open_steps and may_rest and end_reason == -1:
+        if is_buy:
+            new_hold = resting_buy_hold_atomic(market, order)
+            levels = book.bids
+        else:
+            new_hold = open_steps * market.step_atomic
+            levels = book.asks
+        locked[hold_asset] -= hold - new_hold
+        order.hold_atomic = new_hold
+        level = levels.get(price)
+        if level is None:
+            level = book.add_level(side, price)
+        level.orders.append(order)
+        level.open_steps += open_steps
+        level.live += 1
+        state.orders[order_id] = order
+        account.orders_open[order_id] = order
+        if client_id != -1:
+            account.client_orders[client_id] = order
+        return
+    locked[hold_asset] -= hold
+    order.hold_atomic = 0
+    if open_steps or end_reason == _NO_LIQUIDITY_END:
+        order.open_steps = 0
+        events.append(
+            OrderExpired(order_id, account_id, market_id, _IOC_END if end_reason == -1 else end_reason, open_steps)
+        )
+
+
+def _match(
+    state: ExchangeState,
+    market: Market,
+    book: Book,
+    taker: Order,
+    taker_account: Account,
+    events: list[Event],
+) -> int:
+    """Cross `taker` against the opposite side; return why it stopped early, or -1.
+
+    Moves balances of both sides through ledger entries and keeps makers' holds exact;
+    the taker's own hold is settled by the caller."""
+    is_buy = taker.side == 0
+    if is_buy:
+        levels, heap, in_heap = book.asks, book.ask_heap, book.in_ask_heap
+    else:
+        levels, heap, in_heap = book.bids, book.bid_heap, book.in_bid_heap
+    limit = taker.price_ticks
+    lot = market.lot_atomic
+    step = market.step_atomic
+    base = market.base_asset_id
+    quote = market.quote_asset_id
+    fee_taker_bps = market.fee_taker_bps
+    fee_maker_bps = market.fee_maker_bps
+    market_id = market.market_id
+    accounts = state.accounts
+    orders = state.orders
+    fee_balances = accounts[FEE_ACCOUNT_ID].balances
+    taker_id = taker.order_id
+    taker_account_id = taker.account_id
+    taker_side = taker.side
+    stp = taker.self_trade_prevention
+    budget = taker.quote_budget_atomic
+    open_steps = taker.open_steps
+    notional_taker = taker.notional_taker_atomic
+    trade_id = state.trade_id_next
+    entry_id = state.entry_id_next
+    append = events.append
+    fills = 0
+    last_price = 0
+    end_reason = -1
+    while open_steps:
+        while heap:
+            key = heap[0]
+            price = key if is_buy else -key
+            if price in levels:
+                break
+            in_heap.discard(heappop(heap))
+        else:
+            break
+        if (price > limit) if is_buy else (price < limit):
+            break
+        level = levels[price]
+        queue = level.orders
+        while open_steps and queue:
+            maker = queue[0]
+            maker_open = maker.open_steps
+            if maker_open == 0:  # cancelled earlier: dropped lazily here
+                queue.popleft()
+                continue
+            maker_account_id = maker.account_id
+            maker_account = accounts[maker_account_id]
+            if maker_account_id == taker_account_id and stp != _ALLOW:
+                if stp == _REJECT_TAKER:
+                    end_reason = _STP_END
+                    break
+                _cancel_resting(state, market, book, maker, maker_account, _STP_CANCEL, events)
+                if stp == _REJECT_BOTH:
+                    end_reason = _STP_END
+                    break
+                continue
+            fill = open_steps if open_steps < maker_open else maker_open
+            if budget:
+                unit = price * lot
+                if is_buy:
+                    affordable = _affordable_steps(budget, unit, notional_taker, fee_taker_bps)
+                else:
+                    affordable = budget // unit
+                if affordable < fill:
+                    fill = affordable
+                    if fill == 0:
+                        end_reason = _BUDGET_END
+                        break
+            notional = price * fill * lot
+            notional_after = notional_taker + notional
+            fee_taker = ((-notional_taker * fee_taker_bps) // BPS) - ((-notional_after * fee_taker_bps) // BPS)
+            notional_taker = notional_after
+            maker_notional = maker.notional_maker_atomic
+            maker_notional_after = maker_notional + notional
+            fee_maker = ((-maker_notional * fee_maker_bps) // BPS) - ((-maker_notional_after * fee_maker_bps) // BPS)
+            maker.notional_maker_atomic = maker_notional_after
+            base_atomic = fill * step
+            maker_open -= fill
+            maker.open_steps = maker_open
+            maker.filled_steps += fill
+            level.open_steps -= fill
+            if is_buy:
+                buyer_id, seller_id = taker_account_id, maker_account_id
+                buyer_balances, seller_balances = taker_account.balances, maker_account.balances
+                fee_buyer, fee_seller = fee_taker, fee_maker
+                maker.hold_atomic -= base_atomic
+                maker_account.locked[base] -= base_atomic
+                if budget:
+                    budget -= notional + fee_taker
+            else:
+                buyer_id, seller_id = maker_account_id, taker_account_id
+                buyer_balances, seller_balances = maker_account.balances, taker_account.balances
+                fee_buyer, fee_seller = fee_maker, fee_taker
+                cost = maker.price_ticks * maker_open * lot
+                if fee_maker_bps > 0 and cost:
+                    new_hold = (
+                        cost
+                        + ((-maker_notional_after * fee_maker_bps) // BPS)
+                        - ((-(maker_notional_after + cost) * fee_maker_bps) // BPS)
+                    )
+                else:
+                    new_hold = cost
+                maker_account.locked[quote] -= maker.hold_atomic - new_hold
+                maker.hold_atomic = new_hold
+                if budget:
+                    budget -= notional
+            pay = notional + fee_buyer
+            receive = notional - fee_seller
+            fee_total = fee_buyer + fee_seller
+            buyer_balances[base] += base_atomic
+            seller_balances[base] -= base_atomic
+            buyer_balances[quote] -= pay
+            seller_balances[quote] += receive
+            fee_balances[quote] += fee_total
+            append(
+                TradeExecuted(
+                    trade_id,
+                    market_id,
+                    price,
+                    fill,
+                    taker_id,
+                    maker.order_id,
+                    taker_account_id,
+                    maker_account_id,
+                    taker_side,
+                    fee_taker,
+                    fee_maker,
+                )
+            )
+            append(
+                LedgerPosted(
+                    entry_id,
+                    _TRADE,
+                    trade_id,
+                    (
+                        (buyer_id, base, base_atomic),
+                        (seller_id, base, -base_atomic),
+                        (buyer_id, quote, -pay),
+                        (seller_id, quote, receive),
+                        (FEE_ACCOUNT_ID, quote, fee_total),
+                    ),
+                )
+            )
+            trade_id += 1
+            entry_id += 1
+            open_steps -= fill
+            last_price = price
+            if maker_open == 0:
+                queue.popleft()
+                level.live -= 1
+                maker_order_id = maker.order_id
+                del orders[maker_order_id]
+                del maker_account.orders_open[maker_order_id]
+                if maker.client_id != NO_CLIENT_ID:
+                    del maker_account.client_orders[maker.client_id]
+            fills += 1
+            if fills >= _FILLS_MAX:
+                end_reason = _FILL_LIMIT_END
+                break
+        if level.live == 0:
+            # pop, not del: a self-trade cancel may already have removed the level
+            levels.pop(price, None)
+        if end_reason != -1:
+            break
+    filled_steps = taker.open_steps - open_steps
+    taker.filled_steps += filled_steps
+    taker.open_steps = open_steps
+    taker.notional_taker_atomic = notional_taker
+    if budget:
+        taker.quote_budget_atomic = budget
+    state.trade_id_next = trade_id
+    state.entry_id_next = entry_id
+    if last_price:
+        market.last_price_ticks = last_price
+        market.volume_steps += filled_steps
+    return end_reason
+
+
+def _cancel_resting(
+    state: ExchangeState, market: Market, book: Book, order: Order, account: Account, reason: int, events: list[Event]
+) -> None:
+    """Take a resting order out of the book, release its hold, forget it; append the event."""
+    cancelled_steps = order.open_steps
+    order_id = order.order_id
+    if order.side == 0:
+        account.locked[market.quote_asset_id] -= order.hold_atomic
+        levels = book.bids
+    else:
+        account.locked[market.base_asset_id] -= order.hold_atomic
+        levels = book.asks
+    order.hold_atomic = 0
+    # Lazy removal (book.py): the order stays in its deque with nothing open.
+    price = order.price_ticks
+    level = levels[price]
+    level.open_steps -= cancelled_steps
+    level.live -= 1
+    order.open_steps = 0
+    if level.live == 0:
+        del levels[price]
+    del state.orders[order_id]
+    del account.orders_open[order_id]
+    if order.client_id != -1:
+        del account.client_orders[order.client_id]
+    events.append(OrderCancelled(order_id, order.account_id, order.market_id, reason, cancelled_steps))
+
+
+_USER_CANCEL = int(EndReason.USER_CANCEL)
+
+
+def cancel_order(state: ExchangeState, command: CancelOrder, events: list[Event]) -> None:
+    """Cancel one open order, found by order id or client id.
+
+    Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_MARKET, ORDER_MALFORMED, UNKNOWN_ORDER)."""
+    account_id = command.account_id
+    account = state.accounts.get(account_id)
+    if account is None or account_id <= 0:
+        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
+    market_id = command.market_id
+    if not 0 <= market_id < len(state.markets):
+        raise _reject_unknown_market(market_id)
+    order_id = command.order_id
+    client_id = command.client_id
+    if (order_id == NO_ORDER_ID) == (client_id == NO_CLIENT_ID):
+        raise Rejected(RejectCode.ORDER_MALFORMED, "cancel takes exactly one of order id and client id")
+    order = account.orders_open.get(order_id) if client_id == -1 else account.client_orders.get(client_id)
+    if order is None or order.market_id != market_id:
+        what = f"order {order_id}" if client_id == -1 else f"order with client id {client_id}"
+        raise Rejected(RejectCode.UNKNOWN_ORDER, f"{what} is not open in {state.markets[market_id].symbol}")
+    _cancel_resting(state, state.markets[market_id], state.books[market_id], order, account, _USER_CANCEL, events)
+
+
+def cancel_all_orders(state: ExchangeState, command: CancelAllOrders, events: list[Event]) -> None:
+    """Cancel every open order of the account in one market, oldest first (none is fine).
+
+    Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_MARKET)."""
+    account = user_account_for(state, command.account_id)
+    market = market_for(state, command.market_id)
+    book = state.books[market.market_id]
+    targets = [order for order in account.orders_open.values() if order.market_id == market.market_id]
+    for order in targets:
+        _cancel_resting(state, market, book, order, account, _USER_CANCEL, events)

@@ -1,0 +1,97 @@
+"""Orders: sides, order kinds, statuses, and the open order the book holds.
+
+An `Order` is engine state while it is open; once it ends (filled, cancelled, expired)
+the engine forgets it and history keeps it (views). Quantities are in steps:
+
+    filled_steps + open_steps + cancelled_steps == quantity_steps
+
+where `cancelled_steps` is what an order gave up when it ended unfilled. A buy order
+holds quote (its worst-case cost, taker fee included); a sell order holds base. `hold_atomic`
+is what the order currently locks; the sum over an account's open orders equals the
+account's locked amount of that asset (DESIGN.md invariant).
+
+Imports: msgspec.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+@enum.unique
+class Side(enum.IntEnum):
+    """BUY is Backpack's `Bid`, SELL its `Ask`."""
+
+    BUY = 0
+    SELL = 1
+
+
+@enum.unique
+class OrderType(enum.IntEnum):
+    LIMIT = 0
+    MARKET = 1
+
+
+@enum.unique
+class TimeInForce(enum.IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+
+
+@enum.unique
+class SelfTradePrevention(enum.IntEnum):
+    """Backpack's modes, plus ALLOW for operator flows and benchmarks (the gateway refuses it)."""
+
+    REJECT_TAKER = 0
+    REJECT_MAKER = 1
+    REJECT_BOTH = 2
+    ALLOW = 3
+
+
+@enum.unique
+class OrderStatus(enum.IntEnum):
+    NEW = 0
+    PARTIALLY_FILLED = 1
+    FILLED = 2
+    CANCELLED = 3
+    EXPIRED = 4
+
+
+@enum.unique
+class EndReason(enum.IntEnum):
+    """Why an order ended without filling (Backpack's expiryReason and cancel causes)."""
+
+    USER_CANCEL = 0
+    IMMEDIATE_OR_CANCEL = 1  # IOC or market remainder
+    SELF_TRADE_PREVENTION = 2
+    FILL_LIMIT = 3  # fills_per_command_max reached
+    PRICE_IMPACT = 4  # market order stopped at its impact band
+    INSUFFICIENT_FUNDS = 5  # quote-quantity market order spent its budget
+    NO_LIQUIDITY = 6  # market order found the opposite side empty
+
+
+class Order(msgspec.Struct, array_like=True, gc=False):
+    """An open order. Mutable: the matching loop updates it in place."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    side: int  # Side
+    order_type: int  # OrderType
+    time_in_force: int  # TimeInForce
+    price_ticks: int  # limit price; for a market order, its impact bound
+    quantity_steps: int
+    open_steps: int
+    filled_steps: int
+    client_id: int  # -1: none
+    post_only: bool
+    self_trade_prevention: int  # SelfTradePrevention
+    hold_atomic: int
+    notional_taker_atomic: int  # executed quote value while taking
+    notional_maker_atomic: int  # executed quote value while resting
+    created_seq: int
+    created_ns: int
+    quote_budget_atomic: int = 0  # market order by quote quantity: what it may spend or raise

@@ -1,0 +1,49 @@
+"""All exchange state, in one object the engine owns.
+
+Counters give ids (DESIGN.md: ids derive from the sequence of commands, never from a
+clock or randomness). `seq_last` and `timestamp_ns_last` are the engine's position in
+the command log.
+
+Imports: assets, markets, book, accounts, orders.
+"""
+
+from __future__ import annotations
+
+from keel.core.accounts import SYSTEM_ACCOUNT_IDS, Account
+from keel.core.assets import Asset
+from keel.core.book import Book
+from keel.core.markets import Market
+from keel.core.orders import Order
+
+
+class ExchangeState:
+    __slots__ = (
+        "account_id_next",
+        "accounts",
+        "asset_ids_by_symbol",
+        "assets",
+        "books",
+        "entry_id_next",
+        "market_ids_by_symbol",
+        "markets",
+        "order_id_next",
+        "orders",
+        "seq_last",
+        "timestamp_ns_last",
+        "trade_id_next",
+    )
+
+    def __init__(self) -> None:
+        self.assets: list[Asset] = []
+        self.asset_ids_by_symbol: dict[str, int] = {}
+        self.markets: list[Market] = []
+        self.market_ids_by_symbol: dict[str, int] = {}
+        self.books: list[Book] = []
+        self.accounts: dict[int, Account] = {account_id: Account(account_id, 0) for account_id in SYSTEM_ACCOUNT_IDS}
+        self.orders: dict[int, Order] = {}  # open orders by id
+        self.account_id_next = 1
+        self.order_id_next = 1
+        self.trade_id_next = 1
+        self.entry_id_next = 1
+        self.seq_last = 0
+        self.timestamp_ns_last = 0
