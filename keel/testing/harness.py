@@ -1,0 +1,119 @@
+"""A test and demo harness around the engine: numbering, default markets, funding.
+
+`Harness` stamps commands with consecutive sequence numbers and a manual clock, keeps a
+`LedgerTotals` from every event so balances can be checked against ledger sums, and
+lists a small default exchange. Only tests, benchmarks and demos import this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel.core.accounts import Account
+from keel.core.commands import Command, CreateAccount, Credit, ListAsset, ListMarket
+from keel.core.engine import Engine
+from keel.core.events import AccountCreated, CommandRejected, Event
+from keel.core.invariants import audit
+from keel.core.ledger import LedgerTotals
+
+# (symbol, decimals)
+DEFAULT_ASSETS = (("USDC", 6), ("SOL", 9), ("BTC", 8), ("ETH", 8))
+# symbol, base, quote, tick (quote atomic), step (base atomic), min steps, min notional (quote atomic)
+DEFAULT_MARKETS = (
+    ("SOL_USDC", "SOL", "USDC", 10_000, 10_000_000, 1, 1_000_000),  # tick 0.01, step 0.01 SOL, min 1 USDC
+    ("BTC_USDC", "BTC", "USDC", 100_000, 1_000, 1, 1_000_000),  # tick 0.1, step 0.00001 BTC
+    ("ETH_USDC", "ETH", "USDC", 10_000, 10_000, 1, 1_000_000),  # tick 0.01, step 0.0001 ETH
+)
+FEE_MAKER_BPS = 2
+FEE_TAKER_BPS = 5
+
+
+class Harness:
+    """An engine plus a clock: `submit(Cls, **fields)` applies a sequenced command."""
+
+    def __init__(self, *, timestamp_step_ns: int = 1_000_000) -> None:
+        self.engine = Engine()
+        self.ledger = LedgerTotals()
+        self.timestamp_step_ns = timestamp_step_ns
+        self.log: list[Command] = []  # every command applied, in order
+        self.events: list[list[Event]] = []  # the events of each command
+
+    @property
+    def state(self) -> Any:
+        return self.engine.state
+
+    def next_stamp(self) -> dict[str, int]:
+        seq = self.engine.state.seq_last + 1
+        return {"seq": seq, "timestamp_ns": seq * self.timestamp_step_ns}
+
+    def submit(self, command_type: type, **fields: Any) -> list[Event]:
+        """Build a command with the next seq and timestamp, apply it, return its events."""
+        command = command_type(**self.next_stamp(), **fields)
+        return self.apply(command)
+
+    def apply(self, command: Command) -> list[Event]:
+        events = self.engine.apply(command)
+        self.ledger.add(events)
+        self.log.append(command)
+        self.events.append(events)
+        return events
+
+    def list_defaults(self, *, fee_maker_bps: int = FEE_MAKER_BPS, fee_taker_bps: int = FEE_TAKER_BPS) -> None:
+        """List DEFAULT_ASSETS and DEFAULT_MARKETS with the given fees."""
+        for symbol, decimals in DEFAULT_ASSETS:
+            self.ok(ListAsset, symbol=symbol, decimals=decimals)
+        ids = self.state.asset_ids_by_symbol
+        for symbol, base, quote, tick, step, min_steps, min_notional in DEFAULT_MARKETS:
+            self.ok(
+                ListMarket,
+                symbol=symbol,
+                base_asset_id=ids[base],
+                quote_asset_id=ids[quote],
+                tick_atomic=tick,
+                step_atomic=step,
+                quantity_min_steps=min_steps,
+                quantity_max_steps=0,
+                notional_min_atomic=min_notional,
+                fee_maker_bps=fee_maker_bps,
+                fee_taker_bps=fee_taker_bps,
+            )
+
+    def ok(self, command_type: type, **fields: Any) -> list[Event]:
+        """Submit and assert the command was not rejected."""
+        events = self.submit(command_type, **fields)
+        rejected = [event for event in events if isinstance(event, CommandRejected)]
+        assert not rejected, rejected
+        return events
+
+    def new_account(self, **deposits: int) -> int:
+        """Open an account and credit it: new_account(USDC=1_000_000_000, SOL=...)."""
+        events = self.ok(CreateAccount)
+        account_id = next(event.account_id for event in events if isinstance(event, AccountCreated))
+        for symbol, amount in deposits.items():
+            self.ok(Credit, account_id=account_id, asset_id=self.asset(symbol), amount_atomic=amount)
+        return account_id
+
+    def asset(self, symbol: str) -> int:
+        asset_id: int = self.state.asset_ids_by_symbol[symbol]
+        return asset_id
+
+    def market(self, symbol: str) -> int:
+        market_id: int = self.state.market_ids_by_symbol[symbol]
+        return market_id
+
+    def account(self, account_id: int) -> Account:
+        account: Account = self.state.accounts[account_id]
+        return account
+
+    def balance(self, account_id: int, symbol: str) -> int:
+        return self.account(account_id).balances[self.asset(symbol)]
+
+    def locked(self, account_id: int, symbol: str) -> int:
+        return self.account(account_id).locked[self.asset(symbol)]
+
+    def available(self, account_id: int, symbol: str) -> int:
+        return self.account(account_id).available(self.asset(symbol))
+
+    def audit(self) -> list[str]:
+        """Return every invariant violation, balances checked against the ledger sums."""
+        return audit(self.engine.state, self.ledger)
