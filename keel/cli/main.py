@@ -30,5 +30,29 @@ def bench_engine(
         typer.echo(f"{key:>24}: {value}")
 
 
+@app.command("demo")
+def demo(
+    offline: bool = typer.Option(False, "--offline", help="Run the session on an engine in this process."),
+) -> None:
+    """Run a scripted trading session and print trades, balances, ledger lines and the audit."""
+    from rich.console import Console
+
+    from keel.demo import run_offline_demo
+
+    console = Console()
+    if not offline:
+        console.print(
+            "The served demo (a node behind the Backpack-compatible API) arrives with the API issue; "
+            "it is not built yet, so this runs the offline demo instead.\n"
+        )
+    summary = run_offline_demo(console)
+    if summary["audit"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
