@@ -26,7 +26,7 @@ SYSTEM_ACCOUNT_NAMES: Final = {EXTERNAL_ACCOUNT_ID: "external", FEE_ACCOUNT_ID: 
 class Account:
     """One account. Mutable state owned by the engine."""
 
-    __slots__ = ("account_id", "balances", "client_orders", "locked", "orders_open")
+    __slots__ = ("account_id", "balances", "client_orders", "digest", "locked", "orders_open")
 
     def __init__(self, account_id: int, assets_count: int) -> None:
         self.account_id = account_id
@@ -35,6 +35,9 @@ class Account:
         # Open orders by order id, in creation order; and by client id where one was given.
         self.orders_open: dict[int, Order] = {}
         self.client_orders: dict[int, Order] = {}
+        # This account's contribution to the accounts section hash as last computed
+        # (canonical.StateHasher); 0 until first hashed. Not part of the state itself.
+        self.digest = 0
 
     def available(self, asset_id: int) -> int:
         """Return balance minus locked, in atomic units."""

@@ -23,9 +23,10 @@ from keel.core.orders import Order
 
 
 class Level:
-    __slots__ = ("live", "open_steps", "orders")
+    __slots__ = ("key", "live", "open_steps", "orders")
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple[int, int, int]) -> None:
+        self.key = key  # (market_id, side, price_ticks): its identity in the state hash
         self.orders: deque[Order] = deque()
         self.open_steps = 0
         self.live = 0
@@ -34,9 +35,10 @@ class Level:
 class Book:
     """Both sides of one market's book."""
 
-    __slots__ = ("ask_heap", "asks", "bid_heap", "bids", "in_ask_heap", "in_bid_heap")
+    __slots__ = ("ask_heap", "asks", "bid_heap", "bids", "in_ask_heap", "in_bid_heap", "market_id")
 
-    def __init__(self) -> None:
+    def __init__(self, market_id: int) -> None:
+        self.market_id = market_id
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_heap: list[int] = []  # negated prices
@@ -67,7 +69,7 @@ class Book:
 
     def add_level(self, side: int, price: int) -> Level:
         """Return a new empty level at `price` on `side`, registered for best-price lookup."""
-        level = Level()
+        level = Level((self.market_id, side, price))
         if side == 0:
             self.bids[price] = level
             if -price not in self.in_bid_heap:

@@ -12,6 +12,14 @@ Sections: position (seq, timestamp), counters, assets, markets (grid, fees, stat
 price), accounts (balances and locks), orders (every open order, all fields), levels
 (per market, side and price: the ids of its live orders in time priority).
 
+`StateHasher` keeps the section hashes up to date incrementally: the engine appends
+every account, open order and book level it changes to the state's dirty lists, and
+`StateHasher.section_hashes` re-hashes just those (subtracting each one's previous
+digest, kept on the account or in a per-section cache) plus the small sections (assets,
+markets, counters, position) in full. `state_hash` recomputes everything from scratch;
+both must always agree (tested), and the full recompute is what `keel verify --full`
+uses.
+
 Imports: hashlib, msgspec, state, book.
 """
 
@@ -22,6 +30,7 @@ from collections.abc import Iterator
 
 import msgspec
 
+from keel.core.book import Level
 from keel.core.state import ExchangeState
 
 SECTIONS = ("position", "counters", "assets", "markets", "accounts", "orders", "levels")
@@ -67,8 +76,9 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
         for market_id, book in enumerate(state.books):
             for side, levels in ((0, book.bids), (1, book.asks)):
                 for price, level in levels.items():
+                    assert level.key == (market_id, side, price)
                     ids = [order.order_id for order in level.orders if order.open_steps > 0]
-                    yield _encode((market_id, side, price)), _encode(ids)
+                    yield _encode(level.key), _encode(ids)
     else:
         raise ValueError(f"unknown section {section!r}")
 
@@ -102,3 +112,103 @@ def state_hash(state: ExchangeState) -> bytes:
 def entity_map(state: ExchangeState, section: str) -> dict[bytes, bytes]:
     """Return key -> encoding for a section, for naming exactly which entities differ."""
     return dict(iter_entities(state, section))
+
+
+_SMALL_SECTIONS = ("position", "counters", "assets", "markets")
+
+
+class StateHasher:
+    """Section hashes kept up to date from the state's dirty lists."""
+
+    __slots__ = ("level_digests", "order_digests", "sums")
+
+    def __init__(self, state: ExchangeState) -> None:
+        """Hash every entity of `state` once; afterwards only dirty ones are re-hashed."""
+        self.sums: dict[str, int] = {}
+        self.order_digests: dict[int, int] = {}
+        self.level_digests: dict[tuple[int, int, int], int] = {}
+        total = 0
+        for account_id, account in state.accounts.items():
+            account.digest = entity_digest("accounts", _encode(account_id), _encode((account.balances, account.locked)))
+            total += account.digest
+        self.sums["accounts"] = total % _MODULUS
+        total = 0
+        for order_id, order in state.orders.items():
+            digest = self.order_digests[order_id] = entity_digest("orders", _encode(order_id), _encode(order))
+            total += digest
+        self.sums["orders"] = total % _MODULUS
+        total = 0
+        for book in state.books:
+            for levels in (book.bids, book.asks):
+                for level in levels.values():
+                    digest = self.level_digests[level.key] = _level_digest(level)
+                    total += digest
+        self.sums["levels"] = total % _MODULUS
+        state.dirty_accounts.clear()
+        state.dirty_orders.clear()
+        state.dirty_levels.clear()
+
+    def section_hashes(self, state: ExchangeState) -> dict[str, bytes]:
+        """Bring the sums up to date with the dirty entities; return every section's hash."""
+        self._drain(state)
+        hashes = {section: section_hash(state, section).to_bytes(32, "big") for section in _SMALL_SECTIONS}
+        for section in ("accounts", "orders", "levels"):
+            hashes[section] = self.sums[section].to_bytes(32, "big")
+        return hashes
+
+    def state_hash(self, state: ExchangeState) -> bytes:
+        """Return the state hash, equal to canonical.state_hash(state), at the cost of the dirty entities."""
+        return combine(self.section_hashes(state))
+
+    def _drain(self, state: ExchangeState) -> None:
+        total = self.sums["accounts"]
+        seen_accounts: dict[int, None] = {}
+        for account in state.dirty_accounts:
+            account_id = account.account_id
+            if account_id in seen_accounts:
+                continue
+            seen_accounts[account_id] = None
+            digest = entity_digest("accounts", _encode(account_id), _encode((account.balances, account.locked)))
+            total += digest - account.digest
+            account.digest = digest
+        state.dirty_accounts.clear()
+        self.sums["accounts"] = total % _MODULUS
+
+        total = self.sums["orders"]
+        order_digests = self.order_digests
+        seen_orders: dict[int, None] = {}
+        for order in state.dirty_orders:
+            order_id = order.order_id
+            if order_id in seen_orders:
+                continue
+            seen_orders[order_id] = None
+            total -= order_digests.pop(order_id, 0)
+            current = state.orders.get(order_id)
+            if current is not None:
+                digest = order_digests[order_id] = entity_digest("orders", _encode(order_id), _encode(current))
+                total += digest
+        state.dirty_orders.clear()
+        self.sums["orders"] = total % _MODULUS
+
+        total = self.sums["levels"]
+        level_digests = self.level_digests
+        seen_levels: dict[tuple[int, int, int], None] = {}
+        for level in state.dirty_levels:
+            key = level.key
+            if key in seen_levels:
+                continue
+            seen_levels[key] = None
+            total -= level_digests.pop(key, 0)
+            market_id, side, price = key
+            book = state.books[market_id]
+            current_level = (book.bids if side == 0 else book.asks).get(price)
+            if current_level is not None:
+                digest = level_digests[key] = _level_digest(current_level)
+                total += digest
+        state.dirty_levels.clear()
+        self.sums["levels"] = total % _MODULUS
+
+
+def _level_digest(level: Level) -> int:
+    ids = [order.order_id for order in level.orders if order.open_steps > 0]
+    return entity_digest("levels", _encode(level.key), _encode(ids))

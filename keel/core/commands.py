@@ -111,8 +111,27 @@ class Tick(_Command, frozen=True, tag=9):
     """Let time pass: the sequencer's clock, logged so that replay sees it."""
 
 
+class Checkpoint(_Command, frozen=True, tag=10):
+    """Assert the state hash: after applying this command (so with this command's seq and
+    timestamp as the log position), the state must hash to `state_hash`, section by
+    section as in `section_hashes` (canonical.SECTIONS order). A mismatch stops the
+    engine (CheckpointMismatch); it is never a rejection."""
+
+    state_hash: bytes
+    section_hashes: tuple[bytes, ...]
+
+
 Command = (
-    ListAsset | ListMarket | CreateAccount | Credit | PlaceOrder | PlaceOrders | CancelOrder | CancelAllOrders | Tick
+    ListAsset
+    | ListMarket
+    | CreateAccount
+    | Credit
+    | PlaceOrder
+    | PlaceOrders
+    | CancelOrder
+    | CancelAllOrders
+    | Tick
+    | Checkpoint
 )
 
 _encoder = msgspec.msgpack.Encoder()

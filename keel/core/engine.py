@@ -20,9 +20,11 @@ from typing import Any
 import msgspec
 
 from keel.core import limits
+from keel.core.canonical import SECTIONS, StateHasher, combine
 from keel.core.commands import (
     CancelAllOrders,
     CancelOrder,
+    Checkpoint,
     Command,
     CreateAccount,
     Credit,
@@ -32,8 +34,8 @@ from keel.core.commands import (
     PlaceOrders,
     Tick,
 )
-from keel.core.errors import RejectCode, Rejected
-from keel.core.events import CommandRejected, Event
+from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
+from keel.core.events import CheckpointPassed, CommandRejected, Event
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.matching import cancel_all_orders, cancel_order, place_order
 from keel.core.state import ExchangeState
@@ -83,13 +85,18 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
 class Engine:
     """Owns an ExchangeState; `apply` is the only way to change it."""
 
-    __slots__ = ("state",)
+    __slots__ = ("handlers", "hasher", "state")
 
     def __init__(self, state: ExchangeState | None = None) -> None:
         self.state = state if state is not None else ExchangeState()
+        self.hasher = StateHasher(self.state)
+        self.handlers = dict(_HANDLERS)
+        self.handlers[Checkpoint] = self._checkpoint
 
     def apply(self, command: Command) -> list[Event]:
-        """Apply one sequenced command; return its events (a rejection is one event)."""
+        """Apply one sequenced command; return its events (a rejection is one event).
+
+        Raises CheckpointMismatch when a Checkpoint command's hash is not reproduced."""
         state = self.state
         seq = command.seq
         assert seq == state.seq_last + 1, f"command seq {seq} does not follow {state.seq_last}"
@@ -98,8 +105,43 @@ class Engine:
         state.timestamp_ns_last = command.timestamp_ns
         events: list[Event] = []
         try:
-            _HANDLERS[type(command)](state, command, events)
+            self.handlers[type(command)](state, command, events)
         except Rejected as rejected:
             assert not events, "a handler changed state before it refused"
             return [CommandRejected(int(rejected.code), rejected.message)]
         return events
+
+    def section_hashes(self) -> dict[str, bytes]:
+        """Return every section's hash, brought up to date incrementally."""
+        return self.hasher.section_hashes(self.state)
+
+    def state_hash(self) -> bytes:
+        """Return the state hash (equal to canonical.state_hash of the state)."""
+        return combine(self.section_hashes())
+
+    def checkpoint_command(self, seq: int, timestamp_ns: int) -> Checkpoint:
+        """Return the Checkpoint command to log at `seq`: the hash the state will have
+        once it is applied (the position is the only section that changes)."""
+        assert seq == self.state.seq_last + 1
+        state = self.state
+        saved = state.seq_last, state.timestamp_ns_last
+        state.seq_last, state.timestamp_ns_last = seq, timestamp_ns
+        try:
+            hashes = self.section_hashes()
+        finally:
+            state.seq_last, state.timestamp_ns_last = saved
+        return Checkpoint(
+            seq=seq,
+            timestamp_ns=timestamp_ns,
+            state_hash=combine(hashes),
+            section_hashes=tuple(hashes[section] for section in SECTIONS),
+        )
+
+    def _checkpoint(self, state: ExchangeState, command: Checkpoint, events: list[Event]) -> None:
+        hashes = self.section_hashes()
+        found = combine(hashes)
+        if found != command.state_hash:
+            recorded = dict(zip(SECTIONS, command.section_hashes, strict=False))
+            differing = [section for section in SECTIONS if recorded.get(section) != hashes[section]]
+            raise CheckpointMismatch(command.seq, command.state_hash, found, differing)
+        events.append(CheckpointPassed(found))

@@ -72,6 +72,20 @@ class Rejected(KeelError):
         return f"Rejected({self.code.name}, {self.message!r})"
 
 
+class CheckpointMismatch(KeelError):
+    """Replayed state does not hash to what the log recorded at a checkpoint: stop."""
+
+    def __init__(self, seq: int, expected: bytes, found: bytes, sections: list[str]) -> None:
+        super().__init__(
+            f"checkpoint at seq {seq}: state hash {found.hex()} does not match the recorded "
+            f"{expected.hex()}; sections that differ: {', '.join(sections) or 'none named'}"
+        )
+        self.seq = seq
+        self.expected = expected
+        self.found = found
+        self.sections = sections
+
+
 class InvariantViolation(KeelError):
     """The engine's state broke a DESIGN.md invariant: stop trading, never repair."""
 

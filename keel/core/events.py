@@ -121,6 +121,12 @@ class CommandRejected(_Event, frozen=True, tag=9):
     item: int = -1
 
 
+class CheckpointPassed(_Event, frozen=True, tag=10):
+    """The state hash matched the checkpoint recorded in the log."""
+
+    state_hash: bytes
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -131,6 +137,7 @@ Event = (
     | OrderExpired
     | LedgerPosted
     | CommandRejected
+    | CheckpointPassed
 )
 
 _encoder = msgspec.msgpack.Encoder()

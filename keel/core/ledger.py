@@ -32,7 +32,9 @@ def post_entry(state: ExchangeState, reason: int, reference: int, lines: tuple[L
     assert is_balanced(lines)
     accounts = state.accounts
     for account_id, asset_id, amount in lines:
-        accounts[account_id].balances[asset_id] += amount
+        account = accounts[account_id]
+        account.balances[asset_id] += amount
+        state.dirty_accounts.append(account)
     events.append(LedgerPosted(state.entry_id_next, reason, reference, lines))
     state.entry_id_next += 1
 

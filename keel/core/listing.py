@@ -42,6 +42,7 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
     for account in state.accounts.values():
         account.balances.append(0)
         account.locked.append(0)
+    state.dirty_accounts.extend(state.accounts.values())
     events.append(AssetListed(asset_id, command.symbol, command.decimals))
 
 
@@ -104,7 +105,7 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
         )
     )
     state.market_ids_by_symbol[command.symbol] = market_id
-    state.books.append(Book())
+    state.books.append(Book(market_id))
     events.append(MarketListed(market_id, command.symbol))
 
 
@@ -112,7 +113,8 @@ def create_account(state: ExchangeState, command: CreateAccount, events: list[Ev
     """Open the next user account."""
     account_id = state.account_id_next
     state.account_id_next = account_id + 1
-    state.accounts[account_id] = Account(account_id, len(state.assets))
+    account = state.accounts[account_id] = Account(account_id, len(state.assets))
+    state.dirty_accounts.append(account)
     events.append(AccountCreated(account_id))
 
 

@@ -443,6 +443,9 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
         level.orders.append(order)
         level.open_steps += open_steps
         level.live += 1
+        state.dirty_levels.append(level)
+        state.dirty_orders.append(order)
+        state.dirty_accounts.append(account)
         state.orders[order_id] = order
         account.orders_open[order_id] = order
         if client_id != -1:
@@ -495,6 +498,9 @@ def _match(
     trade_id = state.trade_id_next
     entry_id = state.entry_id_next
     append = events.append
+    dirty_accounts = state.dirty_accounts
+    dirty_orders = state.dirty_orders
+    dirty_levels = state.dirty_levels
     fills = 0
     last_price = 0
     end_reason = -1
@@ -510,6 +516,7 @@ def _match(
         if (price > limit) if is_buy else (price < limit):
             break
         level = levels[price]
+        dirty_levels.append(level)
         queue = level.orders
         while open_steps and queue:
             maker = queue[0]
@@ -549,6 +556,8 @@ def _match(
             fee_maker = ((-maker_notional * fee_maker_bps) // BPS) - ((-maker_notional_after * fee_maker_bps) // BPS)
             maker.notional_maker_atomic = maker_notional_after
             base_atomic = fill * step
+            dirty_accounts.append(maker_account)
+            dirty_orders.append(maker)
             maker_open -= fill
             maker.open_steps = maker_open
             maker.filled_steps += fill
@@ -636,6 +645,8 @@ def _match(
             levels.pop(price, None)
         if end_reason != -1:
             break
+    dirty_accounts.append(taker_account)
+    dirty_accounts.append(accounts[FEE_ACCOUNT_ID])
     filled_steps = taker.open_steps - open_steps
     taker.filled_steps += filled_steps
     taker.open_steps = open_steps
@@ -666,6 +677,9 @@ def _cancel_resting(
     # Lazy removal (book.py): the order stays in its deque with nothing open.
     price = order.price_ticks
     level = levels[price]
+    state.dirty_levels.append(level)
+    state.dirty_orders.append(order)
+    state.dirty_accounts.append(account)
     level.open_steps -= cancelled_steps
     level.live -= 1
     order.open_steps = 0
@@ -714,6 +728,9 @@ def cancel_order(state: ExchangeState, command: CancelOrder, events: list[Event]
     order.hold_atomic = 0
     price = order.price_ticks
     level = levels[price]
+    state.dirty_levels.append(level)
+    state.dirty_orders.append(order)
+    state.dirty_accounts.append(account)
     level.open_steps -= cancelled_steps
     level.live -= 1
     order.open_steps = 0

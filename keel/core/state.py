@@ -4,6 +4,10 @@ Counters give ids (DESIGN.md: ids derive from the sequence of commands, never fr
 clock or randomness). `seq_last` and `timestamp_ns_last` are the engine's position in
 the command log.
 
+The dirty lists name every account, open order and book level changed since the state
+hash was last brought up to date (canonical.StateHasher); the hot path appends to them
+(cheap; duplicates allowed) and the hasher drains them at a checkpoint.
+
 Imports: assets, markets, book, accounts, orders.
 """
 
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from keel.core.accounts import SYSTEM_ACCOUNT_IDS, Account
 from keel.core.assets import Asset
-from keel.core.book import Book
+from keel.core.book import Book, Level
 from keel.core.markets import Market
 from keel.core.orders import Order
 
@@ -23,6 +27,9 @@ class ExchangeState:
         "asset_ids_by_symbol",
         "assets",
         "books",
+        "dirty_accounts",
+        "dirty_levels",
+        "dirty_orders",
         "entry_id_next",
         "market_ids_by_symbol",
         "markets",
@@ -47,3 +54,6 @@ class ExchangeState:
         self.entry_id_next = 1
         self.seq_last = 0
         self.timestamp_ns_last = 0
+        self.dirty_accounts: list[Account] = list(self.accounts.values())
+        self.dirty_orders: list[Order] = []
+        self.dirty_levels: list[Level] = []

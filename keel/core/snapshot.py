@@ -1,0 +1,125 @@
+"""The full-state image: a canonical encoding of the whole ExchangeState and its inverse.
+
+Snapshots (keel/snapshots) write this image to files; `decode_state(encode_state(s))`
+gives a state that hashes the same and behaves the same under every future command.
+What is not state is not encoded: a book's heap keeps stale prices and its deques keep
+cancelled orders only as lazy-deletion bookkeeping (book.py), so the image holds, per
+level, just the live orders in time priority, and the heaps are rebuilt from the levels.
+Accounts are sorted by id and orders by id, so equal states give equal bytes.
+
+Imports: msgspec, the core's state modules.
+"""
+
+from __future__ import annotations
+
+from heapq import heapify
+from typing import Any
+
+import msgspec
+
+from keel.core.accounts import Account
+from keel.core.assets import Asset
+from keel.core.book import Book
+from keel.core.markets import Market
+from keel.core.orders import Order
+from keel.core.state import ExchangeState
+
+IMAGE_VERSION = 1
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class _Image(msgspec.Struct, array_like=True):
+    version: int
+    seq_last: int
+    timestamp_ns_last: int
+    counters: tuple[int, int, int, int]
+    assets: list[Asset]
+    markets: list[Market]
+    accounts: list[tuple[int, list[int], list[int]]]
+    orders: list[Order]
+    # per market: (bid levels, ask levels), each level (price, live order ids in time priority)
+    books: list[tuple[list[tuple[int, list[int]]], list[tuple[int, list[int]]]]]
+
+
+_decoder = msgspec.msgpack.Decoder(_Image)
+
+
+def encode_state(state: ExchangeState) -> bytes:
+    """Return the canonical bytes of the whole state."""
+    books: list[Any] = []
+    for book in state.books:
+        sides = []
+        for levels in (book.bids, book.asks):
+            sides.append(
+                [
+                    (price, [order.order_id for order in levels[price].orders if order.open_steps > 0])
+                    for price in sorted(levels)
+                ]
+            )
+        books.append(tuple(sides))
+    image = _Image(
+        version=IMAGE_VERSION,
+        seq_last=state.seq_last,
+        timestamp_ns_last=state.timestamp_ns_last,
+        counters=(state.account_id_next, state.order_id_next, state.trade_id_next, state.entry_id_next),
+        assets=state.assets,
+        markets=state.markets,
+        accounts=[
+            (account_id, state.accounts[account_id].balances, state.accounts[account_id].locked)
+            for account_id in sorted(state.accounts)
+        ],
+        orders=[state.orders[order_id] for order_id in sorted(state.orders)],
+        books=books,
+    )
+    return _encoder.encode(image)
+
+
+def decode_state(data: bytes) -> ExchangeState:
+    """Return the state encoded by `encode_state`; raises ValueError if inconsistent."""
+    image = _decoder.decode(data)
+    if image.version != IMAGE_VERSION:
+        raise ValueError(f"state image version {image.version} is not {IMAGE_VERSION}")
+    state = ExchangeState()
+    state.seq_last = image.seq_last
+    state.timestamp_ns_last = image.timestamp_ns_last
+    state.account_id_next, state.order_id_next, state.trade_id_next, state.entry_id_next = image.counters
+    state.assets = list(image.assets)
+    state.asset_ids_by_symbol = {asset.symbol: asset.asset_id for asset in state.assets}
+    state.markets = list(image.markets)
+    state.market_ids_by_symbol = {market.symbol: market.market_id for market in state.markets}
+    state.accounts = {}
+    for account_id, balances, locked in image.accounts:
+        account = Account(account_id, 0)
+        account.balances = list(balances)
+        account.locked = list(locked)
+        state.accounts[account_id] = account
+    state.orders = {}
+    for order in image.orders:
+        state.orders[order.order_id] = order
+        account = state.accounts[order.account_id]
+        account.orders_open[order.order_id] = order
+        if order.client_id != -1:
+            account.client_orders[order.client_id] = order
+    state.books = []
+    for market_id, (bid_levels, ask_levels) in enumerate(image.books):
+        book = Book(market_id)
+        for side, side_levels in ((0, bid_levels), (1, ask_levels)):
+            for price, order_ids in side_levels:
+                level = book.add_level(side, price)
+                for order_id in order_ids:
+                    order = state.orders[order_id]
+                    if order.price_ticks != price or order.side != side or order.market_id != market_id:
+                        raise ValueError(f"order {order_id} is listed at the wrong level")
+                    level.orders.append(order)
+                    level.open_steps += order.open_steps
+                    level.live += 1
+        heapify(book.bid_heap)
+        heapify(book.ask_heap)
+        state.books.append(book)
+    if len(state.books) != len(state.markets):
+        raise ValueError("state image has a book count that differs from its market count")
+    state.dirty_accounts = []
+    state.dirty_orders = []
+    state.dirty_levels = []
+    return state
