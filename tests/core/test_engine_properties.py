@@ -10,7 +10,9 @@ funded generously but not without limit, so funds rejections happen as well.
 After every step: the invariant audit is clean (conservation, locked == holds, balance ==
 ledger sum, book structure), every asset's balances over all accounts (system accounts
 included) sum to zero, and the engine's trades, cancels, expiries, order ids, books and
-last prices equal those of keel.testing.model, a deliberately naive reimplementation.
+last prices equal those of keel.testing.model, a deliberately naive reimplementation;
+every trade's fees and ledger lines are what the fee rules give; and the engine's
+incrementally kept state hash equals a full recompute.
 A command that changed nothing (every event a rejection, or no event) must leave every
 canonical section but "position" as it was.
 
@@ -557,6 +559,12 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def audit_is_clean(self) -> None:
         assert self.h.audit() == []
+
+    @invariant()
+    def incremental_hash_equals_full_recompute(self) -> None:
+        engine = self.h.engine
+        assert engine.section_hashes() == canonical.section_hashes(self.h.state)
+        assert engine.state_hash() == canonical.state_hash(self.h.state)
 
     @invariant()
     def every_asset_sums_to_zero(self) -> None:
