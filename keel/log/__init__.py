@@ -1,0 +1,1 @@
+"""The durable, hash-chained command log: record format and backends (SQLite, PostgreSQL)."""
