@@ -79,7 +79,8 @@ def make_record(seq: int, timestamp_ns: int, payload: bytes, prev_hash: bytes) -
 def has_valid_checksum(data: bytes) -> bool:
     """Return whether a record's CRC matches its bytes (checked again just before a write)."""
     (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
-    return zlib.crc32(memoryview(data)[: -_CRC.size]) == crc
+    valid: bool = zlib.crc32(memoryview(data)[: -_CRC.size]) == crc
+    return valid
 
 
 def decode_record(data: bytes, seq_expected: int) -> Record:
