@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from keel.cli.node_commands import register as register_node_commands
+
 app = typer.Typer(help="Keel: a deterministic, log-sourced exchange.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+register_node_commands(app)
 
 
 @bench_app.command("engine")

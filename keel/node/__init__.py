@@ -1,0 +1,1 @@
+"""A node: engine, log, sequencer and snapshots composed into one process."""

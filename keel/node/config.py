@@ -1,0 +1,190 @@
+"""The data directory's configuration file, `keel.toml`.
+
+    [log]
+    backend = "sqlite"            # or "postgres"
+    dsn = "log.sqlite"            # sqlite: a path relative to the data directory; postgres: a DSN
+    schema = "keel"               # postgres only: the schema holding the log table
+
+    [sequencer]
+    batch_max = 1000              # flush a group commit at this many records ...
+    batch_us = 1000               # ... or this many microseconds after its first record
+    tick_interval_ms = 1000       # inject a Tick this often
+    checkpoint_every = 10000      # append a Checkpoint every K commands
+
+    [snapshots]
+    every = 100000                # write a snapshot at the first checkpoint M commands after the last
+    keep = 3                      # how many snapshot files to keep
+
+    [[assets]]                    # listed by `keel init` as logged commands
+    symbol = "USDC"
+    decimals = 6
+
+    [[markets]]
+    symbol = "SOL_USDC"
+    base = "SOL"
+    quote = "USDC"
+    tick = "0.01"                 # decimal, in quote units
+    step = "0.01"                 # decimal, in base units
+    min_quantity = "0.01"
+    min_notional = "1"
+    maker_fee_bps = 2
+    taker_fee_bps = 5
+
+Markets and assets in keel.toml are read once, by `keel init`, which turns them into
+ListAsset and ListMarket commands at the head of the log: from then on the log, not the
+file, is the truth.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "keel.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetConfig:
+    symbol: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    symbol: str
+    base: str
+    quote: str
+    tick: str
+    step: str
+    min_quantity: str
+    min_notional: str
+    maker_fee_bps: int
+    taker_fee_bps: int
+
+
+DEFAULT_ASSETS = (
+    AssetConfig("USDC", 6),
+    AssetConfig("SOL", 9),
+    AssetConfig("BTC", 8),
+    AssetConfig("ETH", 8),
+)
+DEFAULT_MARKETS = (
+    MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),
+    MarketConfig("BTC_USDC", "BTC", "USDC", "0.1", "0.00001", "0.00001", "1", 2, 5),
+    MarketConfig("ETH_USDC", "ETH", "USDC", "0.01", "0.0001", "0.0001", "1", 2, 5),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    backend: str = "sqlite"
+    dsn: str = "log.sqlite"
+    schema: str = "keel"
+    batch_max: int = 1000
+    batch_us: int = 1000
+    tick_interval_ms: int = 1000
+    checkpoint_every: int = 10_000
+    snapshot_every: int = 100_000
+    snapshot_keep: int = 3
+    assets: tuple[AssetConfig, ...] = DEFAULT_ASSETS
+    markets: tuple[MarketConfig, ...] = DEFAULT_MARKETS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        if self.backend not in ("sqlite", "postgres"):
+            raise ValueError(f"log backend must be sqlite or postgres, not {self.backend!r}")
+        if not self.dsn:
+            raise ValueError("log dsn must not be empty")
+        for name in (
+            "batch_max",
+            "batch_us",
+            "tick_interval_ms",
+            "checkpoint_every",
+            "snapshot_every",
+            "snapshot_keep",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+def config_path(data_dir: Path) -> Path:
+    return data_dir / CONFIG_NAME
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read DIR/keel.toml; raise FileNotFoundError or ValueError with the reason."""
+    path = config_path(data_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `keel init --data {data_dir}` first")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: {error}") from error
+    log = raw.get("log", {})
+    sequencer = raw.get("sequencer", {})
+    snapshots = raw.get("snapshots", {})
+    try:
+        config = Config(
+            backend=str(log.get("backend", "sqlite")),
+            dsn=str(log.get("dsn", "log.sqlite")),
+            schema=str(log.get("schema", "keel")),
+            batch_max=int(sequencer.get("batch_max", 1000)),
+            batch_us=int(sequencer.get("batch_us", 1000)),
+            tick_interval_ms=int(sequencer.get("tick_interval_ms", 1000)),
+            checkpoint_every=int(sequencer.get("checkpoint_every", 10_000)),
+            snapshot_every=int(snapshots.get("every", 100_000)),
+            snapshot_keep=int(snapshots.get("keep", 3)),
+            assets=tuple(AssetConfig(**entry) for entry in raw.get("assets", [])),
+            markets=tuple(MarketConfig(**entry) for entry in raw.get("markets", [])),
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from error
+    config.validate()
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render_config(config: Config) -> str:
+    """Return keel.toml text for `config`."""
+    lines = [
+        "# Keel data directory configuration. Assets and markets are read by `keel init` only;",
+        "# after that the command log is the truth.",
+        "",
+        "[log]",
+        f"backend = {_toml_value(config.backend)}",
+        f"dsn = {_toml_value(config.dsn)}",
+        f"schema = {_toml_value(config.schema)}",
+        "",
+        "[sequencer]",
+        f"batch_max = {config.batch_max}",
+        f"batch_us = {config.batch_us}",
+        f"tick_interval_ms = {config.tick_interval_ms}",
+        f"checkpoint_every = {config.checkpoint_every}",
+        "",
+        "[snapshots]",
+        f"every = {config.snapshot_every}",
+        f"keep = {config.snapshot_keep}",
+    ]
+    for table, entries in (("assets", config.assets), ("markets", config.markets)):
+        for entry in entries:
+            lines += ["", f"[[{table}]]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in asdict(entry).items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(data_dir: Path, config: Config) -> Path:
+    config.validate()
+    path = config_path(data_dir)
+    path.write_text(render_config(config))
+    return path

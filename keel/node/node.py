@@ -1,0 +1,260 @@
+"""A node: one data directory's engine, log, sequencer and snapshots in one process.
+
+`Node.open` is the only way to get a running engine from a data directory, and it is the
+same code for a first start, a restart and crash recovery: take the directory's lock,
+read keel.toml, open the log, and `recover` (newest verified snapshot, then the tail,
+every checkpoint checked). A node that cannot reproduce its log refuses to open.
+
+Imports: keel.core, keel.log, keel.snapshots, keel.sequencer, keel.node.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from keel.core.commands import encode_command
+from keel.core.engine import Engine
+from keel.core.errors import KeelError
+from keel.core.events import CommandRejected
+from keel.log.base import CommandLog
+from keel.log.record import GENESIS_HASH, make_record
+from keel.node.config import Config, config_path, load_config, write_config
+from keel.node.genesis import genesis_commands
+from keel.node.recovery import Progress, RecoveryReport, recover
+from keel.sequencer.clock import Clock, SystemClock
+from keel.sequencer.sequencer import Sequencer, SequencerSettings
+from keel.snapshots.store import write_snapshot
+
+LOCK_NAME = "node.lock"
+OPERATOR_KEY_NAME = "operator.key"
+OPERATOR_PUBLIC_KEY_NAME = "operator.pub"
+
+
+class DataDirError(KeelError):
+    """The data directory cannot be used as asked (missing, locked, already initialised)."""
+
+
+def open_log(data_dir: Path, config: Config, *, create: bool = False) -> CommandLog:
+    """Open (or create) the log that keel.toml names."""
+    if config.backend == "sqlite":
+        from keel.log.sqlite import SqliteLog
+
+        path = Path(config.dsn)
+        return SqliteLog(path if path.is_absolute() else data_dir / path, create=create)
+    from keel.log.postgres import PostgresLog
+
+    return PostgresLog(config.dsn, config.schema, create=create)
+
+
+def _lock(data_dir: Path) -> int:
+    descriptor = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise DataDirError(f"another keel process is using {data_dir} (it holds {LOCK_NAME})") from None
+    return descriptor
+
+
+def settings_from(config: Config) -> SequencerSettings:
+    return SequencerSettings(
+        batch_max=config.batch_max,
+        batch_us=config.batch_us,
+        tick_interval_ms=config.tick_interval_ms,
+        checkpoint_every=config.checkpoint_every,
+        snapshot_every=config.snapshot_every,
+        snapshot_keep=config.snapshot_keep,
+    )
+
+
+@dataclass
+class InitReport:
+    data_dir: Path
+    backend: str
+    records: int
+    state_hash: bytes
+
+
+def init_data_dir(data_dir: Path, config: Config, *, clock: Clock | None = None) -> InitReport:
+    """Create a data directory: keel.toml, operator key, the log, and its genesis records.
+
+    Genesis is the listing of the configured assets and markets followed by a
+    checkpoint, appended in one transaction. Raises DataDirError or ValueError."""
+    config.validate()
+    commands = genesis_commands(config)  # before touching the disk: a bad config changes nothing
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if config_path(data_dir).exists():
+        raise DataDirError(f"{data_dir} is already initialised ({config_path(data_dir).name} exists)")
+    lock = _lock(data_dir)
+    try:
+        log = open_log(data_dir, config, create=True)
+        try:
+            if log.last_seq() != 0:
+                raise DataDirError(f"the {config.backend} log for {data_dir} already holds records")
+            write_config(data_dir, config)
+            _write_operator_key(data_dir)
+            clock = clock or SystemClock()
+            engine = Engine()
+            prev_hash = GENESIS_HASH
+            records = []
+            timestamp_ns = clock.now_ns()
+            for seq, command in enumerate(commands, start=1):
+                stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
+                events = engine.apply(stamped)
+                rejected = [event for event in events if isinstance(event, CommandRejected)]
+                if rejected:
+                    raise ValueError(f"genesis command {seq} was refused: {rejected[0].message}")
+                record = make_record(seq, timestamp_ns, encode_command(stamped), prev_hash)
+                prev_hash = record.hash
+                records.append(record)
+            checkpoint = engine.checkpoint_command(len(records) + 1, timestamp_ns)
+            engine.apply(checkpoint)
+            records.append(make_record(checkpoint.seq, timestamp_ns, encode_command(checkpoint), prev_hash))
+            log.append(records)
+            write_snapshot(data_dir, engine.state, checkpoint.state_hash)
+            return InitReport(data_dir, config.backend, len(records), checkpoint.state_hash)
+        finally:
+            log.close()
+    finally:
+        os.close(lock)
+
+
+def _write_operator_key(data_dir: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    path = data_dir / OPERATOR_KEY_NAME
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(private.hex() + "\n")
+    (data_dir / OPERATOR_PUBLIC_KEY_NAME).write_text(public.hex() + "\n")
+
+
+class Node:
+    """An opened data directory. Use `Node.open`; close it (or use `with`) when done."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: Config,
+        log: CommandLog,
+        engine: Engine,
+        prev_hash: bytes,
+        report: RecoveryReport,
+        lock: int,
+    ) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.log = log
+        self.engine = engine
+        self.prev_hash = prev_hash
+        self.report = report
+        self._lock = lock
+        self._sequencer: Sequencer | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        from_genesis: bool = False,
+        full_check: bool = False,
+        to_seq: int | None = None,
+        progress: Progress | None = None,
+        read_only: bool = False,
+    ) -> Node:
+        """Open and recover a data directory; raise DataDirError, RecoveryFailed.
+
+        `read_only` (verify, replay) takes no lock and never discards a torn tail, so it
+        can run beside a serving node; such a node must not be started."""
+        if not data_dir.is_dir():
+            raise DataDirError(f"{data_dir} is not a directory; create one with `keel init --data {data_dir}`")
+        config = load_config(data_dir)
+        lock = -1 if read_only else _lock(data_dir)
+        try:
+            log = open_log(data_dir, config)
+        except BaseException:
+            if lock >= 0:
+                os.close(lock)
+            raise
+        try:
+            engine, prev_hash, report = recover(
+                data_dir,
+                log,
+                from_genesis=from_genesis,
+                full_check=full_check,
+                to_seq=to_seq,
+                progress=progress,
+                discard_torn_tail=not read_only,
+            )
+        except BaseException:
+            log.close()
+            if lock >= 0:
+                os.close(lock)
+            raise
+        return cls(data_dir, config, log, engine, prev_hash, report, lock)
+
+    def start(self, clock: Clock | None = None) -> Sequencer:
+        """Start the sequencer: from now on it is the only writer of engine and log."""
+        assert self._sequencer is None, "the node is already running"
+        assert self._lock >= 0, "a read-only node cannot be started"
+        self._sequencer = Sequencer(
+            self.engine,
+            self.log,
+            self.prev_hash,
+            clock=clock or SystemClock(),
+            settings=settings_from(self.config),
+            data_dir=self.data_dir,
+        ).start()
+        return self._sequencer
+
+    def snapshot_now(self, clock: Clock | None = None) -> tuple[int, Path]:
+        """Append a checkpoint and write a snapshot at it (sequencer not running)."""
+        assert self._sequencer is None, "stop the sequencer first"
+        assert self._lock >= 0, "a read-only node cannot write"
+        clock = clock or SystemClock()
+        state = self.engine.state
+        seq = state.seq_last + 1
+        checkpoint = self.engine.checkpoint_command(seq, max(clock.now_ns(), state.timestamp_ns_last))
+        self.engine.apply(checkpoint)
+        record = make_record(seq, checkpoint.timestamp_ns, encode_command(checkpoint), self.prev_hash)
+        self.log.append([record])
+        self.prev_hash = record.hash
+        path = write_snapshot(self.data_dir, state, checkpoint.state_hash)
+        return seq, path
+
+    def close(self) -> None:
+        if self._sequencer is not None:
+            self._sequencer.stop()
+            self.prev_hash = self._sequencer.prev_hash
+            self._sequencer = None
+        self.log.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def wait_for_lock_release(data_dir: Path, timeout: float = 10.0) -> None:
+    """Block until no process holds the data directory's lock (tests and tools)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.close(_lock(data_dir))
+            return
+        except DataDirError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

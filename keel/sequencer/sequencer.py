@@ -1,0 +1,336 @@
+"""The sequencer: the single writer of the command log.
+
+Theory of operation. Two threads. The engine thread takes submitted commands in arrival
+order, gives each the next sequence number and a timestamp (the clock's, but never
+earlier than the last one), applies it to the engine, and encodes it as a hash-chained
+log record. It closes a batch when it holds `batch_max` records, when `batch_us` have
+passed since the batch opened, or when no command is waiting and the committer is idle
+(waiting would only add latency). The committer thread appends each batch to the log in
+one transaction (merging batches that queued up behind a slow commit: group commit),
+and only then calls each command's callback with its outcome. Acknowledged means
+durable: no callback runs before the transaction holding its record has committed.
+
+The engine thread also injects a `Tick` whenever `tick_interval_ms` has passed, and
+after every `checkpoint_every` commands a `Checkpoint` carrying the state hash; at the
+first checkpoint `snapshot_every` commands after the last snapshot it encodes the state,
+and the committer writes the snapshot file once the checkpoint's record is durable.
+
+If the log cannot be written, the engine's state is ahead of the log: the sequencer
+stops (fail-stop), every pending and future submission fails with SequencerStopped, and
+the node must be restarted, which recovers from the log.
+
+Imports: keel.core, keel.log, keel.snapshots, keel.sequencer.clock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from keel.core.commands import Command, Tick, encode_command
+from keel.core.engine import Engine
+from keel.core.errors import KeelError
+from keel.core.events import Event
+from keel.core.snapshot import encode_state
+from keel.log.base import CommandLog
+from keel.log.record import Record, make_record
+from keel.sequencer.clock import Clock
+from keel.snapshots.store import prune_snapshots, write_snapshot_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a command did, released only once its record is durable."""
+
+    seq: int
+    timestamp_ns: int
+    events: list[Event]
+
+
+class SequencerStopped(KeelError):
+    """The sequencer is not running (stopped, or failed: see `cause`)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+Callback = Callable[[Outcome | SequencerStopped], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SequencerSettings:
+    batch_max: int = 1000
+    batch_us: int = 500
+    tick_interval_ms: int = 1000  # 0: no ticks
+    checkpoint_every: int = 10_000
+    snapshot_every: int = 100_000
+    snapshot_keep: int = 3
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: list[Record]
+    acks: list[tuple[Callback, Outcome]]
+    snapshots: list[tuple[int, bytes, bytes]]  # (seq, state hash, image)
+
+
+_STOP = object()
+_Item = tuple[Command | list[Command], Callback]
+
+
+class Sequencer:
+    """Numbers, stamps, applies and durably logs commands; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        log: CommandLog,
+        prev_hash: bytes,
+        *,
+        clock: Clock,
+        settings: SequencerSettings,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.engine = engine
+        self.log = log
+        self.clock = clock
+        self.settings = settings
+        self.data_dir = data_dir
+        self.failed: BaseException | None = None
+        self.callback_errors: list[BaseException] = []
+        self._prev_hash = prev_hash
+        self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
+        self._to_commit: queue.Queue[object] = queue.Queue(maxsize=64)
+        self._committer_idle = threading.Event()
+        self._committer_idle.set()
+        self._stopping = False
+        state = engine.state
+        self._last_checkpoint_seq = state.seq_last
+        self._last_snapshot_seq = state.seq_last
+        self._last_tick_ns = state.timestamp_ns_last
+        self._engine_thread = threading.Thread(target=self._run_engine, name="keel-sequencer", daemon=True)
+        self._commit_thread = threading.Thread(target=self._run_committer, name="keel-committer", daemon=True)
+        self._started = False
+
+    @property
+    def prev_hash(self) -> bytes:
+        """The hash of the last record made (durable once the sequencer has stopped)."""
+        return self._prev_hash
+
+    # ---- the caller's side ----------------------------------------------------------
+    def start(self) -> Sequencer:
+        assert not self._started
+        self._started = True
+        self._engine_thread.start()
+        self._commit_thread.start()
+        return self
+
+    def submit(self, command: Command, callback: Callback) -> None:
+        """Queue a command (its seq and timestamp are replaced); `callback` gets the outcome."""
+        if self.failed is not None or self._stopping:
+            callback(SequencerStopped("the sequencer is not accepting commands", self.failed))
+            return
+        self._inbox.put((command, callback))
+
+    def submit_many(self, commands: Sequence[Command], callback: Callback) -> None:
+        """Queue several commands in order, one callback call per command."""
+        if self.failed is not None or self._stopping:
+            for _ in commands:
+                callback(SequencerStopped("the sequencer is not accepting commands", self.failed))
+            return
+        self._inbox.put((list(commands), callback))
+
+    def call(self, command: Command, timeout: float = 30.0) -> Outcome:
+        """Submit and wait for the durable outcome; raise SequencerStopped on failure."""
+        done = threading.Event()
+        box: list[Outcome | SequencerStopped] = []
+
+        def deliver(result: Outcome | SequencerStopped) -> None:
+            box.append(result)
+            done.set()
+
+        self.submit(command, deliver)
+        if not done.wait(timeout):
+            raise SequencerStopped(f"no durable outcome within {timeout} s (the command may still be logged)")
+        result = box[0]
+        if isinstance(result, SequencerStopped):
+            raise result
+        return result
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what was submitted, make it durable, and stop both threads."""
+        if not self._started or self._stopping:
+            return
+        self._stopping = True
+        self._inbox.put(None)
+        self._engine_thread.join(timeout)
+        self._commit_thread.join(timeout)
+
+    # ---- the engine thread ----------------------------------------------------------
+    def _stamp_and_apply(self, command: Command, batch: _Batch, callback: Callback | None) -> int:
+        engine = self.engine
+        state = engine.state
+        seq = state.seq_last + 1
+        timestamp_ns = max(self.clock.now_ns(), state.timestamp_ns_last)
+        stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
+        events = engine.apply(stamped)
+        record = make_record(seq, timestamp_ns, encode_command(stamped), self._prev_hash)
+        self._prev_hash = record.hash
+        batch.records.append(record)
+        if callback is not None:
+            batch.acks.append((callback, Outcome(seq, timestamp_ns, events)))
+        return seq
+
+    def _after_command(self, batch: _Batch) -> None:
+        settings = self.settings
+        state = self.engine.state
+        if settings.tick_interval_ms:
+            now = self.clock.now_ns()
+            if now - self._last_tick_ns >= settings.tick_interval_ms * 1_000_000:
+                self._last_tick_ns = now
+                self._stamp_and_apply(Tick(seq=0, timestamp_ns=0), batch, None)
+        if state.seq_last - self._last_checkpoint_seq >= settings.checkpoint_every:
+            self.checkpoint(batch)
+
+    def checkpoint(self, batch: _Batch) -> int:
+        """Append a Checkpoint (and take a snapshot when one is due); return its seq."""
+        engine = self.engine
+        state = engine.state
+        seq = state.seq_last + 1
+        timestamp_ns = max(self.clock.now_ns(), state.timestamp_ns_last)
+        command = engine.checkpoint_command(seq, timestamp_ns)
+        engine.apply(command)
+        record = make_record(seq, timestamp_ns, encode_command(command), self._prev_hash)
+        self._prev_hash = record.hash
+        batch.records.append(record)
+        self._last_checkpoint_seq = seq
+        if self.data_dir is not None and seq - self._last_snapshot_seq >= self.settings.snapshot_every:
+            self._last_snapshot_seq = seq
+            batch.snapshots.append((seq, command.state_hash, encode_state(state)))
+        return seq
+
+    def _run_engine(self) -> None:
+        settings = self.settings
+        inbox = self._inbox
+        batch_window_s = settings.batch_us / 1_000_000
+        tick_s = settings.tick_interval_ms / 1000 if settings.tick_interval_ms else None
+        stop = False
+        try:
+            while not stop:
+                batch = _Batch([], [], [])
+                item: _Item | None
+                idle = False
+                try:
+                    item = inbox.get(timeout=tick_s)
+                except queue.Empty:
+                    item, idle = None, True
+                opened = time.perf_counter()
+                while True:
+                    if item is None and not idle:
+                        stop = True
+                        break
+                    if item is not None:
+                        command, callback = item
+                        if isinstance(command, list):
+                            for one in command:
+                                self._stamp_and_apply(one, batch, callback)
+                                self._after_command(batch)
+                        else:
+                            self._stamp_and_apply(command, batch, callback)
+                            self._after_command(batch)
+                    else:
+                        self._after_command(batch)
+                    idle = False
+                    if len(batch.records) >= settings.batch_max:
+                        break
+                    waited = time.perf_counter() - opened
+                    if waited >= batch_window_s:
+                        break
+                    try:
+                        item = inbox.get_nowait()
+                    except queue.Empty:
+                        if self._committer_idle.is_set():
+                            break  # nothing waiting and the disk is free: commit now
+                        try:
+                            item = inbox.get(timeout=batch_window_s - waited)
+                        except queue.Empty:
+                            break
+                if batch.records:
+                    self._committer_idle.clear()
+                    self._to_commit.put(batch)
+        except BaseException as error:
+            self.failed = error
+        finally:
+            self._to_commit.put(_STOP)
+            self._fail_waiting()
+
+    # ---- the committer thread -------------------------------------------------------
+    def _run_committer(self) -> None:
+        to_commit = self._to_commit
+        stop = False
+        while not stop:
+            item = to_commit.get()
+            batches: list[_Batch] = []
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                assert isinstance(item, _Batch)
+                batches.append(item)
+                try:
+                    item = to_commit.get_nowait()
+                except queue.Empty:
+                    break
+            if not batches:
+                continue
+            records = [record for batch in batches for record in batch.records]
+            try:
+                if self.failed is not None:
+                    raise SequencerStopped("the engine thread failed", self.failed)
+                self.log.append(records)
+            except BaseException as error:
+                self.failed = self.failed or error
+                stopped = SequencerStopped("the log could not be written; the node must restart", error)
+                for batch in batches:
+                    for callback, _ in batch.acks:
+                        self._deliver(callback, stopped)
+                self._committer_idle.set()
+                continue
+            for batch in batches:
+                for callback, outcome in batch.acks:
+                    self._deliver(callback, outcome)
+            for batch in batches:
+                for seq, state_hash, image in batch.snapshots:
+                    assert self.data_dir is not None
+                    write_snapshot_bytes(self.data_dir, seq, state_hash, image)
+                    prune_snapshots(self.data_dir, self.settings.snapshot_keep)
+            if to_commit.empty():
+                self._committer_idle.set()
+        self._committer_idle.set()
+
+    def _deliver(self, callback: Callback, result: Outcome | SequencerStopped) -> None:
+        try:
+            callback(result)
+        except BaseException as error:  # a caller's bug must not stop the log
+            self.callback_errors.append(error)
+
+    def _fail_waiting(self) -> None:
+        """After the engine thread ends, refuse whatever is still queued."""
+        stopped = SequencerStopped("the sequencer stopped", self.failed)
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                continue
+            command, callback = item
+            for _ in command if isinstance(command, list) else [command]:
+                self._deliver(callback, stopped)

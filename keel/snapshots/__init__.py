@@ -1,0 +1,1 @@
+"""Snapshots of the full engine state, written to files at checkpoints."""
