@@ -63,8 +63,10 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
     base_unit = 10 ** state.assets[command.base_asset_id].decimals
     if command.tick_atomic > 0 and command.step_atomic > 0 and (command.tick_atomic * command.step_atomic) % base_unit:
         problems.append("tick x step must be a whole number of quote atomic units")
-    if command.quantity_min_steps < 1 or command.quantity_max_steps < 0:
+    if command.quantity_min_steps < 1:
         problems.append("minimum quantity must be at least one step")
+    if command.quantity_max_steps < 0:
+        problems.append("maximum quantity must not be negative (0: no maximum)")
     if 0 < command.quantity_max_steps < command.quantity_min_steps:
         problems.append("maximum quantity is below the minimum")
     if command.notional_min_atomic < 0:

@@ -238,6 +238,7 @@ _QUANTITY_MAX = limits.quantity_steps_max
 _CLIENT_ID_MAX = limits.client_id_max
 _OPEN_ORDERS_MAX = limits.orders_open_per_account_max
 _NO_LIQUIDITY_END = int(EndReason.NO_LIQUIDITY)
+_PRICE_IMPACT_END = int(EndReason.PRICE_IMPACT)
 
 
 def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) -> None:
@@ -361,7 +362,7 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
                 raise Rejected(RejectCode.SELF_TRADE, "order would trade with your own resting order")
         if tif == 2 and _fillable_steps(book, is_buy, price, account_id, stp, quantity) < quantity:
             raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
-    elif tif == 2 and quantity:
+    elif tif == 2:
         raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
     # The hold: what the order can cost (module docstring). An order that does not
     # cross can only ever be a maker, so it holds the maker bound from the start.
@@ -453,6 +454,10 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
         return
     locked[hold_asset] -= hold
     order.hold_atomic = 0
+    if end_reason == -1 and open_steps and order_type == 1:
+        # A market order that stopped with opposite orders left stopped at its impact band.
+        opposite_left = book.best_ask() if is_buy else book.best_bid()
+        end_reason = _PRICE_IMPACT_END if opposite_left else _IOC_END
     if open_steps or end_reason == _NO_LIQUIDITY_END:
         order.open_steps = 0
         events.append(
@@ -493,6 +498,7 @@ def _match(
     taker_side = taker.side
     stp = taker.self_trade_prevention
     budget = taker.quote_budget_atomic
+    has_budget = budget > 0  # the budget may reach exactly zero; it still binds then
     open_steps = taker.open_steps
     notional_taker = taker.notional_taker_atomic
     trade_id = state.trade_id_next
@@ -536,7 +542,7 @@ def _match(
                     break
                 continue
             fill = open_steps if open_steps < maker_open else maker_open
-            if budget:
+            if has_budget:
                 unit = price * lot
                 if is_buy:
                     affordable = _affordable_steps(budget, unit, notional_taker, fee_taker_bps)
@@ -568,7 +574,7 @@ def _match(
                 fee_buyer, fee_seller = fee_taker, fee_maker
                 maker.hold_atomic -= base_atomic
                 maker_account.locked[base] -= base_atomic
-                if budget:
+                if has_budget:
                     budget -= notional + fee_taker
             else:
                 buyer_id, seller_id = maker_account_id, taker_account_id
@@ -585,7 +591,7 @@ def _match(
                     new_hold = cost
                 maker_account.locked[quote] -= maker.hold_atomic - new_hold
                 maker.hold_atomic = new_hold
-                if budget:
+                if has_budget:
                     budget -= notional
             pay = notional + fee_buyer
             receive = notional - fee_seller
@@ -651,7 +657,8 @@ def _match(
     taker.filled_steps += filled_steps
     taker.open_steps = open_steps
     taker.notional_taker_atomic = notional_taker
-    if budget:
+    if has_budget:
+        assert budget >= 0
         taker.quote_budget_atomic = budget
     state.trade_id_next = trade_id
     state.entry_id_next = entry_id

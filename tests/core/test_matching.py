@@ -593,7 +593,6 @@ def test_market_sell_by_quote_quantity_raises_at_most_the_quote_amount(h: Harnes
     assert h.audit() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a quote-quantity market buy whose budget reaches exactly 0 keeps buying")
 def test_market_buy_by_quote_stops_when_the_budget_is_spent_exactly(h: Harness) -> None:
     """A market buy by quote quantity never spends more than its budget, even when a fill uses it up exactly."""
     s1 = h.new_account(SOL=10_000_000)
@@ -612,7 +611,6 @@ def test_market_buy_by_quote_stops_when_the_budget_is_spent_exactly(h: Harness) 
     assert h.audit() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a quote-quantity market sell whose budget reaches exactly 0 keeps selling")
 def test_market_sell_by_quote_stops_when_the_amount_is_raised_exactly(h: Harness) -> None:
     """A market sell by quote quantity never sells for more than its amount, even when a fill reaches it exactly."""
     b1 = h.new_account(USDC=1_000_000_000)
@@ -723,7 +721,6 @@ def test_impact_bound_rounds_inward(h: Harness, side: int, best: int, inside: in
     assert h.audit() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a market order stopped by its impact band expires as IMMEDIATE_OR_CANCEL")
 def test_market_order_stopped_by_the_impact_band_expires_with_price_impact(h: Harness) -> None:
     """The remainder of a market order stopped at its impact band expires with EndReason.PRICE_IMPACT (orders.py)."""
     seller = h.new_account(SOL=200_000_000)
