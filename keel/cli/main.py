@@ -33,6 +33,34 @@ def bench_engine(
         typer.echo(f"{key:>24}: {value}")
 
 
+@bench_app.command("log")
+def bench_log(
+    backend: str = typer.Option(..., help="Log backend: sqlite or postgres."),
+    n: int = typer.Option(10_000, min=1, help="Records appended at each batch size."),
+    dsn: str | None = typer.Option(
+        None, help="PostgreSQL DSN (default: the local server's `test` database); for sqlite, a directory."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Append N records at batch sizes 1, 10, 100 and 1000 and report durable records/s and commits."""
+    import json
+
+    from keel.bench.log import bench
+
+    if backend not in ("sqlite", "postgres"):
+        raise typer.BadParameter("expected sqlite or postgres", param_hint="--backend")
+    result = bench(backend, n, dsn)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{result['backend']}: {result['n']} records of {result['record_bytes']} bytes at each batch size")
+    for row in result["results"]:
+        typer.echo(
+            f"batch {row['batch']:>5}: {row['records_per_s']:>9} records/s"
+            f"  {row['commits']:>7} commits  {row['seconds']:.3f} s"
+        )
+
+
 @app.command("demo")
 def demo(
     offline: bool = typer.Option(False, "--offline", help="Run the session on an engine in this process."),
