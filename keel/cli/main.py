@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from keel.cli.node_commands import register as register_node_commands
@@ -59,6 +61,33 @@ def bench_log(
             f"batch {row['batch']:>5}: {row['records_per_s']:>9} records/s"
             f"  {row['commits']:>7} commits  {row['seconds']:.3f} s"
         )
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    flow: str | None = typer.Option(None, help="Flow file in the shared format; generated when absent."),
+    backend: str = typer.Option("sqlite", help="Log backend: sqlite or postgres."),
+    dsn: str | None = typer.Option(None, help="PostgreSQL DSN (default: the local server's `test` database)."),
+    data: Path | None = typer.Option(None, "--data", help="Write into (and leave) this new data directory."),
+    n: int = typer.Option(1_000_000, min=1, help="Records to generate when no --flow is given."),
+    seed: int = typer.Option(42, help="Seed for a generated flow."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Run the flow through sequencer, durable log and engine; report commands/s and ack latency."""
+    import json
+
+    from keel.bench.pipeline import bench_pipeline
+
+    if backend not in ("sqlite", "postgres"):
+        raise typer.BadParameter("expected sqlite or postgres", param_hint="--backend")
+    if data is not None and data.exists() and any(data.iterdir()):
+        raise typer.BadParameter(f"{data} exists and is not empty", param_hint="--data")
+    result = bench_pipeline(flow, n, seed, backend, dsn, data)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:>20}: {value}")
 
 
 @app.command("demo")

@@ -23,7 +23,8 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from keel.core.errors import KeelError
 
@@ -34,6 +35,9 @@ GENESIS_HASH = bytes(32)
 _HEADER = struct.Struct("<2sBBQQI")
 _CRC = struct.Struct("<I")
 _TRAILER_SIZE = 32 + 32 + _CRC.size
+_sha256 = hashlib.sha256
+_crc32 = zlib.crc32
+_pack_crc = _CRC.pack
 RECORD_SIZE_MIN = _HEADER.size + _TRAILER_SIZE
 PAYLOAD_SIZE_MAX = 16 * 1024 * 1024
 _U64_MAX = 2**64 - 1
@@ -51,8 +55,7 @@ class LogCorrupted(KeelError):
         self.found = found
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(msgspec.Struct, frozen=True, gc=False):
     """A decoded record. `data` is its exact bytes as stored."""
 
     seq: int
@@ -69,11 +72,10 @@ def make_record(seq: int, timestamp_ns: int, payload: bytes, prev_hash: bytes) -
     assert 0 <= timestamp_ns <= _U64_MAX
     assert len(payload) <= PAYLOAD_SIZE_MAX
     assert len(prev_hash) == 32
-    header = _HEADER.pack(MAGIC, VERSION, KIND_COMMAND, seq, timestamp_ns, len(payload))
-    digest = hashlib.sha256(header + payload + prev_hash).digest()
-    body = header + payload + prev_hash + digest
-    data = body + _CRC.pack(zlib.crc32(body))
-    return Record(seq, timestamp_ns, payload, prev_hash, digest, data)
+    covered = _HEADER.pack(MAGIC, VERSION, KIND_COMMAND, seq, timestamp_ns, len(payload)) + payload + prev_hash
+    digest = _sha256(covered).digest()
+    body = covered + digest
+    return Record(seq, timestamp_ns, payload, prev_hash, digest, body + _pack_crc(_crc32(body)))
 
 
 def has_valid_checksum(data: bytes) -> bool:

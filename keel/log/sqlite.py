@@ -9,6 +9,7 @@ Imports: record, base.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +17,12 @@ from pathlib import Path
 from keel.log.record import Record, has_valid_checksum
 
 SCHEMA_VERSION = 1
+_ROWS_PER_INSERT = 400  # 800 bound parameters, far below SQLite's limit of 32,766
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_statement(rows: int) -> str:
+    return "INSERT INTO log (seq, record) VALUES " + ",".join(["(?, ?)"] * rows)
 
 
 class SqliteLog:
@@ -44,11 +51,20 @@ class SqliteLog:
         if not records:
             return
         assert records[0].seq == self._last_seq + 1, f"append at {records[0].seq} after {self._last_seq}"
+        assert records[-1].seq == records[0].seq + len(records) - 1, "a batch must hold consecutive records"
         assert all(has_valid_checksum(record.data) for record in records)
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany("INSERT INTO log (seq, record) VALUES (?, ?)", [(r.seq, r.data) for r in records])
+            # Many rows per statement: each statement step releases and retakes the GIL,
+            # and with the engine thread busy a retake can wait a whole switch interval.
+            for start in range(0, len(records), _ROWS_PER_INSERT):
+                chunk = records[start : start + _ROWS_PER_INSERT]
+                parameters: list[int | bytes] = []
+                for record in chunk:
+                    parameters.append(record.seq)
+                    parameters.append(record.data)
+                connection.execute(_insert_statement(len(chunk)), parameters)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

@@ -25,6 +25,7 @@ from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import CommandRejected
 from keel.log.base import CommandLog
+from keel.log.open import open_log as open_backend
 from keel.log.record import GENESIS_HASH, make_record
 from keel.node.config import Config, config_path, load_config, write_config
 from keel.node.genesis import genesis_commands
@@ -43,15 +44,11 @@ class DataDirError(KeelError):
 
 
 def open_log(data_dir: Path, config: Config, *, create: bool = False) -> CommandLog:
-    """Open (or create) the log that keel.toml names."""
-    if config.backend == "sqlite":
-        from keel.log.sqlite import SqliteLog
-
-        path = Path(config.dsn)
-        return SqliteLog(path if path.is_absolute() else data_dir / path, create=create)
-    from keel.log.postgres import PostgresLog
-
-    return PostgresLog(config.dsn, config.schema, create=create)
+    """Open (or create) the log that keel.toml names; a relative SQLite path is inside DIR."""
+    dsn = config.dsn
+    if config.backend == "sqlite" and not Path(dsn).is_absolute():
+        dsn = str(data_dir / dsn)
+    return open_backend(config.backend, dsn, config.schema, create=create)
 
 
 def _lock(data_dir: Path) -> int:
