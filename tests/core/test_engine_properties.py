@@ -1,10 +1,11 @@
 """Property test: random command sequences keep every invariant and match the naive model.
 
 A Hypothesis state machine drives a Harness (default assets, two markets, five funded
-accounts) with limit orders (GTC, IOC, FOK, post-only, every self-trade prevention mode,
-client ids from a small pool so duplicates happen), market orders by quantity and by
-quote quantity, cancels by id (open and bogus), by client id and of everything, credits,
-order batches, ticks, and a drifting mid price so that orders cross often. Accounts are
+accounts, one of several fee schedules including a maker rebate) with limit orders (GTC,
+IOC, FOK, post-only, every self-trade prevention mode, client ids from a small pool so
+duplicates happen), market orders by quantity and by quote quantity, cancels by id (open
+and bogus), by client id and of everything, credits, order batches, ticks, and a
+drifting mid price so that orders cross often. Accounts are
 funded generously but not without limit, so funds rejections happen as well.
 
 After every step: the invariant audit is clean (conservation, locked == holds, balance ==
@@ -24,8 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -64,13 +64,12 @@ FUNDING = {"USDC": 3_000 * 10**6, "SOL": 20 * 10**9, "BTC": 5 * 10**6}  # 3,000 
 BPS_PER_UNIT = 10_000
 FEE_ACCOUNT = -2
 BATCH_STRANGER_MESSAGE = "every order in a batch must be for the same account"
-# Suspected engine bug, reproduced by the strict xfail tests at the end of this file: a
-# market order by quote quantity that spends (buy) or raises (sell) exactly its quote
-# quantity keeps trading. The machine finds it in long runs; while it is known, examples
-# that hit it are discarded (never passed). Set to False once those tests pass.
-QUOTE_BUDGET_OVERRUN_IS_KNOWN = True
 NON_POSITION_SECTIONS = tuple(section for section in canonical.SECTIONS if section != "position")
 
+# (maker, taker) bps: the harness default most often; no fees; a maker rebate; high fees.
+FEE_SCHEDULES = st.sampled_from(
+    [(FEE_MAKER_BPS, FEE_TAKER_BPS), (FEE_MAKER_BPS, FEE_TAKER_BPS), (0, 0), (-3, 7), (25, 40), (1_000, 1_000)]
+)
 accounts = st.integers(0, ACCOUNTS - 1)
 markets = st.sampled_from(MARKETS)
 sides = st.sampled_from([Side.BUY, Side.SELL])
@@ -127,7 +126,9 @@ class TradeChecker:
     quote from buyer (notional + fee) to seller (notional - fee), and both fees to the
     fee account (-2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fee_maker_bps: int, fee_taker_bps: int) -> None:
+        self.fee_maker_bps = fee_maker_bps
+        self.fee_taker_bps = fee_taker_bps
         decimals = dict(DEFAULT_ASSETS)
         asset_ids = {symbol: asset_id for asset_id, (symbol, _) in enumerate(DEFAULT_ASSETS)}
         # market id -> (lot, step, base asset id, quote asset id)
@@ -149,8 +150,8 @@ class TradeChecker:
             notional = event.price_ticks * event.quantity_steps * lot
             taker_before = self.notional_taker.get(event.taker_order_id, 0)
             maker_before = self.notional_maker.get(event.maker_order_id, 0)
-            assert event.fee_taker_atomic == self.fee_increase(taker_before, notional, FEE_TAKER_BPS), event
-            assert event.fee_maker_atomic == self.fee_increase(maker_before, notional, FEE_MAKER_BPS), event
+            assert event.fee_taker_atomic == self.fee_increase(taker_before, notional, self.fee_taker_bps), event
+            assert event.fee_maker_atomic == self.fee_increase(maker_before, notional, self.fee_maker_bps), event
             self.notional_taker[event.taker_order_id] = taker_before + notional
             self.notional_maker[event.maker_order_id] = maker_before + notional
             if event.taker_side == Side.BUY:
@@ -182,22 +183,6 @@ class TradeChecker:
         return total
 
 
-def _as_engine_reports(happenings: list[Happening]) -> list[Happening]:
-    """Return the model's happenings with the one known engine deviation applied.
-
-    Suspected engine bug: a market order stopped by its impact band expires with reason
-    IMMEDIATE_OR_CANCEL, though orders.EndReason defines PRICE_IMPACT for exactly that
-    (Backpack's expiryReason "PriceImpact"). The model says PRICE_IMPACT; this mapping
-    lets the rest of the comparison run. test_market_order_stopped_by_impact_band_expires
-    _with_price_impact (strict xfail) fails once the engine is fixed: then delete this."""
-    return [
-        Expired(happening.order_id, EndReason.IMMEDIATE_OR_CANCEL, happening.cancelled_steps)
-        if isinstance(happening, Expired) and happening.reason == EndReason.PRICE_IMPACT
-        else happening
-        for happening in happenings
-    ]
-
-
 def _split_batch(events: list[Event], items: int) -> list[list[Event]]:
     """Split a batch's events into one list per item, in item order.
 
@@ -219,12 +204,13 @@ def _split_batch(events: list[Event], items: int) -> list[list[Event]]:
 class EngineMachine(RuleBasedStateMachine):
     """Apply generated commands; after each one, every invariant holds and the model agrees."""
 
-    @initialize()
-    def genesis(self) -> None:
+    @initialize(fees=FEE_SCHEDULES)
+    def genesis(self, fees: tuple[int, int]) -> None:
+        fee_maker_bps, fee_taker_bps = fees
         self.h = Harness()
-        self.h.list_defaults()
+        self.h.list_defaults(fee_maker_bps=fee_maker_bps, fee_taker_bps=fee_taker_bps)
         self.model = SpotModel(_model_markets())
-        self.trades = TradeChecker()
+        self.trades = TradeChecker(fee_maker_bps, fee_taker_bps)
         self.accounts = [self.h.new_account(**FUNDING) for _ in range(ACCOUNTS)]
         self.market_ids = {symbol: self.h.market(symbol) for symbol in MARKETS}
         self.mid = dict(MID_START)
@@ -273,7 +259,7 @@ class EngineMachine(RuleBasedStateMachine):
         outcome = self.model.place(request)
         accepted = [event for event in events if isinstance(event, OrderAccepted)]
         assert [event.order_id for event in accepted] == [outcome.order_id], (request, events, outcome)
-        assert _happenings(events) == _as_engine_reports(outcome.happenings), (request, events, outcome)
+        assert _happenings(events) == outcome.happenings, (request, events, outcome)
 
     def observe_unmodelled(self, events: list[Event]) -> None:
         """Bring the model up to date with an order it does not model (by quote quantity).
@@ -283,13 +269,7 @@ class EngineMachine(RuleBasedStateMachine):
         if not accepted:
             return
         budget = accepted[0].quote_quantity_atomic
-        overrun = self.trades.taker_quote_atomic(events) > budget
-        if overrun and QUOTE_BUDGET_OVERRUN_IS_KNOWN:
-            # The known engine bug (strict xfail tests below): the order went on trading
-            # after spending its quote quantity exactly. Discard this example rather than
-            # fail on the same bug again (its overspend can also break the audit later).
-            assume(False)
-        assert not overrun, events
+        assert self.trades.taker_quote_atomic(events) <= budget, events
         happenings = _happenings(events)
         trades = [happening for happening in happenings if isinstance(happening, Trade)]
         cancels = [happening for happening in happenings if isinstance(happening, Cancelled)]
@@ -613,7 +593,7 @@ EngineMachine.TestCase.settings = settings(
 TestEngineProperties = EngineMachine.TestCase
 
 
-# ---- minimal reproductions of suspected engine bugs found while building the machine ----
+# ---- regressions: engine bugs this machine found (fixed in da70992) ----------------------
 
 
 def _sol_market_with_maker() -> tuple[Harness, int, int]:
@@ -639,17 +619,13 @@ def _taker_trades(events: list[Event]) -> list[tuple[int, int]]:
     return [(event.price_ticks, event.quantity_steps) for event in events if isinstance(event, TradeExecuted)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a market sell by quote quantity that raises exactly its quote quantity keeps selling "
-    "(matching._match tests `if budget:`, so a budget spent to 0 no longer limits the fills)",
-)
 def test_market_sell_by_quote_quantity_stops_when_the_quote_quantity_is_raised() -> None:
     """A sell by quote quantity raises at most that quote amount (spec 8.1, `quoteQuantity`).
 
     SOL_USDC: one step at 10,000 ticks is worth 1,000,000 USDC atomic (1 USDC). Bids: 100
     steps at 10,000 and 10 at 9,900. A market sell for 100 USDC fills the 100 steps at
-    10,000 (exactly 100 USDC) and must stop there; the engine also sells 3 steps at 9,900."""
+    10,000 (exactly 100 USDC) and must stop there. (Before the fix it also sold 3 steps at
+    9,900: a budget spent to exactly zero no longer bound the order.)"""
     h, sol, maker = _sol_market_with_maker()
     taker = h.new_account(SOL=10**12)
     place_limit(h, maker, sol, Side.BUY, 10_000, 100)
@@ -662,21 +638,16 @@ def test_market_sell_by_quote_quantity_stops_when_the_quote_quantity_is_raised()
         order_type=OrderType.MARKET,
         quote_quantity_atomic=100_000_000,
     )
-    assert _taker_trades(events) == [(10_000, 100)]  # actual: [(10_000, 100), (9_900, 3)]
+    assert _taker_trades(events) == [(10_000, 100)]  # before the fix also (9_900, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a market buy by quote quantity that spends exactly its quote quantity keeps buying, "
-    "past its hold, and drives the buyer's balance negative",
-)
 def test_market_buy_by_quote_quantity_never_spends_more_than_the_quote_quantity() -> None:
     """A buy by quote quantity spends at most that quote amount, fees included.
 
     Asks: 2,000 steps at 10,000 ticks and 5 at 10,001. A buy for 2,001 USDC costs exactly
     2,000 x 1 USDC + 5 bps taker fee (1 USDC) = 2,001 USDC for the first level and must stop
-    there. The engine also buys 1 step at 10,001 (1.0001 USDC + 501 atomic fee), so the
-    taker, who held exactly 2,001 USDC, ends at a balance of -1,000,601 atomic units."""
+    there. (Before the fix it also bought 1 step at 10,001 for 1.0001 USDC + 501 atomic
+    fee, and the taker, who held exactly 2,001 USDC, ended at -1,000,601 atomic units.)"""
     h, sol, maker = _sol_market_with_maker()
     budget = 2_001_000_000
     taker = h.new_account(USDC=budget)
@@ -690,28 +661,23 @@ def test_market_buy_by_quote_quantity_never_spends_more_than_the_quote_quantity(
         order_type=OrderType.MARKET,
         quote_quantity_atomic=budget,
     )
-    assert _taker_trades(events) == [(10_000, 2_000)]  # actual: also (10_001, 1)
-    assert h.balance(taker, "USDC") == 0  # actual: -1_000_601
-    assert h.audit() == []  # actual: "account 2 USDC: balance -1000601 is negative", ...
+    assert _taker_trades(events) == [(10_000, 2_000)]  # before the fix also (10_001, 1)
+    assert h.balance(taker, "USDC") == 0  # before the fix -1_000_601
+    assert h.audit() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a market order stopped by its impact band expires with IMMEDIATE_OR_CANCEL; "
-    "EndReason.PRICE_IMPACT (Backpack 'PriceImpact') is never emitted",
-)
 def test_market_order_stopped_by_impact_band_expires_with_price_impact() -> None:
     """A market order's remainder that the impact band stopped expires for PRICE_IMPACT.
 
-    Bids: 1 step at 10,000 ticks and 1 at 9,000. A market sell of 5 steps trades 1 at
+    Bids: 1 step at 10,000 ticks and 2 at 9,000. A market sell of 5 steps trades 1 at
     10,000; its impact bound is ceil(10,000 x 9,700 / 10,000) = 9,700, so it may not take
-    the bid at 9,000 and its 4 remaining steps expire. orders.EndReason documents
-    PRICE_IMPACT as "market order stopped at its impact band"; the engine reports
-    IMMEDIATE_OR_CANCEL, which reads as "the book ran out"."""
+    the bid at 9,000 and its 4 remaining steps expire: orders.EndReason documents
+    PRICE_IMPACT as "market order stopped at its impact band" (Backpack's "PriceImpact").
+    (Before the fix the reason was IMMEDIATE_OR_CANCEL, which reads "the book ran out".)"""
     h, sol, maker = _sol_market_with_maker()
     taker = h.new_account(SOL=10**12)
-    for price in (10_000, 9_000):
-        place_limit(h, maker, sol, Side.BUY, price, 1)
+    place_limit(h, maker, sol, Side.BUY, 10_000, 1)
+    place_limit(h, maker, sol, Side.BUY, 9_000, 2)
     events = h.ok(
         PlaceOrder, account_id=taker, market_id=sol, side=Side.SELL, order_type=OrderType.MARKET, quantity_steps=5
     )
