@@ -89,7 +89,7 @@ def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, confi
 
         return ack
 
-    fsyncs_before = node.log.fsyncs()
+    commits_before = sequencer.appender.commits
     started = time.perf_counter()
     for start in range(0, total, CHUNK):
         with condition:
@@ -100,7 +100,7 @@ def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, confi
         while acked[0] < total and not failures:
             condition.wait(1)
     elapsed = time.perf_counter() - started
-    fsyncs = node.log.fsyncs() - fsyncs_before
+    fsyncs = sequencer.appender.commits - commits_before
     summary = end_state(node.engine)
     node.close()
     latencies_ns.sort()

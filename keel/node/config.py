@@ -4,6 +4,8 @@
     backend = "sqlite"            # or "postgres"
     dsn = "log.sqlite"            # sqlite: a path relative to the data directory; postgres: a DSN
     schema = "keel"               # postgres only: the schema holding the log table
+    writer = "process"            # "process": chain and write records in a child process
+                                  # (another core); "thread": on the node's committer thread
 
     [sequencer]
     batch_max = 1000              # flush a group commit at this many records ...
@@ -82,6 +84,7 @@ class Config:
     backend: str = "sqlite"
     dsn: str = "log.sqlite"
     schema: str = "keel"
+    writer: str = "process"
     batch_max: int = 1000
     batch_us: int = 1000
     tick_interval_ms: int = 1000
@@ -98,6 +101,8 @@ class Config:
             raise ValueError(f"log backend must be sqlite or postgres, not {self.backend!r}")
         if not self.dsn:
             raise ValueError("log dsn must not be empty")
+        if self.writer not in ("process", "thread"):
+            raise ValueError(f"log writer must be process or thread, not {self.writer!r}")
         for name in (
             "batch_max",
             "batch_us",
@@ -131,6 +136,7 @@ def load_config(data_dir: Path) -> Config:
             backend=str(log.get("backend", "sqlite")),
             dsn=str(log.get("dsn", "log.sqlite")),
             schema=str(log.get("schema", "keel")),
+            writer=str(log.get("writer", "process")),
             batch_max=int(sequencer.get("batch_max", 1000)),
             batch_us=int(sequencer.get("batch_us", 1000)),
             tick_interval_ms=int(sequencer.get("tick_interval_ms", 1000)),
@@ -165,6 +171,7 @@ def render_config(config: Config) -> str:
         f"backend = {_toml_value(config.backend)}",
         f"dsn = {_toml_value(config.dsn)}",
         f"schema = {_toml_value(config.schema)}",
+        f"writer = {_toml_value(config.writer)}",
         "",
         "[sequencer]",
         f"batch_max = {config.batch_max}",

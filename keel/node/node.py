@@ -24,6 +24,7 @@ from keel.core.commands import encode_command
 from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import CommandRejected
+from keel.log.appender import Appender, InlineAppender, ProcessAppender
 from keel.log.base import CommandLog
 from keel.log.open import open_log as open_backend
 from keel.log.record import GENESIS_HASH, make_record
@@ -43,12 +44,16 @@ class DataDirError(KeelError):
     """The data directory cannot be used as asked (missing, locked, already initialised)."""
 
 
+def resolved_dsn(data_dir: Path, config: Config) -> str:
+    """Return the log's DSN; a relative SQLite path is inside the data directory."""
+    if config.backend == "sqlite" and not Path(config.dsn).is_absolute():
+        return str(data_dir / config.dsn)
+    return config.dsn
+
+
 def open_log(data_dir: Path, config: Config, *, create: bool = False) -> CommandLog:
-    """Open (or create) the log that keel.toml names; a relative SQLite path is inside DIR."""
-    dsn = config.dsn
-    if config.backend == "sqlite" and not Path(dsn).is_absolute():
-        dsn = str(data_dir / dsn)
-    return open_backend(config.backend, dsn, config.schema, create=create)
+    """Open (or create) the log that keel.toml names."""
+    return open_backend(config.backend, resolved_dsn(data_dir, config), config.schema, create=create)
 
 
 def _lock(data_dir: Path) -> int:
@@ -203,13 +208,19 @@ class Node:
         """Start the sequencer: from now on it is the only writer of engine and log."""
         assert self._sequencer is None, "the node is already running"
         assert self._lock >= 0, "a read-only node cannot be started"
+        config = self.config
+        appender: Appender
+        if config.writer == "process":
+            appender = ProcessAppender(
+                config.backend, resolved_dsn(self.data_dir, config), config.schema, lock_fd=self._lock
+            )
+            if appender.prev_hash != self.prev_hash:
+                appender.close()
+                raise DataDirError("the log changed between recovery and start; open the node again")
+        else:
+            appender = InlineAppender(self.log, self.prev_hash)
         self._sequencer = Sequencer(
-            self.engine,
-            self.log,
-            self.prev_hash,
-            clock=clock or SystemClock(),
-            settings=settings_from(self.config),
-            data_dir=self.data_dir,
+            self.engine, appender, clock=clock or SystemClock(), settings=settings_from(config), data_dir=self.data_dir
         ).start()
         return self._sequencer
 
@@ -231,7 +242,8 @@ class Node:
     def close(self) -> None:
         if self._sequencer is not None:
             self._sequencer.stop()
-            self.prev_hash = self._sequencer.prev_hash
+            self._sequencer.appender.close()
+            self.prev_hash = self._sequencer.appender.prev_hash
             self._sequencer = None
         self.log.close()
         if self._lock >= 0:

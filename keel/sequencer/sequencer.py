@@ -5,8 +5,9 @@ order, gives each the next sequence number and a timestamp (the clock's, but nev
 earlier than the last one), applies it to the engine, and encodes it as a hash-chained
 log record. It closes a batch when it holds `batch_max` records, when `batch_us` have
 passed since the batch opened, or when no command is waiting and the committer is idle
-(waiting would only add latency). The committer thread appends each batch to the log in
-one transaction (merging batches that queued up behind a slow commit: group commit),
+(waiting would only add latency). The committer thread hands each batch to the appender (which
+chains the records and writes them, on this thread or in a writer process) in one
+transaction (merging batches that queued up behind a slow commit: group commit),
 and only then calls each command's callback with its outcome. Acknowledged means
 durable: no callback runs before the transaction holding its record has committed.
 
@@ -38,14 +39,12 @@ from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import Event
 from keel.core.snapshot import encode_state
-from keel.log.base import CommandLog
-from keel.log.record import Record, make_record
+from keel.log.appender import Appender, Item
 from keel.sequencer.clock import Clock
 from keel.snapshots.store import prune_snapshots, write_snapshot_bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     """What a command did, released only once its record is durable."""
 
     seq: int
@@ -76,7 +75,7 @@ class SequencerSettings:
 
 @dataclass(slots=True)
 class _Batch:
-    records: list[Record]
+    items: list[Item]  # (seq, timestamp_ns, command bytes), chained into records by the appender
     acks: list[tuple[Callback, Outcome]]
     snapshots: list[tuple[int, bytes, bytes]]  # (seq, state hash, image)
 
@@ -91,21 +90,20 @@ class Sequencer:
     def __init__(
         self,
         engine: Engine,
-        log: CommandLog,
-        prev_hash: bytes,
+        appender: Appender,
         *,
         clock: Clock,
         settings: SequencerSettings,
         data_dir: Path | None = None,
     ) -> None:
         self.engine = engine
-        self.log = log
+        self.appender = appender
         self.clock = clock
+        self._now_ns = clock.now_ns
         self.settings = settings
         self.data_dir = data_dir
         self.failed: BaseException | None = None
         self.callback_errors: list[BaseException] = []
-        self._prev_hash = prev_hash
         self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
         self._to_commit: queue.Queue[object] = queue.Queue(maxsize=64)
         self._committer_idle = threading.Event()
@@ -118,11 +116,6 @@ class Sequencer:
         self._engine_thread = threading.Thread(target=self._run_engine, name="keel-sequencer", daemon=True)
         self._commit_thread = threading.Thread(target=self._run_committer, name="keel-committer", daemon=True)
         self._started = False
-
-    @property
-    def prev_hash(self) -> bytes:
-        """The hash of the last record made (durable once the sequencer has stopped)."""
-        return self._prev_hash
 
     # ---- the caller's side ----------------------------------------------------------
     def start(self) -> Sequencer:
@@ -178,12 +171,12 @@ class Sequencer:
         engine = self.engine
         state = engine.state
         seq = state.seq_last + 1
-        timestamp_ns = max(self.clock.now_ns(), state.timestamp_ns_last)
+        timestamp_ns = self._now_ns()
+        if timestamp_ns < state.timestamp_ns_last:
+            timestamp_ns = state.timestamp_ns_last
         stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
         events = engine.apply(stamped)
-        record = make_record(seq, timestamp_ns, encode_command(stamped), self._prev_hash)
-        self._prev_hash = record.hash
-        batch.records.append(record)
+        batch.items.append((seq, timestamp_ns, encode_command(stamped)))
         if callback is not None:
             batch.acks.append((callback, Outcome(seq, timestamp_ns, events)))
         return seq
@@ -207,9 +200,7 @@ class Sequencer:
         timestamp_ns = max(self.clock.now_ns(), state.timestamp_ns_last)
         command = engine.checkpoint_command(seq, timestamp_ns)
         engine.apply(command)
-        record = make_record(seq, timestamp_ns, encode_command(command), self._prev_hash)
-        self._prev_hash = record.hash
-        batch.records.append(record)
+        batch.items.append((seq, timestamp_ns, encode_command(command)))
         self._last_checkpoint_seq = seq
         if self.data_dir is not None and seq - self._last_snapshot_seq >= self.settings.snapshot_every:
             self._last_snapshot_seq = seq
@@ -248,7 +239,7 @@ class Sequencer:
                     else:
                         self._after_command(batch)
                     idle = False
-                    if len(batch.records) >= settings.batch_max:
+                    if len(batch.items) >= settings.batch_max:
                         break
                     waited = time.perf_counter() - opened
                     if waited >= batch_window_s:
@@ -262,7 +253,7 @@ class Sequencer:
                             item = inbox.get(timeout=batch_window_s - waited)
                         except queue.Empty:
                             break
-                if batch.records:
+                if batch.items:
                     self._committer_idle.clear()
                     self._to_commit.put(batch)
         except BaseException as error:
@@ -290,11 +281,11 @@ class Sequencer:
                     break
             if not batches:
                 continue
-            records = [record for batch in batches for record in batch.records]
+            items = [item for batch in batches for item in batch.items]
             try:
                 if self.failed is not None:
                     raise SequencerStopped("the engine thread failed", self.failed)
-                self.log.append(records)
+                self.appender.append(items)
             except BaseException as error:
                 self.failed = self.failed or error
                 stopped = SequencerStopped("the log could not be written; the node must restart", error)
