@@ -60,7 +60,7 @@ from keel.core.events import (
     TradeExecuted,
 )
 from keel.core.markets import Market
-from keel.core.money import BPS, div_ceil, div_floor
+from keel.core.money import BPS, div_ceil, div_floor, format_decimal
 from keel.core.orders import (
     EndReason,
     Order,
@@ -162,17 +162,46 @@ def _check_shape(command: PlaceOrder) -> None:
         raise Rejected(RejectCode.VALUE_TOO_LARGE, "quantity is too large")
 
 
-def _check_quantity(market: Market, quantity_steps: int) -> None:
+# Rejection messages speak decimals, as a trader reads prices and amounts; these run only
+# on the refusal path.
+def price_text(state: ExchangeState, market: Market, price_ticks: int) -> str:
+    """Return a price in ticks as a decimal in the quote asset ("101.2")."""
+    return format_decimal(price_ticks * market.tick_atomic, state.assets[market.quote_asset_id].decimals)
+
+
+def quantity_text(state: ExchangeState, market: Market, quantity_steps: int) -> str:
+    """Return a quantity in steps as a decimal with the base asset ("0.5 SOL")."""
+    base = state.assets[market.base_asset_id]
+    return f"{format_decimal(quantity_steps * market.step_atomic, base.decimals)} {base.symbol}"
+
+
+def amount_text(state: ExchangeState, asset_id: int, amount_atomic: int) -> str:
+    """Return an amount in atomic units as a decimal with its asset ("7.004202 USDC")."""
+    asset = state.assets[asset_id]
+    return f"{format_decimal(amount_atomic, asset.decimals)} {asset.symbol}"
+
+
+def _check_quantity(state: ExchangeState, market: Market, quantity_steps: int) -> None:
     if quantity_steps < market.quantity_min_steps:
         raise Rejected(
             RejectCode.QUANTITY_BELOW_MINIMUM,
-            f"quantity is below the minimum of {market.quantity_min_steps} steps for {market.symbol}",
+            f"quantity {quantity_text(state, market, quantity_steps)} is below the minimum of "
+            f"{quantity_text(state, market, market.quantity_min_steps)} for {market.symbol}",
         )
     if market.quantity_max_steps and quantity_steps > market.quantity_max_steps:
         raise Rejected(
             RejectCode.QUANTITY_ABOVE_MAXIMUM,
-            f"quantity is above the maximum of {market.quantity_max_steps} steps for {market.symbol}",
+            f"quantity {quantity_text(state, market, quantity_steps)} is above the maximum of "
+            f"{quantity_text(state, market, market.quantity_max_steps)} for {market.symbol}",
         )
+
+
+def _below_notional(state: ExchangeState, market: Market, notional_atomic: int) -> Rejected:
+    return Rejected(
+        RejectCode.NOTIONAL_BELOW_MINIMUM,
+        f"order value {amount_text(state, market.quote_asset_id, notional_atomic)} is below the minimum of "
+        f"{amount_text(state, market.quote_asset_id, market.notional_min_atomic)} for {market.symbol}",
+    )
 
 
 def _first_live(book: Book, is_buy: bool) -> Order | None:
@@ -301,24 +330,26 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
     end_reason = -1
     if order_type == 0:
         if quantity < market.quantity_min_steps or (market.quantity_max_steps and quantity > market.quantity_max_steps):
-            _check_quantity(market, quantity)
+            _check_quantity(state, market, quantity)
         cost = price * quantity * lot
         if cost < market.notional_min_atomic:
-            raise Rejected(RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}")
+            raise _below_notional(state, market, cost)
         last = market.last_price_ticks
         if last and not (last * market.band_low_bps <= price * BPS <= last * market.band_high_bps):
             raise Rejected(
-                RejectCode.PRICE_OUT_OF_BAND, f"price is too far from the last traded price of {market.symbol}"
+                RejectCode.PRICE_OUT_OF_BAND,
+                f"price {price_text(state, market, price)} is too far from the last traded price "
+                f"{price_text(state, market, last)} of {market.symbol} (allowed "
+                f"{price_text(state, market, div_ceil(last * market.band_low_bps, BPS))} to "
+                f"{price_text(state, market, div_floor(last * market.band_high_bps, BPS))})",
             )
         crosses = opposite != 0 and ((opposite <= price) if is_buy else (opposite >= price))
     elif opposite == 0:
         if quote_budget:
             if quote_budget < market.notional_min_atomic:
-                raise Rejected(
-                    RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}"
-                )
+                raise _below_notional(state, market, quote_budget)
         else:
-            _check_quantity(market, quantity)
+            _check_quantity(state, market, quantity)
         quantity = 0 if quote_budget else quantity
         crosses = False
         end_reason = _NO_LIQUIDITY_END
@@ -332,18 +363,18 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
             price = div_ceil(opposite * market.impact_low_bps, BPS)
         if quote_budget:
             if quote_budget < market.notional_min_atomic:
-                raise Rejected(
-                    RejectCode.NOTIONAL_BELOW_MINIMUM, f"order value is below the minimum for {market.symbol}"
-                )
+                raise _below_notional(state, market, quote_budget)
             # An upper bound on steps: a buy gets no more than the budget buys at the
             # best ask; a sell needs no more than the budget at its impact bound.
             quantity = quote_budget // ((opposite if is_buy else price) * lot)
             if quantity == 0:
                 raise Rejected(
-                    RejectCode.QUANTITY_BELOW_MINIMUM, f"quote quantity buys less than one step of {market.symbol}"
+                    RejectCode.QUANTITY_BELOW_MINIMUM,
+                    f"quote quantity {amount_text(state, market.quote_asset_id, quote_budget)} is less than one "
+                    f"step ({quantity_text(state, market, 1)}) of {market.symbol}",
                 )
         else:
-            _check_quantity(market, quantity)
+            _check_quantity(state, market, quantity)
         cost = price * quantity * lot
         crosses = True
     if client_id != -1 and client_id in account.client_orders:
@@ -354,7 +385,8 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
     if crosses:
         if post_only:
             raise Rejected(
-                RejectCode.POST_ONLY_WOULD_TAKE, f"post-only order would immediately match at price {opposite} ticks"
+                RejectCode.POST_ONLY_WOULD_TAKE,
+                f"post-only order would immediately match at {price_text(state, market, opposite)}",
             )
         if stp == _REJECT_TAKER:
             first = _first_live(book, is_buy)
@@ -384,8 +416,8 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
     if hold > account.balances[hold_asset] - locked[hold_asset]:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,
-            f"insufficient funds: the order needs {hold} atomic units of {state.assets[hold_asset].symbol}, "
-            f"{account.balances[hold_asset] - locked[hold_asset]} are available",
+            f"insufficient funds: the order needs {amount_text(state, hold_asset, hold)}, "
+            f"{amount_text(state, hold_asset, account.balances[hold_asset] - locked[hold_asset])} is available",
         )
     # ---- apply --------------------------------------------------------------------
     order_id = state.order_id_next

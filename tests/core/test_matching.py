@@ -172,7 +172,7 @@ def test_gtc_buy_that_cannot_trade_rests_holding_cost_plus_maker_fee(h: Harness)
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "insufficient funds: the order needs 7002101 atomic units of USDC, 7002100 are available",
+        "insufficient funds: the order needs 7.002101 USDC, 7.0021 USDC is available",
         buyer,
         BUY,
         10_001,
@@ -199,7 +199,7 @@ def test_gtc_sell_rests_holding_its_base(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 10000000 atomic units of SOL, 0 are available",
+        "needs 0.01 SOL, 0 SOL is available",
         seller,
         SELL,
         10_002,
@@ -218,7 +218,7 @@ def test_crossing_gtc_buy_holds_taker_bound_plus_one_then_rests_with_maker_hold(
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 7004202 atomic units of USDC, 7004201 are available",
+        "needs 7.004202 USDC, 7.004201 USDC is available",
         buyer,
         BUY,
         10_001,
@@ -441,7 +441,7 @@ def test_post_only_that_would_take_is_rejected(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.POST_ONLY_WOULD_TAKE,
-        "post-only order would immediately match at price 10000 ticks",
+        "post-only order would immediately match at 100",
         buyer,
         BUY,
         10_000,
@@ -451,7 +451,7 @@ def test_post_only_that_would_take_is_rejected(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.POST_ONLY_WOULD_TAKE,
-        "would immediately match at price 9990 ticks",
+        "would immediately match at 99.9",
         seller,
         SELL,
         9_000,
@@ -476,7 +476,7 @@ def test_market_buy_by_quantity(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 30915450 atomic units of USDC, 30915449 are available",
+        "needs 30.91545 USDC, 30.915449 USDC is available",
         buyer,
         BUY,
         0,
@@ -510,7 +510,7 @@ def test_market_sell_by_quantity(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 300000000 atomic units of SOL, 299999999 are available",
+        "needs 0.3 SOL, 0.299999999 SOL is available",
         seller,
         SELL,
         0,
@@ -540,7 +540,7 @@ def test_market_buy_by_quote_quantity_spends_at_most_the_budget_fee_included(h: 
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 30000000 atomic units of USDC, 29999999 are available",
+        "needs 30 USDC, 29.999999 USDC is available",
         buyer,
         BUY,
         order_type=MARKET,
@@ -572,7 +572,7 @@ def test_market_sell_by_quote_quantity_raises_at_most_the_quote_amount(h: Harnes
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 310000000 atomic units of SOL, 309999999 are available",
+        "needs 0.31 SOL, 0.309999999 SOL is available",
         seller,
         SELL,
         order_type=MARKET,
@@ -745,7 +745,7 @@ def test_any_price_before_the_first_trade_then_the_band_applies(h: Harness) -> N
     events = place(h, b, BUY, 10_000, 1)
     assert len(trades_of(events)) == 1
     assert h.state.markets[SOL_USDC].last_price_ticks == 10_000
-    phrase = "price is too far from the last traded price of SOL_USDC"
+    phrase = "is too far from the last traded price 100 of SOL_USDC (allowed 75 to 125)"
     # 7_499 x 10_000 < 10_000 x 7_500
     reject_order(h, RejectCode.PRICE_OUT_OF_BAND, phrase, b, BUY, 7_499, 200)
     reject_order(h, RejectCode.PRICE_OUT_OF_BAND, phrase, b, SELL, 7_499, 200)
@@ -762,8 +762,8 @@ def test_quantity_minimum_and_maximum(h: Harness) -> None:
     """Orders below the market's minimum or above its maximum quantity are refused; the edges are accepted."""
     market = list_market(h, "SOLQ_USDC", quantity_min_steps=5, quantity_max_steps=100, notional_min_atomic=0)
     a = h.new_account(USDC=1_000_000_000, SOL=10_000_000_000)
-    below = "quantity is below the minimum of 5 steps for SOLQ_USDC"
-    above = "quantity is above the maximum of 100 steps for SOLQ_USDC"
+    below = "quantity 0.04 SOL is below the minimum of 0.05 SOL for SOLQ_USDC"
+    above = "quantity 1.01 SOL is above the maximum of 1 SOL for SOLQ_USDC"
     reject_order(h, RejectCode.QUANTITY_BELOW_MINIMUM, below, a, BUY, 10_000, 4, market=market)
     reject_order(h, RejectCode.QUANTITY_ABOVE_MAXIMUM, above, a, SELL, 10_000, 101, market=market)
     reject_order(h, RejectCode.QUANTITY_BELOW_MINIMUM, below, a, BUY, 0, 4, market=market, order_type=MARKET)
@@ -776,7 +776,7 @@ def test_quantity_minimum_and_maximum(h: Harness) -> None:
 def test_notional_minimum(h: Harness) -> None:
     """A limit order worth less than 1 USDC, or a quote quantity below it, is NOTIONAL_BELOW_MINIMUM."""
     a = h.new_account(USDC=1_000_000_000, SOL=10_000_000_000)
-    phrase = "order value is below the minimum for SOL_USDC"
+    phrase = "is below the minimum of 1 USDC for SOL_USDC"
     # 100 x 99 x 100 = 990_000 < 1_000_000
     reject_order(h, RejectCode.NOTIONAL_BELOW_MINIMUM, phrase, a, BUY, 100, 99)
     reject_order(h, RejectCode.NOTIONAL_BELOW_MINIMUM, phrase, a, SELL, 9_999, 1)  # 999_900
@@ -788,7 +788,7 @@ def test_notional_minimum(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.QUANTITY_BELOW_MINIMUM,
-        "quote quantity buys less than one step of SOL_USDC",
+        "quote quantity 1.5 USDC is less than one step (0.01 SOL) of SOL_USDC",
         a,
         BUY,
         order_type=MARKET,
@@ -987,7 +987,7 @@ def test_rebate_market_crossing_buy_needs_no_extra_unit(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "needs 7004201 atomic units of USDC, 7004200 are available",
+        "needs 7.004201 USDC, 7.0042 USDC is available",
         buyer,
         BUY,
         10_001,
@@ -1405,7 +1405,7 @@ def test_insufficient_funds_count_what_is_already_locked(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "insufficient funds: the order needs 1000200 atomic units of USDC, 998200 are available",
+        "insufficient funds: the order needs 1.0002 USDC, 0.9982 USDC is available",
         a,
         BUY,
         1_000,
@@ -1414,7 +1414,7 @@ def test_insufficient_funds_count_what_is_already_locked(h: Harness) -> None:
     reject_order(
         h,
         RejectCode.INSUFFICIENT_AVAILABLE,
-        "insufficient funds: the order needs 50000000 atomic units of SOL, 40000000 are available",
+        "insufficient funds: the order needs 0.05 SOL, 0.04 SOL is available",
         a,
         SELL,
         11_000,
