@@ -301,7 +301,7 @@ def test_batch_places_each_item_independently(h: Harness) -> None:
     ]
     assert "client id 1" in rejected[0].message
     assert rejected[1].message == (
-        "insufficient funds: the order needs 20004000 atomic units of USDC, 14998000 are available"
+        "insufficient funds: the order needs 20.004 USDC, 14.998 USDC is available"
     )
     assert "same account" in rejected[2].message
     # Resting holds: 10_002_000 and 9_001_800 (above).
