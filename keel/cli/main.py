@@ -90,6 +90,27 @@ def bench_pipeline_command(
         typer.echo(f"{key:>20}: {value}")
 
 
+@bench_app.command("checkpoint")
+def bench_checkpoint_command(
+    accounts: int = typer.Option(1_000_000, min=1, help="Funded accounts in the state."),
+    orders: int = typer.Option(100_000, min=0, help="Resting orders in the state."),
+    interval: int = typer.Option(10_000, min=1, help="Commands between checkpoints."),
+    intervals: int = typer.Option(10, min=1, help="Checkpoints to time."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Time the incremental state hash a checkpoint computes on a large state."""
+    import json
+
+    from keel.bench.checkpoint import bench_checkpoint
+
+    result = bench_checkpoint(accounts, orders, interval, intervals)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:>30}: {value}")
+
+
 @app.command("demo")
 def demo(
     offline: bool = typer.Option(False, "--offline", help="Run the session on an engine in this process."),

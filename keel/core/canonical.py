@@ -161,14 +161,21 @@ class StateHasher:
         return combine(self.section_hashes(state))
 
     def _drain(self, state: ExchangeState) -> None:
+        # The digest formula is entity_digest's, inlined: a checkpoint may re-hash tens of
+        # thousands of entities. Duplicates are dropped with dict.fromkeys (insertion
+        # order; the sums do not depend on order anyway).
+        sha256 = hashlib.sha256
+        from_bytes = int.from_bytes
+        encode = _encode
         total = self.sums["accounts"]
-        seen_accounts: dict[int, None] = {}
-        for account in state.dirty_accounts:
-            account_id = account.account_id
-            if account_id in seen_accounts:
-                continue
-            seen_accounts[account_id] = None
-            digest = entity_digest("accounts", _encode(account_id), _encode((account.balances, account.locked)))
+        prefix = b"accounts\0"
+        for account in dict.fromkeys(state.dirty_accounts):
+            digest = from_bytes(
+                sha256(
+                    prefix + encode(account.account_id) + b"\0" + encode((account.balances, account.locked))
+                ).digest(),
+                "big",
+            )
             total += digest - account.digest
             account.digest = digest
         state.dirty_accounts.clear()
@@ -176,28 +183,22 @@ class StateHasher:
 
         total = self.sums["orders"]
         order_digests = self.order_digests
-        seen_orders: dict[int, None] = {}
-        for order in state.dirty_orders:
-            order_id = order.order_id
-            if order_id in seen_orders:
-                continue
-            seen_orders[order_id] = None
+        orders = state.orders
+        prefix = b"orders\0"
+        for order_id in dict.fromkeys([order.order_id for order in state.dirty_orders]):
             total -= order_digests.pop(order_id, 0)
-            current = state.orders.get(order_id)
+            current = orders.get(order_id)
             if current is not None:
-                digest = order_digests[order_id] = entity_digest("orders", _encode(order_id), _encode(current))
+                digest = order_digests[order_id] = from_bytes(
+                    sha256(prefix + encode(order_id) + b"\0" + encode(current)).digest(), "big"
+                )
                 total += digest
         state.dirty_orders.clear()
         self.sums["orders"] = total % _MODULUS
 
         total = self.sums["levels"]
         level_digests = self.level_digests
-        seen_levels: dict[tuple[int, int, int], None] = {}
-        for level in state.dirty_levels:
-            key = level.key
-            if key in seen_levels:
-                continue
-            seen_levels[key] = None
+        for key in dict.fromkeys([level.key for level in state.dirty_levels]):
             total -= level_digests.pop(key, 0)
             market_id, side, price = key
             book = state.books[market_id]

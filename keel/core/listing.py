@@ -133,6 +133,16 @@ def credit(state: ExchangeState, command: Credit, events: list[Event]) -> None:
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a credit must be a positive amount")
     if account.balances[command.asset_id] + command.amount_atomic > limits.amount_atomic_max:
         raise Rejected(RejectCode.VALUE_TOO_LARGE, "the balance would exceed the largest amount Keel holds")
+    # The external account holds minus everything inside the exchange: bounding it bounds
+    # every sum of balances of the asset, so all of them fit the log's 64-bit integers.
+    if (
+        state.accounts[EXTERNAL_ACCOUNT_ID].balances[command.asset_id] - command.amount_atomic
+        < -limits.amount_atomic_max
+    ):
+        raise Rejected(
+            RejectCode.VALUE_TOO_LARGE,
+            f"the exchange's total {state.assets[command.asset_id].symbol} would exceed the largest amount Keel holds",
+        )
     lines = (
         (EXTERNAL_ACCOUNT_ID, command.asset_id, -command.amount_atomic),
         (command.account_id, command.asset_id, command.amount_atomic),
