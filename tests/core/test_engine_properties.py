@@ -334,6 +334,7 @@ class EngineMachine(RuleBasedStateMachine):
         market=markets,
         side=sides,
         distance_ticks=st.integers(0, 15),
+        distance_percent=st.one_of(st.just(0), st.just(0), st.just(0), st.integers(4, 8)),
         quantity=st.integers(1, 40),
         post_only=st.booleans(),
         stp=stps,
@@ -345,20 +346,22 @@ class EngineMachine(RuleBasedStateMachine):
         market: str,
         side: Side,
         distance_ticks: int,
+        distance_percent: int,
         quantity: int,
         post_only: bool,
         stp: SelfTradePrevention,
         client_id: int,
     ) -> None:
-        # A GTC order on its own side of the mid: the liquidity the takers meet.
-        offset = -distance_ticks if side == Side.BUY else distance_ticks
+        # A GTC order on its own side of the mid: the liquidity the takers meet. Some rest
+        # 4-8% away, beyond a market order's impact band (3%), so that bands stop takers.
+        sign = -1 if side == Side.BUY else 1
         request = OrderRequest(
             account_id=self.accounts[account],
             market_id=self.market_ids[market],
             side=side,
             order_type=OrderType.LIMIT,
             time_in_force=TimeInForce.GTC,
-            price_ticks=self.price(market, offset, 0),
+            price_ticks=self.price(market, sign * distance_ticks, sign * distance_percent),
             quantity_steps=quantity,
             post_only=post_only,
             self_trade_prevention=stp,
@@ -402,11 +405,15 @@ class EngineMachine(RuleBasedStateMachine):
         market=markets,
         side=sides,
         quote_atomic=st.one_of(st.integers(500_000, 200_000_000), st.integers(1_000_000_000, 5_000_000_000)),
+        steps_at_mid=st.one_of(st.just(0), st.integers(1, 80)),
         stp=stps,
     )
     def place_market_by_quote(
-        self, account: int, market: str, side: Side, quote_atomic: int, stp: SelfTradePrevention
+        self, account: int, market: str, side: Side, quote_atomic: int, steps_at_mid: int, stp: SelfTradePrevention
     ) -> None:
+        if steps_at_mid:
+            # The exact value of whole steps at the mid price: budgets that run out exactly.
+            quote_atomic = steps_at_mid * self.mid[market] * self.trades.markets[self.market_ids[market]][0]
         events = self.submit(
             PlaceOrder,
             account_id=self.accounts[account],
