@@ -111,6 +111,25 @@ def bench_checkpoint_command(
         typer.echo(f"{key:>30}: {value}")
 
 
+@bench_app.command("recovery")
+def bench_recovery_command(
+    data: Path = typer.Option(..., "--data", help="A data directory (e.g. one `keel bench pipeline --data` left)."),
+    runs: int = typer.Option(3, min=1, help="Fresh-process runs; medians are reported."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Time a fresh process to trading-ready, and replay from genesis in records/s."""
+    import json
+
+    from keel.bench.recovery import bench_recovery
+
+    result = bench_recovery(data, runs)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:>28}: {value}")
+
+
 @app.command("demo")
 def demo(
     offline: bool = typer.Option(False, "--offline", help="Run the session on an engine in this process."),
