@@ -274,7 +274,7 @@ class EngineMachine(RuleBasedStateMachine):
         trades = [happening for happening in happenings if isinstance(happening, Trade)]
         cancels = [happening for happening in happenings if isinstance(happening, Cancelled)]
         for cancel in cancels:  # only self-trade prevention cancels resting orders here
-            assert cancel.reason == 2, events
+            assert cancel.reason == EndReason.SELF_TRADE_PREVENTION, events
         self.model.observe_unmodelled(accepted[0].order_id, trades, cancels)
 
     def price(self, market: str, offset_ticks: int, offset_percent: int) -> int:
