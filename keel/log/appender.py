@@ -13,7 +13,9 @@ one contract:
   while an orphaned writer might still be committing. The child exits when its input
   closes (the parent stopped or died) after finishing the batch it is writing.
 
-Wire format (little-endian): parent -> child `u32 length | msgpack [[seq, ts, bytes], ...]`;
+Wire format (little-endian): first parent -> child `u32 length | utf-8 DSN` (never on
+the command line, where a password would show in `ps`); then parent -> child
+`u32 length | msgpack [[seq, ts, bytes], ...]`;
 child -> parent `u64 last durable seq | 32-byte hash of that record` per batch (and once
 at start for the log as it is), or `u64 2**64-1 | u32 length | utf-8 error`.
 
@@ -96,7 +98,8 @@ class InlineAppender:
 
 class ProcessAppender:
     def __init__(self, backend: str, dsn: str, schema: str, *, lock_fd: int | None = None) -> None:
-        arguments = [sys.executable, "-m", "keel.log.writer", backend, dsn, schema]
+        # The DSN may hold a password: it goes through the pipe, not the command line (ps).
+        arguments = [sys.executable, "-m", "keel.log.writer", backend, schema]
         self._process = subprocess.Popen(
             arguments,
             stdin=subprocess.PIPE,
@@ -108,6 +111,8 @@ class ProcessAppender:
         assert self._process.stdout is not None
         self._input = self._process.stdin
         self._output = self._process.stdout
+        dsn_bytes = dsn.encode()
+        self._write_all(_U32.pack(len(dsn_bytes)) + dsn_bytes)
         last_seq = self._read_seq()
         self._last_seq = last_seq
         self._prev_hash = self._read_exact(32)
@@ -116,6 +121,16 @@ class ProcessAppender:
     @property
     def prev_hash(self) -> bytes:
         return self._prev_hash
+
+    def _write_all(self, data: bytes) -> None:
+        frame = memoryview(data)
+        try:
+            # A raw pipe write may be partial (a signal, a full pipe): write until all is sent.
+            while frame:
+                written = self._input.write(frame)
+                frame = frame[written or 0 :]
+        except OSError as error:
+            raise AppendFailed(f"the log writer process is gone: {error}") from error
 
     def _read_exact(self, size: int) -> bytes:
         chunks = []
@@ -138,14 +153,8 @@ class ProcessAppender:
         if not items:
             return
         assert items[0][0] == self._last_seq + 1
-        frame = memoryview(_U32.pack(len(blob := _encode(items))) + blob)
-        try:
-            # A raw pipe write may be partial (a signal, a full pipe): write until all is sent.
-            while frame:
-                written = self._input.write(frame)
-                frame = frame[written or 0 :]
-        except (BrokenPipeError, OSError) as error:
-            raise AppendFailed(f"the log writer process is gone: {error}") from error
+        blob = _encode(items)
+        self._write_all(_U32.pack(len(blob)) + blob)
         durable = self._read_seq()
         if durable != items[-1][0]:
             raise AppendFailed(f"the log writer made {durable} durable, expected {items[-1][0]}")

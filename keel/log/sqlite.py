@@ -36,10 +36,11 @@ class SqliteLog:
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, record BLOB NOT NULL) STRICT"
-        )
-        self._connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if create:
+            self._connection.execute(
+                "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, record BLOB NOT NULL) STRICT"
+            )
+            self._connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._commits = 0
         self._last_seq = self._query_last_seq()
 

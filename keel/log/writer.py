@@ -1,4 +1,6 @@
-"""The log writer child process (see appender.ProcessAppender): `python -m keel.log.writer BACKEND DSN SCHEMA`."""
+"""The log writer child process (see appender.ProcessAppender): `python -m keel.log.writer BACKEND SCHEMA`.
+
+The DSN arrives on standard input first, so a password never shows in the process list."""
 
 from __future__ import annotations
 
@@ -33,9 +35,14 @@ def _send_error(output: BinaryIO, message: str) -> None:
 
 
 def main(arguments: list[str]) -> int:
-    backend, dsn, schema = arguments
+    backend, schema = arguments
     output = sys.stdout.buffer
     source = sys.stdin.buffer
+    header = _read_exact(source, 4)
+    dsn_bytes = _read_exact(source, _U32.unpack(header)[0]) if header is not None else None
+    if dsn_bytes is None:
+        return 1
+    dsn = dsn_bytes.decode()
     try:
         log = open_log(backend, dsn, schema)
         appender = InlineAppender(log, last_record_hash(log))

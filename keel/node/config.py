@@ -10,7 +10,7 @@
     [sequencer]
     batch_max = 1000              # flush a group commit at this many records ...
     batch_us = 1000               # ... or this many microseconds after its first record
-    tick_interval_ms = 1000       # inject a Tick this often
+    tick_interval_ms = 1000       # inject a Tick this often (0: never)
     checkpoint_every = 10000      # append a Checkpoint every K commands
 
     [snapshots]

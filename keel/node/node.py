@@ -33,7 +33,7 @@ from keel.node.genesis import genesis_commands
 from keel.node.recovery import Progress, RecoveryReport, recover
 from keel.sequencer.clock import Clock, SystemClock
 from keel.sequencer.sequencer import Sequencer, SequencerSettings
-from keel.snapshots.store import write_snapshot
+from keel.snapshots.store import list_snapshots, prune_snapshots, write_snapshot
 
 LOCK_NAME = "node.lock"
 OPERATOR_KEY_NAME = "operator.key"
@@ -177,6 +177,8 @@ class Node:
 
         `read_only` (verify, replay) takes no lock and never discards a torn tail, so it
         can run beside a serving node; such a node must not be started."""
+        if not __debug__:
+            raise DataDirError("Python runs with -O (assertions off); Keel refuses to open a node without them")
         if not data_dir.is_dir():
             raise DataDirError(f"{data_dir} is not a directory; create one with `keel init --data {data_dir}`")
         config = load_config(data_dir)
@@ -219,8 +221,15 @@ class Node:
                 raise DataDirError("the log changed between recovery and start; open the node again")
         else:
             appender = InlineAppender(self.log, self.prev_hash)
+        snapshots = list_snapshots(self.data_dir)
         self._sequencer = Sequencer(
-            self.engine, appender, clock=clock or SystemClock(), settings=settings_from(config), data_dir=self.data_dir
+            self.engine,
+            appender,
+            clock=clock or SystemClock(),
+            settings=settings_from(config),
+            data_dir=self.data_dir,
+            last_checkpoint_seq=self.report.last_checkpoint_seq,
+            last_snapshot_seq=snapshots[0].seq if snapshots else 0,
         ).start()
         return self._sequencer
 
@@ -237,6 +246,7 @@ class Node:
         self.log.append([record])
         self.prev_hash = record.hash
         path = write_snapshot(self.data_dir, state, checkpoint.state_hash)
+        prune_snapshots(self.data_dir, self.config.snapshot_keep)
         return seq, path
 
     def close(self) -> None:

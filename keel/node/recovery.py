@@ -59,6 +59,7 @@ class RecoveryReport:
     checkpoints_verified: int = 0
     full_checks: int = 0
     last_seq: int = 0
+    last_checkpoint_seq: int = 0  # the last Checkpoint replayed, or the snapshot's (taken at one)
     torn_tail_discarded: int = 0  # seq of a discarded torn final record, 0 if none
     seconds: float = 0.0
     state_hash: bytes = b""
@@ -140,6 +141,7 @@ def recover(
     else:
         engine, prev_hash, timestamp_min = start
     seq_first = engine.state.seq_last + 1
+    report.last_checkpoint_seq = report.snapshot_seq
     last_seq = log.last_seq()
     seq_to = last_seq if to_seq is None else min(to_seq, last_seq)
     total = max(0, seq_to - seq_first + 1)
@@ -156,6 +158,7 @@ def recover(
             apply(command)
             if type(command) is Checkpoint:
                 report.checkpoints_verified += 1
+                report.last_checkpoint_seq = command.seq
                 if full_check:
                     found = canonical.state_hash(engine.state)
                     if found != command.state_hash:

@@ -95,6 +95,8 @@ class Sequencer:
         clock: Clock,
         settings: SequencerSettings,
         data_dir: Path | None = None,
+        last_checkpoint_seq: int | None = None,
+        last_snapshot_seq: int | None = None,
     ) -> None:
         self.engine = engine
         self.appender = appender
@@ -104,14 +106,19 @@ class Sequencer:
         self.data_dir = data_dir
         self.failed: BaseException | None = None
         self.callback_errors: list[BaseException] = []
+        self.snapshot_errors: list[BaseException] = []  # a failed snapshot does not stop trading
+        self._closed = False
+        self._append_failed = False  # once a batch is lost, no later batch may be written
         self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
         self._to_commit: queue.Queue[object] = queue.Queue(maxsize=64)
         self._committer_idle = threading.Event()
         self._committer_idle.set()
         self._stopping = False
         state = engine.state
-        self._last_checkpoint_seq = state.seq_last
-        self._last_snapshot_seq = state.seq_last
+        # Where the last checkpoint and snapshot are (from recovery), so a node that is
+        # restarted often still checkpoints every `checkpoint_every` commands of the log.
+        self._last_checkpoint_seq = state.seq_last if last_checkpoint_seq is None else last_checkpoint_seq
+        self._last_snapshot_seq = state.seq_last if last_snapshot_seq is None else last_snapshot_seq
         self._last_tick_ns = state.timestamp_ns_last
         self._engine_thread = threading.Thread(target=self._run_engine, name="keel-sequencer", daemon=True)
         self._commit_thread = threading.Thread(target=self._run_committer, name="keel-committer", daemon=True)
@@ -131,6 +138,8 @@ class Sequencer:
             callback(SequencerStopped("the sequencer is not accepting commands", self.failed))
             return
         self._inbox.put((command, callback))
+        if self._closed:  # the engine thread ended after the check above: refuse it now
+            self._fail_waiting()
 
     def submit_many(self, commands: Sequence[Command], callback: Callback) -> None:
         """Queue several commands in order, one callback call per command."""
@@ -139,6 +148,8 @@ class Sequencer:
                 callback(SequencerStopped("the sequencer is not accepting commands", self.failed))
             return
         self._inbox.put((list(commands), callback))
+        if self._closed:
+            self._fail_waiting()
 
     def call(self, command: Command, timeout: float = 30.0) -> Outcome:
         """Submit and wait for the durable outcome; raise SequencerStopped on failure."""
@@ -213,8 +224,9 @@ class Sequencer:
         batch_window_s = settings.batch_us / 1_000_000
         tick_s = settings.tick_interval_ms / 1000 if settings.tick_interval_ms else None
         stop = False
+        batch = _Batch([], [], [])
         try:
-            while not stop:
+            while not stop and self.failed is None:
                 batch = _Batch([], [], [])
                 item: _Item | None
                 idle = False
@@ -229,12 +241,17 @@ class Sequencer:
                         break
                     if item is not None:
                         command, callback = item
-                        if isinstance(command, list):
-                            for one in command:
+                        commands = command if isinstance(command, list) else [command]
+                        for index, one in enumerate(commands):
+                            try:
                                 self._stamp_and_apply(one, batch, callback)
-                                self._after_command(batch)
-                        else:
-                            self._stamp_and_apply(command, batch, callback)
+                            except BaseException as error:
+                                # This command and the rest of its submission were not
+                                # applied whole: refuse them; what the batch holds is fine.
+                                stopped = SequencerStopped("the engine failed; the node must restart", error)
+                                for _ in commands[index:]:
+                                    self._deliver(callback, stopped)
+                                raise
                             self._after_command(batch)
                     else:
                         self._after_command(batch)
@@ -256,10 +273,16 @@ class Sequencer:
                 if batch.items:
                     self._committer_idle.clear()
                     self._to_commit.put(batch)
+                    batch = _Batch([], [], [])
         except BaseException as error:
             self.failed = error
+            # Every command in the open batch was applied whole and its record made:
+            # commit and acknowledge them; the log then replays to exactly this point.
+            if batch.items:
+                self._to_commit.put(batch)
         finally:
             self._to_commit.put(_STOP)
+            self._closed = True
             self._fail_waiting()
 
     # ---- the committer thread -------------------------------------------------------
@@ -283,10 +306,11 @@ class Sequencer:
                 continue
             items = [item for batch in batches for item in batch.items]
             try:
-                if self.failed is not None:
-                    raise SequencerStopped("the engine thread failed", self.failed)
+                if self._append_failed:
+                    raise SequencerStopped("an earlier batch could not be written", self.failed)
                 self.appender.append(items)
             except BaseException as error:
+                self._append_failed = True
                 self.failed = self.failed or error
                 stopped = SequencerStopped("the log could not be written; the node must restart", error)
                 for batch in batches:
@@ -300,8 +324,11 @@ class Sequencer:
             for batch in batches:
                 for seq, state_hash, image in batch.snapshots:
                     assert self.data_dir is not None
-                    write_snapshot_bytes(self.data_dir, seq, state_hash, image)
-                    prune_snapshots(self.data_dir, self.settings.snapshot_keep)
+                    try:
+                        write_snapshot_bytes(self.data_dir, seq, state_hash, image)
+                        prune_snapshots(self.data_dir, self.settings.snapshot_keep)
+                    except OSError as error:  # the log is durable; a snapshot only speeds recovery
+                        self.snapshot_errors.append(error)
             if to_commit.empty():
                 self._committer_idle.set()
         self._committer_idle.set()

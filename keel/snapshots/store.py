@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keel.core import canonical
+from keel.core.errors import KeelError
 from keel.core.snapshot import decode_state, encode_state
 from keel.core.state import ExchangeState
 
@@ -29,7 +30,7 @@ _HEADER = struct.Struct("<8sQ32s32sQ")
 DIRECTORY = "snapshots"
 
 
-class SnapshotInvalid(Exception):
+class SnapshotInvalid(KeelError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"snapshot {path.name}: {reason}")
         self.path = path
