@@ -17,7 +17,6 @@ from rich.table import Table
 
 from keel.core import canonical
 from keel.core.commands import decode_command
-from keel.core.errors import KeelError
 from keel.log.record import LogCorrupted, decode_record
 from keel.node.config import Config, load_config
 from keel.node.node import Node, init_data_dir, open_log
@@ -58,22 +57,31 @@ def init(
     schema: str = typer.Option("keel", help="PostgreSQL schema for the log table."),
     checkpoint_every: int = typer.Option(10_000, min=1, help="Commands between checkpoints."),
     snapshot_every: int = typer.Option(100_000, min=1, help="Commands between snapshots."),
+    from_config: bool = typer.Option(
+        False, "--from-config", help="Use the keel.toml already in DIR (backend, markets, fees) instead of flags."
+    ),
 ) -> None:
     """Create a data directory: keel.toml, operator key, the log and its genesis records."""
-    if backend not in ("sqlite", "postgres"):
-        raise fail(f"--backend must be sqlite or postgres, not {backend!r}", 2)
-    if backend == "postgres" and not dsn:
-        raise fail("--backend postgres needs --dsn, e.g. postgresql://127.0.0.1:5432/test", 2)
-    config = Config(
-        backend=backend,
-        dsn=dsn or "log.sqlite",
-        schema=schema,
-        checkpoint_every=checkpoint_every,
-        snapshot_every=snapshot_every,
-    )
+    if from_config:
+        try:
+            config = load_config(data)
+        except (OSError, ValueError) as error:
+            raise fail(str(error)) from None
+    else:
+        if backend not in ("sqlite", "postgres"):
+            raise fail(f"--backend must be sqlite or postgres, not {backend!r}", 2)
+        if backend == "postgres" and not dsn:
+            raise fail("--backend postgres needs --dsn, e.g. postgresql://127.0.0.1:5432/test", 2)
+        config = Config(
+            backend=backend,
+            dsn=dsn or "log.sqlite",
+            schema=schema,
+            checkpoint_every=checkpoint_every,
+            snapshot_every=snapshot_every,
+        )
     try:
-        report = init_data_dir(data, config)
-    except (KeelError, ValueError, OSError) as error:
+        report = init_data_dir(data, config, from_existing_config=from_config)
+    except Exception as error:  # any failure (a database down, a bad market) is a message, not a traceback
         raise fail(str(error)) from None
     console.print(f"initialised [bold]{data}[/] ({report.backend} log, {report.records} genesis records)")
     console.print(f"state hash {report.state_hash.hex()}")
@@ -106,7 +114,7 @@ def verify(
     try:
         with progress_bar("verifying", not json_output) as progress:
             node = Node.open(data, from_genesis=from_genesis, full_check=full, progress=progress, read_only=True)
-    except (KeelError, OSError, ValueError) as error:
+    except Exception as error:  # a database down, a corrupt log: a message, not a traceback
         if json_output:
             typer.echo(json.dumps({"ok": False, "error": str(error), "seq": getattr(error, "seq", None)}))
             raise typer.Exit(1) from None
@@ -138,7 +146,7 @@ def log_show(
     try:
         config = load_config(data)
         log = open_log(data, config)
-    except (KeelError, OSError, ValueError) as error:
+    except Exception as error:  # a database down, a corrupt log: a message, not a traceback
         raise fail(str(error)) from None
     table = Table("seq", "time (UTC)", "command", "fields", "hash")
     try:
@@ -191,12 +199,17 @@ def snapshot(data: Path = typer.Option(..., "--data", help=DATA_HELP)) -> None:
     try:
         with progress_bar("recovering", True) as progress:
             node = Node.open(data, progress=progress)
-    except (KeelError, OSError, ValueError) as error:
+    except Exception as error:  # a database down, a corrupt log: a message, not a traceback
         raise fail(str(error)) from None
+    report = node.report
     try:
         seq, path = node.snapshot_now()
     finally:
         node.close()
+    if report.torn_tail_discarded:
+        console.print(f"[yellow]discarded a torn final record at seq {report.torn_tail_discarded}[/]")
+    for skipped in report.snapshots_skipped:
+        console.print(f"[yellow]skipped[/] {skipped}")
     console.print(f"snapshot at seq {seq}: {path}")
 
 
@@ -209,7 +222,7 @@ def replay(
     try:
         with progress_bar("replaying", not json_output) as progress:
             node = Node.open(data, to_seq=to, progress=progress, read_only=True)
-    except (KeelError, OSError, ValueError) as error:
+    except Exception as error:  # a database down, a corrupt log: a message, not a traceback
         raise fail(str(error)) from None
     state = node.engine.state
     state_hash = canonical.state_hash(state)

@@ -32,9 +32,10 @@
     maker_fee_bps = 2
     taker_fee_bps = 5
 
-Markets and assets in keel.toml are read once, by `keel init`, which turns them into
-ListAsset and ListMarket commands at the head of the log: from then on the log, not the
-file, is the truth.
+Markets and assets in keel.toml are read once, by `keel init` (`--from-config` uses a
+keel.toml the operator wrote into the new directory; otherwise init writes the defaults),
+which turns them into ListAsset and ListMarket commands at the head of the log: from then
+on the log, not the file, is the truth.
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ def _toml_value(value: Any) -> str:
 def render_config(config: Config) -> str:
     """Return keel.toml text for `config`."""
     lines = [
-        "# Keel data directory configuration. Assets and markets are read by `keel init` only;",
-        "# after that the command log is the truth.",
+        "# Keel data directory configuration. Assets and markets are read by `keel init` only",
+        "# (`keel init --from-config` initialises from a keel.toml you write); after that the",
+        "# command log is the truth.",
         "",
         "[log]",
         f"backend = {_toml_value(config.backend)}",

@@ -85,24 +85,30 @@ class InitReport:
     state_hash: bytes
 
 
-def init_data_dir(data_dir: Path, config: Config, *, clock: Clock | None = None) -> InitReport:
-    """Create a data directory: keel.toml, operator key, the log, and its genesis records.
+def init_data_dir(
+    data_dir: Path, config: Config, *, clock: Clock | None = None, from_existing_config: bool = False
+) -> InitReport:
+    """Create a data directory: the log and its genesis records, a snapshot, the operator
+    key, and keel.toml (written last: its presence means the directory is initialised).
 
     Genesis is the listing of the configured assets and markets followed by a
-    checkpoint, appended in one transaction. Raises DataDirError or ValueError."""
+    checkpoint, appended in one transaction. With `from_existing_config`, keel.toml is
+    already there (written by the operator) and `config` is what it says.
+    Raises DataDirError or ValueError."""
     config.validate()
     commands = genesis_commands(config)  # before touching the disk: a bad config changes nothing
     data_dir.mkdir(parents=True, exist_ok=True)
-    if config_path(data_dir).exists():
-        raise DataDirError(f"{data_dir} is already initialised ({config_path(data_dir).name} exists)")
+    if config_path(data_dir).exists() and not from_existing_config:
+        raise DataDirError(
+            f"{data_dir} is already initialised ({config_path(data_dir).name} exists); to initialise "
+            f"a new directory from a keel.toml you wrote, use `keel init --data DIR --from-config`"
+        )
     lock = _lock(data_dir)
     try:
         log = open_log(data_dir, config, create=True)
         try:
             if log.last_seq() != 0:
                 raise DataDirError(f"the {config.backend} log for {data_dir} already holds records")
-            write_config(data_dir, config)
-            _write_operator_key(data_dir)
             clock = clock or SystemClock()
             engine = Engine()
             prev_hash = GENESIS_HASH
@@ -113,7 +119,9 @@ def init_data_dir(data_dir: Path, config: Config, *, clock: Clock | None = None)
                 events = engine.apply(stamped)
                 rejected = [event for event in events if isinstance(event, CommandRejected)]
                 if rejected:
-                    raise ValueError(f"genesis command {seq} was refused: {rejected[0].message}")
+                    raise ValueError(
+                        f"genesis command {seq} ({type(command).__name__}) was refused: {rejected[0].message}"
+                    )
                 record = make_record(seq, timestamp_ns, encode_command(stamped), prev_hash)
                 prev_hash = record.hash
                 records.append(record)
@@ -121,10 +129,14 @@ def init_data_dir(data_dir: Path, config: Config, *, clock: Clock | None = None)
             engine.apply(checkpoint)
             records.append(make_record(checkpoint.seq, timestamp_ns, encode_command(checkpoint), prev_hash))
             log.append(records)
-            write_snapshot(data_dir, engine.state, checkpoint.state_hash)
-            return InitReport(data_dir, config.backend, len(records), checkpoint.state_hash)
         finally:
             log.close()
+        write_snapshot(data_dir, engine.state, checkpoint.state_hash)
+        if not (data_dir / OPERATOR_KEY_NAME).exists():
+            _write_operator_key(data_dir)
+        if not from_existing_config:
+            write_config(data_dir, config)
+        return InitReport(data_dir, config.backend, len(records), checkpoint.state_hash)
     finally:
         os.close(lock)
 
