@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -348,7 +349,9 @@ def test_a_torn_final_record_is_discarded_and_reported(log_config: dict[str, str
     assert damage.read_record(data_dir, last_seq) != whole
     with Node.open(data_dir) as node:
         assert node.report.torn_tail_discarded == 0
-        assert node.report.last_seq == last_seq
+        assert node.report.last_seq >= last_seq  # a checkpoint may have fallen due after it
+        command = decode_command(decode_record(node.log.row(last_seq) or b"", last_seq).payload)
+        assert isinstance(command, CreateAccount)
 
 
 @pytest.mark.parametrize("keep", ["half", "header-only"])
@@ -530,9 +533,8 @@ def test_an_orphaned_log_writer_keeps_the_directory_locked_until_it_exits(
     log_config: dict[str, str], data_dir: Path
 ) -> None:
     """A node killed while its writer process lives on (here: stopped with SIGSTOP mid-run) leaves the directory
-    locked: the writer inherited the lock and might still commit, so Node.open is refused (a read-only open is
-    not) until the writer has seen its input close and exited; then the directory opens with every
-    acknowledged record."""
+    locked: the writer inherited the lock and might still commit, so Node.open is refused until the writer has
+    seen its input close and exited; then the directory opens with every acknowledged record."""
     init_data_dir(data_dir, node_config(log_config, writer="process"))
     node_process = subprocess.Popen(
         [sys.executable, "-m", "keel.testing.crash_child", str(data_dir), "9", "60"],
@@ -550,8 +552,6 @@ def test_an_orphaned_log_writer_keeps_the_directory_locked_until_it_exits(
         node_process.wait(30)
         with pytest.raises(DataDirError, match="another keel process"):
             Node.open(data_dir)
-        with Node.open(data_dir, read_only=True) as beside:
-            assert beside.report.last_seq >= max(acked, default=0)
         os.kill(writer, signal.SIGCONT)
         wait_for_lock_release(data_dir, timeout=30)
         writer = -1
@@ -566,6 +566,21 @@ def test_an_orphaned_log_writer_keeps_the_directory_locked_until_it_exits(
     with Node.open(data_dir) as node:
         assert node.report.last_seq >= max(acked, default=0)
         assert node.report.torn_tail_discarded == 0
+
+
+def test_a_read_only_open_reads_while_a_writer_holds_a_sqlite_transaction(tmp_path: Path) -> None:
+    """A write transaction held open on the SQLite log (as the node's writer holds one while it commits) must
+    not stop a read-only open: in WAL mode readers see the last committed state without any lock."""
+    data_dir = tmp_path / "data"
+    last_seq = build_data_dir(data_dir, Config(), 20)
+    writer = sqlite3.connect(data_dir / "log.sqlite", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        with Node.open(data_dir, read_only=True) as node:
+            assert node.report.last_seq == last_seq
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_two_opens_in_one_process_are_refused_too(log_config: dict[str, str], data_dir: Path) -> None:
@@ -599,18 +614,11 @@ def test_init_refuses_an_initialised_directory(log_config: dict[str, str], data_
     assert opened_hash(data_dir) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: init_data_dir writes keel.toml and the operator key before appending the genesis records; when "
-    "that append fails (disk full, database error) the directory is left 'already initialised' with an empty "
-    "log, `keel init` refuses to retry, and Node.open opens it as an exchange with no assets, markets or "
-    "genesis checkpoint that accepts commands from seq 1",
-)
 def test_an_init_whose_genesis_append_fails_leaves_no_openable_directory(
     log_config: dict[str, str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If the genesis records cannot be written, init fails and the directory must not pass for an exchange:
-    opening it is refused (or init can simply be run again)."""
+    """If the genesis records cannot be written (disk full), init fails and leaves no keel.toml: the directory
+    does not pass for an exchange (opening it is refused) and init can simply be run again."""
     from keel.log.postgres import PostgresLog
     from keel.log.sqlite import SqliteLog
 
@@ -622,10 +630,8 @@ def test_an_init_whose_genesis_append_fails_leaves_no_openable_directory(
         patch.setattr(backend_class, "append", disk_full)
         with pytest.raises(OSError, match="No space left"):
             init_data_dir(data_dir, node_config(log_config))
-    try:
-        init_data_dir(data_dir, node_config(log_config))
-    except DataDirError:
-        with pytest.raises((DataDirError, RecoveryFailed)):
-            Node.open(data_dir).close()
-    else:
-        assert opened_hash(data_dir)[0] == 8
+    assert not (data_dir / "keel.toml").exists()
+    with pytest.raises((DataDirError, FileNotFoundError, RecoveryFailed)):
+        Node.open(data_dir).close()
+    init_data_dir(data_dir, node_config(log_config))
+    assert opened_hash(data_dir)[0] == 8
