@@ -76,7 +76,7 @@ class SequencerSettings:
 @dataclass(slots=True)
 class _Batch:
     items: list[Item]  # (seq, timestamp_ns, command bytes), chained into records by the appender
-    acks: list[tuple[Callback, Outcome]]
+    acks: list[tuple[Callback, Outcome | SequencerStopped]]  # delivered in this order after the commit
     snapshots: list[tuple[int, bytes, bytes]]  # (seq, state hash, image)
 
 
@@ -247,10 +247,10 @@ class Sequencer:
                                 self._stamp_and_apply(one, batch, callback)
                             except BaseException as error:
                                 # This command and the rest of its submission were not
-                                # applied whole: refuse them; what the batch holds is fine.
+                                # applied whole: refuse them, after the outcomes of what the
+                                # batch holds, so callbacks keep submission order.
                                 stopped = SequencerStopped("the engine failed; the node must restart", error)
-                                for _ in commands[index:]:
-                                    self._deliver(callback, stopped)
+                                batch.acks.extend((callback, stopped) for _ in commands[index:])
                                 raise
                             self._after_command(batch)
                     else:
@@ -278,7 +278,7 @@ class Sequencer:
             self.failed = error
             # Every command in the open batch was applied whole and its record made:
             # commit and acknowledge them; the log then replays to exactly this point.
-            if batch.items:
+            if batch.items or batch.acks:
                 self._to_commit.put(batch)
         finally:
             self._to_commit.put(_STOP)

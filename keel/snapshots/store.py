@@ -88,7 +88,10 @@ def write_snapshot(data_dir: Path, state: ExchangeState, state_hash: bytes) -> P
 
 def load_snapshot(path: Path) -> tuple[int, bytes, ExchangeState]:
     """Return (seq, state hash, state) from a snapshot file; raise SnapshotInvalid."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # pruned by a running node since it was listed
+        raise SnapshotInvalid(path, "file disappeared (pruned since it was listed)") from None
     if len(data) < _HEADER.size:
         raise SnapshotInvalid(path, "file is shorter than its header")
     magic, seq, state_hash, image_hash, image_size = _HEADER.unpack_from(data, 0)

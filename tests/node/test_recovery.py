@@ -443,13 +443,6 @@ def test_a_snapshot_the_log_does_not_vouch_for_is_skipped(log_config: dict[str, 
         assert (node.engine.state.seq_last, node.engine.state_hash()) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: recovery lists snapshots, then reads them; a snapshot pruned in between by the serving node "
-    "(keel verify / a read-only open beside it) raises FileNotFoundError out of recover() instead of being "
-    "skipped like any other unusable snapshot (keel/node/recovery.py _start_from_snapshot catches only "
-    "SnapshotInvalid from load_snapshot, whose path.read_bytes() raises FileNotFoundError)",
-)
 def test_a_snapshot_pruned_while_a_read_only_open_recovers_is_skipped(
     log_config: dict[str, str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
