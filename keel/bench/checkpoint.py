@@ -4,7 +4,9 @@ Builds, through `Engine.apply`, a state with N funded accounts and M resting ord
 SOL_USDC (bids below 100, asks above), hashes it once (the first hash after a bulk
 load touches every account), then runs intervals of K commands (placements at the
 touch that trade, placements that rest, cancels) and times `Engine.state_hash()` after
-each: the incremental cost a checkpoint pays. It also times one full recompute
+each: the pause a checkpoint costs the engine. As the sequencer does, the hash is
+refreshed every tenth of an interval (`--no-refresh` times the whole interval's hashing
+at the checkpoint instead); the refreshes are timed too. It also times one full recompute
 (`canonical.state_hash`, what `keel verify --full` compares against) and checks the two
 agree.
 """
@@ -23,6 +25,7 @@ from keel.core import canonical
 from keel.core.commands import CancelOrder, Command, CreateAccount, Credit, PlaceOrder
 from keel.core.engine import Engine
 from keel.core.events import OrderAccepted
+from keel.sequencer.sequencer import REFRESHES_PER_CHECKPOINT
 from keel.testing.harness import Harness
 
 
@@ -69,7 +72,7 @@ def build(accounts: int, orders: int, progress: Any = None) -> tuple[Engine, lis
     return engine, order_ids
 
 
-def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int) -> dict[str, Any]:
+def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int, refresh: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     engine, order_ids = build(accounts, orders)
     built = time.perf_counter() - started
@@ -80,7 +83,8 @@ def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int) 
     first_hash_s = time.perf_counter() - started
     rng = random.Random(11)
     state = engine.state
-    timings_ms = []
+    timings_ms: list[float] = []
+    refresh_ms: list[float] = []
     for _ in range(intervals):
         commands: list[Command] = []
         for _ in range(interval):
@@ -113,8 +117,13 @@ def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int) 
                     time_in_force=1 if crossing else 0,
                 )
             )
-        for command in commands:
+        refresh_every = max(1, interval // REFRESHES_PER_CHECKPOINT)
+        for index, command in enumerate(commands, start=1):
             engine.apply(msgspec.structs.replace(command, **_stamp(engine)))
+            if refresh and index % refresh_every == 0 and index != interval:
+                started = time.perf_counter()
+                engine.refresh_hash()
+                refresh_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         engine.state_hash()
         timings_ms.append((time.perf_counter() - started) * 1000)
@@ -126,8 +135,12 @@ def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int) 
         "resting_orders": len(state.orders),
         "interval_commands": interval,
         "intervals": intervals,
+        "refreshes_per_interval": REFRESHES_PER_CHECKPOINT if refresh else 0,
         "checkpoint_hash_ms_median": round(statistics.median(timings_ms), 2),
         "checkpoint_hash_ms_max": round(max(timings_ms), 2),
+        "refresh_ms_median": round(statistics.median(refresh_ms), 2) if refresh_ms else None,
+        "refresh_ms_max": round(max(refresh_ms), 2) if refresh_ms else None,
+        "hashing_ms_per_interval": round((sum(timings_ms) + sum(refresh_ms)) / intervals, 2),
         "first_hash_after_bulk_load_s": round(first_hash_s, 2),
         "full_recompute_s": round(full_s, 2),
         "incremental_equals_full": full == engine.state_hash(),

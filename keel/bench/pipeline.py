@@ -6,7 +6,9 @@ sequencer, then the flow's commands are submitted in chunks from a driver thread
 a bound on commands in flight. Each command's acknowledgement arrives only after the
 batch holding its record has committed (acknowledged means durable), and the time
 from its chunk's submission to that acknowledgement is its latency. Throughput is flow
-commands over the time from the first submission to the last acknowledgement.
+commands over the time from the first submission to the last acknowledgement. With
+`--rate R` the driver offers R commands/s in chunks of about a millisecond, so the
+latency is measured at that rate rather than behind a full queue.
 Checkpoints every 10,000 commands and snapshots every 100,000 run as configured.
 """
 
@@ -52,7 +54,9 @@ def _setup_commands() -> list[Command]:
     return commands
 
 
-def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, config: Config) -> dict[str, Any]:
+def run_pipeline(
+    flow_path: str, expected: dict[str, Any], data_dir: Path, config: Config, rate: int = 0
+) -> dict[str, Any]:
     init_data_dir(data_dir, config)
     node = Node.open(data_dir)
     sequencer = node.start()
@@ -91,11 +95,17 @@ def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, confi
 
     commits_before = sequencer.appender.commits
     started = time.perf_counter()
-    for start in range(0, total, CHUNK):
+    chunk = CHUNK if rate == 0 else max(1, min(CHUNK, rate // 1000))  # paced: about 1 ms of commands
+    for start in range(0, total, chunk):
+        if rate:
+            due = started + start / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
         with condition:
             while start - acked[0] > IN_FLIGHT_MAX:
                 condition.wait(1)
-        sequencer.submit_many(commands[start : start + CHUNK], make_ack(clock()))
+        sequencer.submit_many(commands[start : start + chunk], make_ack(clock()))
     with condition:
         while acked[0] < total and not failures:
             condition.wait(1)
@@ -107,6 +117,7 @@ def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, confi
     keys = ("trades", "traded_qty", "bid_orders", "bid_qty", "ask_orders", "ask_qty")
     return {
         "backend": config.backend,
+        "offered_rate": rate or None,
         "records": count,
         "commands": total,
         "seconds": round(elapsed, 3),
@@ -125,7 +136,7 @@ def run_pipeline(flow_path: str, expected: dict[str, Any], data_dir: Path, confi
 
 
 def bench_pipeline(
-    flow: str | None, n: int, seed: int, backend: str, dsn: str | None, data: Path | None
+    flow: str | None, n: int, seed: int, backend: str, dsn: str | None, data: Path | None, rate: int = 0
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="keel-pipeline-") as workdir:
         flow_path, expected = ensure_flow(flow, n, seed, workdir)
@@ -134,7 +145,7 @@ def bench_pipeline(
             schema = "keel_bench_" + uuid.uuid4().hex[:10]
             dsn = dsn or "postgresql://127.0.0.1:5432/test"
         data_dir = data if data is not None else Path(workdir) / "data"
-        result = run_pipeline(flow_path, expected, data_dir, bench_config(backend, dsn, schema))
+        result = run_pipeline(flow_path, expected, data_dir, bench_config(backend, dsn, schema), rate)
         if schema is not None:
             result["schema"] = schema
         if data is None:

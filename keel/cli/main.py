@@ -71,6 +71,7 @@ def bench_pipeline_command(
     data: Path | None = typer.Option(None, "--data", help="Write into (and leave) this new data directory."),
     n: int = typer.Option(1_000_000, min=1, help="Records to generate when no --flow is given."),
     seed: int = typer.Option(42, help="Seed for a generated flow."),
+    rate: int = typer.Option(0, min=0, help="Offer this many commands/s (0: as fast as acknowledged)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run the flow through sequencer, durable log and engine; report commands/s and ack latency."""
@@ -82,7 +83,7 @@ def bench_pipeline_command(
         raise typer.BadParameter("expected sqlite or postgres", param_hint="--backend")
     if data is not None and data.exists() and any(data.iterdir()):
         raise typer.BadParameter(f"{data} exists and is not empty", param_hint="--data")
-    result = bench_pipeline(flow, n, seed, backend, dsn, data)
+    result = bench_pipeline(flow, n, seed, backend, dsn, data, rate)
     if json_output:
         typer.echo(json.dumps(result))
         return
@@ -96,6 +97,7 @@ def bench_checkpoint_command(
     orders: int = typer.Option(100_000, min=0, help="Resting orders in the state."),
     interval: int = typer.Option(10_000, min=1, help="Commands between checkpoints."),
     intervals: int = typer.Option(10, min=1, help="Checkpoints to time."),
+    refresh: bool = typer.Option(True, help="Refresh the hash every tenth of an interval, as the sequencer does."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time the incremental state hash a checkpoint computes on a large state."""
@@ -103,7 +105,7 @@ def bench_checkpoint_command(
 
     from keel.bench.checkpoint import bench_checkpoint
 
-    result = bench_checkpoint(accounts, orders, interval, intervals)
+    result = bench_checkpoint(accounts, orders, interval, intervals, refresh)
     if json_output:
         typer.echo(json.dumps(result))
         return

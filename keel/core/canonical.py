@@ -156,6 +156,10 @@ class StateHasher:
             hashes[section] = self.sums[section].to_bytes(32, "big")
         return hashes
 
+    def refresh(self, state: ExchangeState) -> None:
+        """Bring the sums up to date with the dirty entities without combining them."""
+        self._drain(state)
+
     def state_hash(self, state: ExchangeState) -> bytes:
         """Return the state hash, equal to canonical.state_hash(state), at the cost of the dirty entities."""
         return combine(self.section_hashes(state))

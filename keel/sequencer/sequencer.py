@@ -12,7 +12,9 @@ and only then calls each command's callback with its outcome. Acknowledged means
 durable: no callback runs before the transaction holding its record has committed.
 
 The engine thread also injects a `Tick` whenever `tick_interval_ms` has passed, and
-after every `checkpoint_every` commands a `Checkpoint` carrying the state hash; at the
+after every `checkpoint_every` commands a `Checkpoint` carrying the state hash (the
+incremental hash is refreshed every tenth of that interval, so a checkpoint only pays
+for what changed since the last refresh); at the
 first checkpoint `snapshot_every` commands after the last snapshot it encodes the state,
 and the committer writes the snapshot file once the checkpoint's record is durable.
 
@@ -81,6 +83,7 @@ class _Batch:
 
 
 _STOP = object()
+REFRESHES_PER_CHECKPOINT = 10
 _Item = tuple[Command | list[Command], Callback]
 
 
@@ -120,6 +123,8 @@ class Sequencer:
         self._last_checkpoint_seq = state.seq_last if last_checkpoint_seq is None else last_checkpoint_seq
         self._last_snapshot_seq = state.seq_last if last_snapshot_seq is None else last_snapshot_seq
         self._last_tick_ns = state.timestamp_ns_last
+        self._refresh_every = max(1, settings.checkpoint_every // REFRESHES_PER_CHECKPOINT)
+        self._last_refresh_seq = state.seq_last
         self._engine_thread = threading.Thread(target=self._run_engine, name="keel-sequencer", daemon=True)
         self._commit_thread = threading.Thread(target=self._run_committer, name="keel-committer", daemon=True)
         self._started = False
@@ -202,6 +207,12 @@ class Sequencer:
                 self._stamp_and_apply(Tick(seq=0, timestamp_ns=0), batch, None)
         if state.seq_last - self._last_checkpoint_seq >= settings.checkpoint_every:
             self.checkpoint(batch)
+            self._last_refresh_seq = state.seq_last
+        elif state.seq_last - self._last_refresh_seq >= self._refresh_every:
+            # Hash what changed so far, a tenth of an interval at a time, so that the
+            # checkpoint itself pauses the engine only for the last tenth.
+            self.engine.refresh_hash()
+            self._last_refresh_seq = state.seq_last
 
     def checkpoint(self, batch: _Batch) -> int:
         """Append a Checkpoint (and take a snapshot when one is due); return its seq."""

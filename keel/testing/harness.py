@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from keel.core import canonical
 from keel.core.accounts import Account
 from keel.core.commands import Command, CreateAccount, Credit, ListAsset, ListMarket
 from keel.core.engine import Engine
+from keel.core.errors import RejectCode
 from keel.core.events import AccountCreated, CommandRejected, Event
 from keel.core.invariants import audit
 from keel.core.ledger import LedgerTotals
@@ -26,6 +28,15 @@ DEFAULT_MARKETS = (
 )
 FEE_MAKER_BPS = 2
 FEE_TAKER_BPS = 5
+
+
+StateImage = dict[str, dict[bytes, bytes]]
+
+
+def state_except_position(state: Any) -> StateImage:
+    """Return the canonical encoding of every state section except the log position
+    (which a refused command still advances): what "state unchanged" compares."""
+    return {section: canonical.entity_map(state, section) for section in canonical.SECTIONS if section != "position"}
 
 
 class Harness:
@@ -84,6 +95,20 @@ class Harness:
         rejected = [event for event in events if isinstance(event, CommandRejected)]
         assert not rejected, rejected
         return events
+
+    def reject(self, command_type: type, code: RejectCode, phrase: str, **fields: Any) -> CommandRejected:
+        """Submit a command that must be refused: check its code and message, and that
+        only the log position moved."""
+        before = state_except_position(self.state)
+        events = self.submit(command_type, **fields)
+        assert len(events) == 1, events
+        (event,) = events
+        assert isinstance(event, CommandRejected), event
+        assert RejectCode(event.code) is code, event
+        assert event.item == -1
+        assert phrase in event.message, event.message
+        assert state_except_position(self.state) == before
+        return event
 
     def new_account(self, **deposits: int) -> int:
         """Open an account and credit it: new_account(USDC=1_000_000_000, SOL=...)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from keel.core import canonical, matching
+from keel.core import matching
 from keel.core.accounts import FEE_ACCOUNT_ID
 from keel.core.commands import CancelAllOrders, CancelOrder, ListMarket, PlaceOrder
 from keel.core.errors import RejectCode, Rejected
@@ -31,7 +31,7 @@ from keel.core.events import (
 from keel.core.ledger import is_balanced
 from keel.core.markets import MarketState, price_ticks_from_decimal, quantity_steps_from_decimal
 from keel.core.orders import EndReason
-from keel.testing.harness import Harness
+from keel.testing.harness import Harness, StateImage, state_except_position
 
 BUY, SELL = 0, 1
 LIMIT, MARKET = 0, 1
@@ -44,29 +44,15 @@ NO_LIQUIDITY = int(EndReason.NO_LIQUIDITY)
 INSUFFICIENT_FUNDS = int(EndReason.INSUFFICIENT_FUNDS)
 SOL_USDC = 0
 
-State = dict[str, dict[bytes, bytes]]
-
-
 # ---- helpers ----------------------------------------------------------------------------
 
 
-def snapshot(h: Harness) -> State:
-    """Return the canonical encoding of every state section except the log position."""
-    return {section: canonical.entity_map(h.state, section) for section in canonical.SECTIONS if section != "position"}
+def snapshot(h: Harness) -> StateImage:
+    return state_except_position(h.state)
 
 
 def reject(h: Harness, command_type: type, code: RejectCode, phrase: str, **fields: Any) -> CommandRejected:
-    """Submit a command that must be refused; check its code and message, and that only the log position moved."""
-    before = snapshot(h)
-    events = h.submit(command_type, **fields)
-    assert len(events) == 1, events
-    (event,) = events
-    assert isinstance(event, CommandRejected), event
-    assert RejectCode(event.code) is code, event
-    assert event.item == -1
-    assert phrase in event.message, event.message
-    assert snapshot(h) == before
-    return event
+    return h.reject(command_type, code, phrase, **fields)
 
 
 def order(
