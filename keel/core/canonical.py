@@ -10,7 +10,8 @@ mismatch can be narrowed to a section and then to the entities of that section.
 
 Sections: position (seq, timestamp), counters, assets, markets (grid, fees, state, last
 price), accounts (balances and locks), orders (every open order, all fields), levels
-(per market, side and price: the ids of its live orders in time priority).
+(per market, side and price: live orders, open quantity, first and last order id —
+see `level_encoding`).
 
 `StateHasher` keeps the section hashes up to date incrementally: the engine appends
 every account, open order and book level it changes to the state's dirty lists, and
@@ -77,8 +78,7 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
             for side, levels in ((0, book.bids), (1, book.asks)):
                 for price, level in levels.items():
                     assert level.key == (market_id, side, price)
-                    ids = [order.order_id for order in level.orders if order.open_steps > 0]
-                    yield _encode(level.key), _encode(ids)
+                    yield _encode(level.key), level_encoding(level)
     else:
         raise ValueError(f"unknown section {section!r}")
 
@@ -214,6 +214,19 @@ class StateHasher:
         self.sums["levels"] = total % _MODULUS
 
 
+def level_encoding(level: Level) -> bytes:
+    """Return a level's canonical encoding: live orders, open quantity, first and last id.
+
+    A level's time priority is its orders' arrival order, which is ascending order id
+    (an order joins a level only when it is placed; audit checks the order), and each
+    order's price and side are in the orders section; so these four numbers pin the
+    level down at a cost that does not grow with its length (a busy level is re-hashed
+    at every refresh)."""
+    orders = level.orders
+    first = next(order.order_id for order in orders if order.open_steps > 0)
+    last = next(order.order_id for order in reversed(orders) if order.open_steps > 0)
+    return _encode((level.live, level.open_steps, first, last))
+
+
 def _level_digest(level: Level) -> int:
-    ids = [order.order_id for order in level.orders if order.open_steps > 0]
-    return entity_digest("levels", _encode(level.key), _encode(ids))
+    return entity_digest("levels", _encode(level.key), level_encoding(level))
