@@ -5,8 +5,9 @@ SOL_USDC (bids below 100, asks above), hashes it once (the first hash after a bu
 load touches every account), then runs intervals of K commands (placements at the
 touch that trade, placements that rest, cancels) and times `Engine.state_hash()` after
 each: the pause a checkpoint costs the engine. As the sequencer does, the hash is
-refreshed every tenth of an interval (`--no-refresh` times the whole interval's hashing
-at the checkpoint instead); the refreshes are timed too. It also times one full recompute
+refreshed `--refreshes` times within each interval (default 2, as keel.toml's
+`hash_refreshes`; 0 times the whole interval's hashing at the checkpoint); the
+refreshes are timed too. It also times one full recompute
 (`canonical.state_hash`, what `keel verify --full` compares against) and checks the two
 agree.
 """
@@ -25,7 +26,6 @@ from keel.core import canonical
 from keel.core.commands import CancelOrder, Command, CreateAccount, Credit, PlaceOrder
 from keel.core.engine import Engine
 from keel.core.events import OrderAccepted
-from keel.sequencer.sequencer import REFRESHES_PER_CHECKPOINT
 from keel.testing.harness import Harness
 
 
@@ -72,7 +72,7 @@ def build(accounts: int, orders: int, progress: Any = None) -> tuple[Engine, lis
     return engine, order_ids
 
 
-def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int, refresh: bool = True) -> dict[str, Any]:
+def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int, refreshes: int = 2) -> dict[str, Any]:
     started = time.perf_counter()
     engine, order_ids = build(accounts, orders)
     built = time.perf_counter() - started
@@ -117,10 +117,10 @@ def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int, 
                     time_in_force=1 if crossing else 0,
                 )
             )
-        refresh_every = max(1, interval // REFRESHES_PER_CHECKPOINT)
+        refresh_every = max(1, interval // (refreshes + 1))
         for index, command in enumerate(commands, start=1):
             engine.apply(msgspec.structs.replace(command, **_stamp(engine)))
-            if refresh and index % refresh_every == 0 and index != interval:
+            if refreshes and index % refresh_every == 0 and index // refresh_every <= refreshes:
                 started = time.perf_counter()
                 engine.refresh_hash()
                 refresh_ms.append((time.perf_counter() - started) * 1000)
@@ -135,7 +135,7 @@ def bench_checkpoint(accounts: int, orders: int, interval: int, intervals: int, 
         "resting_orders": len(state.orders),
         "interval_commands": interval,
         "intervals": intervals,
-        "refreshes_per_interval": REFRESHES_PER_CHECKPOINT if refresh else 0,
+        "refreshes_per_interval": refreshes,
         "checkpoint_hash_ms_median": round(statistics.median(timings_ms), 2),
         "checkpoint_hash_ms_max": round(max(timings_ms), 2),
         "refresh_ms_median": round(statistics.median(refresh_ms), 2) if refresh_ms else None,

@@ -97,7 +97,7 @@ def bench_checkpoint_command(
     orders: int = typer.Option(100_000, min=0, help="Resting orders in the state."),
     interval: int = typer.Option(10_000, min=1, help="Commands between checkpoints."),
     intervals: int = typer.Option(10, min=1, help="Checkpoints to time."),
-    refresh: bool = typer.Option(True, help="Refresh the hash every tenth of an interval, as the sequencer does."),
+    refreshes: int = typer.Option(2, min=0, help="Hash refreshes within each interval, as keel.toml's hash_refreshes."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time the incremental state hash a checkpoint computes on a large state."""
@@ -105,7 +105,7 @@ def bench_checkpoint_command(
 
     from keel.bench.checkpoint import bench_checkpoint
 
-    result = bench_checkpoint(accounts, orders, interval, intervals, refresh)
+    result = bench_checkpoint(accounts, orders, interval, intervals, refreshes)
     if json_output:
         typer.echo(json.dumps(result))
         return

@@ -12,6 +12,8 @@
     batch_us = 1000               # ... or this many microseconds after its first record
     tick_interval_ms = 1000       # inject a Tick this often (0: never)
     checkpoint_every = 10000      # append a Checkpoint every K commands
+    hash_refreshes = 2            # hash what changed this often within an interval, so a
+                                  # checkpoint pauses only for the rest (0: all at the checkpoint)
 
     [snapshots]
     every = 100000                # write a snapshot at the first checkpoint M commands after the last
@@ -90,6 +92,7 @@ class Config:
     batch_us: int = 1000
     tick_interval_ms: int = 1000
     checkpoint_every: int = 10_000
+    hash_refreshes: int = 2
     snapshot_every: int = 100_000
     snapshot_keep: int = 3
     assets: tuple[AssetConfig, ...] = DEFAULT_ASSETS
@@ -142,6 +145,7 @@ def load_config(data_dir: Path) -> Config:
             batch_us=int(sequencer.get("batch_us", 1000)),
             tick_interval_ms=int(sequencer.get("tick_interval_ms", 1000)),
             checkpoint_every=int(sequencer.get("checkpoint_every", 10_000)),
+            hash_refreshes=int(sequencer.get("hash_refreshes", 2)),
             snapshot_every=int(snapshots.get("every", 100_000)),
             snapshot_keep=int(snapshots.get("keep", 3)),
             assets=tuple(AssetConfig(**entry) for entry in raw.get("assets", [])),
@@ -180,6 +184,7 @@ def render_config(config: Config) -> str:
         f"batch_us = {config.batch_us}",
         f"tick_interval_ms = {config.tick_interval_ms}",
         f"checkpoint_every = {config.checkpoint_every}",
+        f"hash_refreshes = {config.hash_refreshes}",
         "",
         "[snapshots]",
         f"every = {config.snapshot_every}",

@@ -72,6 +72,7 @@ def settings_from(config: Config) -> SequencerSettings:
         batch_us=config.batch_us,
         tick_interval_ms=config.tick_interval_ms,
         checkpoint_every=config.checkpoint_every,
+        hash_refreshes=config.hash_refreshes,
         snapshot_every=config.snapshot_every,
         snapshot_keep=config.snapshot_keep,
     )

@@ -13,8 +13,8 @@ durable: no callback runs before the transaction holding its record has committe
 
 The engine thread also injects a `Tick` whenever `tick_interval_ms` has passed, and
 after every `checkpoint_every` commands a `Checkpoint` carrying the state hash (the
-incremental hash is refreshed every tenth of that interval, so a checkpoint only pays
-for what changed since the last refresh); at the
+incremental hash is refreshed `hash_refreshes` times within that interval, so a
+checkpoint only pays for what changed since the last refresh); at the
 first checkpoint `snapshot_every` commands after the last snapshot it encodes the state,
 and the committer writes the snapshot file once the checkpoint's record is durable.
 
@@ -71,6 +71,7 @@ class SequencerSettings:
     batch_us: int = 500
     tick_interval_ms: int = 1000  # 0: no ticks
     checkpoint_every: int = 10_000
+    hash_refreshes: int = 2  # times per checkpoint interval the state hash is brought up to date
     snapshot_every: int = 100_000
     snapshot_keep: int = 3
 
@@ -83,7 +84,6 @@ class _Batch:
 
 
 _STOP = object()
-REFRESHES_PER_CHECKPOINT = 10
 _Item = tuple[Command | list[Command], Callback]
 
 
@@ -123,7 +123,10 @@ class Sequencer:
         self._last_checkpoint_seq = state.seq_last if last_checkpoint_seq is None else last_checkpoint_seq
         self._last_snapshot_seq = state.seq_last if last_snapshot_seq is None else last_snapshot_seq
         self._last_tick_ns = state.timestamp_ns_last
-        self._refresh_every = max(1, settings.checkpoint_every // REFRESHES_PER_CHECKPOINT)
+        # 0 refreshes: the checkpoint hashes the whole interval's changes at once.
+        self._refresh_every = (
+            max(1, settings.checkpoint_every // (settings.hash_refreshes + 1)) if settings.hash_refreshes else 0
+        )
         self._last_refresh_seq = state.seq_last
         self._engine_thread = threading.Thread(target=self._run_engine, name="keel-sequencer", daemon=True)
         self._commit_thread = threading.Thread(target=self._run_committer, name="keel-committer", daemon=True)
@@ -208,9 +211,9 @@ class Sequencer:
         if state.seq_last - self._last_checkpoint_seq >= settings.checkpoint_every:
             self.checkpoint(batch)
             self._last_refresh_seq = state.seq_last
-        elif state.seq_last - self._last_refresh_seq >= self._refresh_every:
-            # Hash what changed so far, a tenth of an interval at a time, so that the
-            # checkpoint itself pauses the engine only for the last tenth.
+        elif self._refresh_every and state.seq_last - self._last_refresh_seq >= self._refresh_every:
+            # Hash what changed so far, part of an interval at a time, so that the
+            # checkpoint itself pauses the engine only for the last part.
             self.engine.refresh_hash()
             self._last_refresh_seq = state.seq_last
 
