@@ -29,18 +29,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from keel.core.commands import (
     CancelOrder,
     Command,
     CreateAccount,
     Credit,
-    ListAsset,
-    ListMarket,
     PlaceOrder,
 )
 from keel.core.engine import Engine
 from keel.core.events import CommandRejected
 from keel.core.orders import OrderType, SelfTradePrevention
+from keel.node.config import AssetConfig, Config, MarketConfig
+from keel.node.genesis import genesis_commands
 from keel.testing.flow import CXL, MKT, MOD, NEW, RECORD, generate, read_flow, write_flow
 
 ACCOUNTS = 1_000
@@ -49,39 +51,29 @@ MARKET_ID = 0
 CHECKPOINT_EVERY = 10_000
 
 
-def setup_commands(accounts: int = ACCOUNTS) -> list[Command]:
-    """Return the commands that list the bench market and fund `accounts` accounts."""
-    commands: list[Command] = [
-        ListAsset(seq=1, timestamp_ns=1, symbol="USDC", decimals=6),
-        ListAsset(seq=2, timestamp_ns=2, symbol="BENCH", decimals=8),
-        # tick 0.01 USDC, step 0.01 BENCH: one lot is 100 atomic USDC.
-        ListMarket(
-            seq=3,
-            timestamp_ns=3,
-            symbol="BENCH_USDC",
-            base_asset_id=1,
-            quote_asset_id=0,
-            tick_atomic=10_000,
-            step_atomic=1_000_000,
-            quantity_min_steps=1,
-            quantity_max_steps=0,
-            notional_min_atomic=0,
-            fee_maker_bps=2,
-            fee_taker_bps=5,
-        ),
-    ]
-    for _ in range(accounts):
-        seq = len(commands) + 1
-        commands.append(CreateAccount(seq=seq, timestamp_ns=seq))
+BENCH_ASSETS = (AssetConfig("USDC", 6), AssetConfig("BENCH", 8))
+# tick 0.01 USDC, step 0.01 BENCH: one lot is 100 atomic USDC; fees 2 and 5 bps.
+BENCH_MARKETS = (MarketConfig("BENCH_USDC", "BENCH", "USDC", "0.01", "0.01", "0.01", "0", 2, 5),)
+
+
+def funding_commands(accounts: int = ACCOUNTS) -> list[Command]:
+    """Return unstamped commands that open `accounts` accounts and fund both bench assets."""
+    commands: list[Command] = [CreateAccount(seq=0, timestamp_ns=0) for _ in range(accounts)]
     for account_id in range(1, accounts + 1):
         for asset_id in (0, 1):
-            seq = len(commands) + 1
             commands.append(
-                Credit(
-                    seq=seq, timestamp_ns=seq, account_id=account_id, asset_id=asset_id, amount_atomic=FUNDING_ATOMIC
-                )
+                Credit(seq=0, timestamp_ns=0, account_id=account_id, asset_id=asset_id, amount_atomic=FUNDING_ATOMIC)
             )
     return commands
+
+
+def setup_commands(accounts: int = ACCOUNTS) -> list[Command]:
+    """Return the stamped commands that list the bench market and fund `accounts` accounts."""
+    config = Config(assets=BENCH_ASSETS, markets=BENCH_MARKETS)
+    unstamped = genesis_commands(config) + funding_commands(accounts)
+    return [
+        msgspec.structs.replace(command, seq=seq, timestamp_ns=seq) for seq, command in enumerate(unstamped, start=1)
+    ]
 
 
 def flow_commands(data: memoryview, seq_first: int) -> list[Command]:

@@ -23,9 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from keel.bench.engine import ACCOUNTS, FUNDING_ATOMIC, end_state, ensure_flow, flow_commands
-from keel.core.commands import Command, CreateAccount, Credit
-from keel.node.config import AssetConfig, Config, MarketConfig
+from keel.bench.engine import BENCH_ASSETS, BENCH_MARKETS, end_state, ensure_flow, flow_commands, funding_commands
+from keel.node.config import Config
 from keel.node.node import Node, init_data_dir
 from keel.sequencer.sequencer import Outcome, SequencerStopped
 from keel.testing.flow import read_flow
@@ -39,19 +38,9 @@ def bench_config(backend: str, dsn: str | None, schema: str | None) -> Config:
         backend=backend,
         dsn=dsn or "log.sqlite",
         schema=schema or "keel",
-        assets=(AssetConfig("USDC", 6), AssetConfig("BENCH", 8)),
-        markets=(MarketConfig("BENCH_USDC", "BENCH", "USDC", "0.01", "0.01", "0.01", "0", 2, 5),),
+        assets=BENCH_ASSETS,
+        markets=BENCH_MARKETS,
     )
-
-
-def _setup_commands() -> list[Command]:
-    commands: list[Command] = [CreateAccount(seq=0, timestamp_ns=0) for _ in range(ACCOUNTS)]
-    for account_id in range(1, ACCOUNTS + 1):
-        for asset_id in (0, 1):
-            commands.append(
-                Credit(seq=0, timestamp_ns=0, account_id=account_id, asset_id=asset_id, amount_atomic=FUNDING_ATOMIC)
-            )
-    return commands
 
 
 def run_pipeline(
@@ -61,14 +50,14 @@ def run_pipeline(
     node = Node.open(data_dir)
     sequencer = node.start()
     setup_done = threading.Event()
-    remaining = [len(_setup_commands())]
+    remaining = [len(funding_commands())]
 
     def setup_ack(_: Outcome | SequencerStopped) -> None:
         remaining[0] -= 1
         if remaining[0] == 0:
             setup_done.set()
 
-    sequencer.submit_many(_setup_commands(), setup_ack)
+    sequencer.submit_many(funding_commands(), setup_ack)
     setup_done.wait(120)
     _, count, data = read_flow(flow_path)
     commands = flow_commands(data, 1)  # the sequencer renumbers them
