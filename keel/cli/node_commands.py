@@ -95,6 +95,7 @@ def _report_dict(report: RecoveryReport) -> dict[str, Any]:
         "snapshot_seq": report.snapshot_seq,
         "snapshots_skipped": report.snapshots_skipped,
         "records_replayed": report.records_replayed,
+        "prefix_records_checked": report.prefix_records_checked,
         "checkpoints_verified": report.checkpoints_verified,
         "full_checks": report.full_checks,
         "torn_tail_discarded": report.torn_tail_discarded,
@@ -113,7 +114,9 @@ def verify(
     """Replay the log and check every checkpoint; exit 0 only if every one reproduces."""
     try:
         with progress_bar("verifying", not json_output) as progress:
-            node = Node.open(data, from_genesis=from_genesis, full_check=full, progress=progress, read_only=True)
+            node = Node.open(
+                data, from_genesis=from_genesis, full_check=full, progress=progress, read_only=True, check_prefix=True
+            )
     except Exception as error:  # a database down, a corrupt log: a message, not a traceback
         if json_output:
             typer.echo(json.dumps({"ok": False, "error": str(error), "seq": getattr(error, "seq", None)}))
@@ -124,7 +127,12 @@ def verify(
     if json_output:
         typer.echo(json.dumps(_report_dict(report)))
         return
-    start = f"snapshot at seq {report.snapshot_seq}" if report.snapshot_seq else "genesis"
+    start = (
+        f"snapshot at seq {report.snapshot_seq} (the {report.prefix_records_checked} records before it: "
+        f"checksums and hash chain checked)"
+        if report.snapshot_seq
+        else "genesis"
+    )
     console.print(
         f"[green]verified[/]: {report.records_replayed} records replayed from {start}, "
         f"{report.checkpoints_verified} checkpoints reproduced"

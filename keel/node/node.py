@@ -185,6 +185,7 @@ class Node:
         to_seq: int | None = None,
         progress: Progress | None = None,
         read_only: bool = False,
+        check_prefix: bool = False,
     ) -> Node:
         """Open and recover a data directory; raise DataDirError, RecoveryFailed.
 
@@ -211,6 +212,7 @@ class Node:
                 to_seq=to_seq,
                 progress=progress,
                 discard_torn_tail=not read_only,
+                check_prefix=check_prefix,
             )
         except BaseException:
             log.close()

@@ -60,6 +60,7 @@ class RecoveryReport:
     full_checks: int = 0
     last_seq: int = 0
     last_checkpoint_seq: int = 0  # the last Checkpoint replayed, or the snapshot's (taken at one)
+    prefix_records_checked: int = 0  # records behind the snapshot whose checksum and chain were checked
     torn_tail_discarded: int = 0  # seq of a discarded torn final record, 0 if none
     seconds: float = 0.0
     state_hash: bytes = b""
@@ -118,6 +119,21 @@ def _mismatch_details(data_dir: Path, engine: Engine, mismatch: CheckpointMismat
     return details
 
 
+def _check_prefix(log: CommandLog, snapshot_seq: int, snapshot_record_hash: bytes, report: RecoveryReport) -> None:
+    """Check checksums and the hash chain of records 1..snapshot_seq; raise RecoveryFailed."""
+    last_hash = GENESIS_HASH
+    try:
+        for record in verify_chain(log.rows(1, snapshot_seq), 1, GENESIS_HASH):
+            last_hash = record.hash
+            report.prefix_records_checked += 1
+    except LogCorrupted as corrupted:
+        raise RecoveryFailed(corrupted.seq, corrupted.problem, corrupted.expected, corrupted.found) from corrupted
+    if report.prefix_records_checked != snapshot_seq or last_hash != snapshot_record_hash:
+        raise RecoveryFailed(
+            report.prefix_records_checked + 1, "the log before the snapshot does not chain to the record it starts from"
+        )
+
+
 def recover(
     data_dir: Path,
     log: CommandLog,
@@ -126,13 +142,16 @@ def recover(
     full_check: bool = False,
     to_seq: int | None = None,
     discard_torn_tail: bool = True,
+    check_prefix: bool = False,
     progress: Progress | None = None,
 ) -> tuple[Engine, bytes, RecoveryReport]:
     """Rebuild the engine from the newest good snapshot (unless `from_genesis`) and the log.
 
     Returns (engine, hash of the last record applied, report). `full_check` also
     recomputes the state hash from scratch at every checkpoint. `to_seq` stops early.
-    Raises RecoveryFailed."""
+    `check_prefix` (keel verify) also checks the checksum and hash chain of every record
+    the snapshot covers, without replaying them, so damage behind the newest snapshot is
+    found too. Raises RecoveryFailed."""
     started = time.perf_counter()
     report = RecoveryReport()
     start = None if from_genesis else _start_from_snapshot(data_dir, log, to_seq, report)
@@ -140,6 +159,8 @@ def recover(
         engine, prev_hash, timestamp_min = Engine(), GENESIS_HASH, 0
     else:
         engine, prev_hash, timestamp_min = start
+        if check_prefix:
+            _check_prefix(log, engine.state.seq_last, prev_hash, report)
     seq_first = engine.state.seq_last + 1
     report.last_checkpoint_seq = report.snapshot_seq
     last_seq = log.last_seq()
