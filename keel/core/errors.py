@@ -51,6 +51,7 @@ class RejectCode(enum.IntEnum):
     UNKNOWN_ACCOUNT = 3002
     OPEN_ORDER_LIMIT = 3003
     ACCOUNT_NOT_USER = 3004
+    ACCOUNT_LIMIT = 3005
     # 4xxx: orders that must exist
     UNKNOWN_ORDER = 4001
     DUPLICATE_CLIENT_ID = 4002

@@ -6,6 +6,7 @@ Module-level asserts state how the limits relate.
 from __future__ import annotations
 
 orders_open_per_account_max = 2_000
+accounts_max = 50_000_000  # user accounts one engine holds
 fills_per_command_max = 5_000
 batch_orders_max = 20
 assets_max = 256

@@ -112,7 +112,9 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
 
 
 def create_account(state: ExchangeState, command: CreateAccount, events: list[Event]) -> None:
-    """Open the next user account."""
+    """Open the next user account. Raises Rejected(ACCOUNT_LIMIT)."""
+    if state.account_id_next > limits.accounts_max:
+        raise Rejected(RejectCode.ACCOUNT_LIMIT, f"this exchange holds at most {limits.accounts_max:,} accounts")
     account_id = state.account_id_next
     state.account_id_next = account_id + 1
     account = state.accounts[account_id] = Account(account_id, len(state.assets))

@@ -362,3 +362,14 @@ def test_credit_non_positive_amount_rejected(h: Harness, amount: int) -> None:
         amount_atomic=amount,
     )
     assert h.audit() == []
+
+
+def test_account_limit_refuses_one_more_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CreateAccount beyond limits.accounts_max is refused with ACCOUNT_LIMIT and changes nothing."""
+    monkeypatch.setattr("keel.core.limits.accounts_max", 2)
+    h = Harness()
+    h.list_defaults()
+    assert h.new_account() == 1
+    assert h.new_account() == 2
+    reject(h, CreateAccount, RejectCode.ACCOUNT_LIMIT, "at most 2 accounts")
+    assert h.audit() == []
