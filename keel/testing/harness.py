@@ -110,6 +110,24 @@ class Harness:
         assert state_except_position(self.state) == before
         return event
 
+    def sol_market_fields(self, symbol: str, **overrides: Any) -> dict[str, Any]:
+        """Return valid ListMarket fields for a SOL/USDC market on SOL_USDC's grid and fees
+        (tick 0.01 USDC, step 0.01 SOL, min notional 1 USDC, fees 2/5 bps), with overrides."""
+        fields: dict[str, Any] = {
+            "symbol": symbol,
+            "base_asset_id": self.asset("SOL"),
+            "quote_asset_id": self.asset("USDC"),
+            "tick_atomic": 10_000,
+            "step_atomic": 10_000_000,
+            "quantity_min_steps": 1,
+            "quantity_max_steps": 0,
+            "notional_min_atomic": 1_000_000,
+            "fee_maker_bps": FEE_MAKER_BPS,
+            "fee_taker_bps": FEE_TAKER_BPS,
+        }
+        fields.update(overrides)
+        return fields
+
     def new_account(self, **deposits: int) -> int:
         """Open an account and credit it: new_account(USDC=1_000_000_000, SOL=...)."""
         events = self.ok(CreateAccount)

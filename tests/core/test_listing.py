@@ -26,20 +26,7 @@ def reject(h: Harness, command_type: type, code: RejectCode, phrase: str, **fiel
 
 def market_fields(h: Harness, **overrides: Any) -> dict[str, Any]:
     """Return valid ListMarket fields for a SOL/USDC market named SOLX_USDC, with overrides."""
-    fields: dict[str, Any] = {
-        "symbol": "SOLX_USDC",
-        "base_asset_id": h.asset("SOL"),
-        "quote_asset_id": h.asset("USDC"),
-        "tick_atomic": 10_000,
-        "step_atomic": 10_000_000,
-        "quantity_min_steps": 1,
-        "quantity_max_steps": 0,
-        "notional_min_atomic": 1_000_000,
-        "fee_maker_bps": 2,
-        "fee_taker_bps": 5,
-    }
-    fields.update(overrides)
-    return fields
+    return h.sol_market_fields(**{"symbol": "SOLX_USDC", **overrides})
 
 
 @pytest.fixture

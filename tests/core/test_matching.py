@@ -122,20 +122,7 @@ def fees(h: Harness) -> int:
 
 def list_market(h: Harness, symbol: str, **fields: Any) -> int:
     """List a SOL/USDC market with the default grid and the given overrides; return its id."""
-    base: dict[str, Any] = {
-        "symbol": symbol,
-        "base_asset_id": h.asset("SOL"),
-        "quote_asset_id": h.asset("USDC"),
-        "tick_atomic": 10_000,
-        "step_atomic": 10_000_000,
-        "quantity_min_steps": 1,
-        "quantity_max_steps": 0,
-        "notional_min_atomic": 1_000_000,
-        "fee_maker_bps": 2,
-        "fee_taker_bps": 5,
-    }
-    base.update(fields)
-    h.ok(ListMarket, **base)
+    h.ok(ListMarket, **h.sol_market_fields(symbol, **fields))
     return h.market(symbol)
 
 
