@@ -24,10 +24,10 @@ from keel.core.commands import encode_command
 from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import CommandRejected
-from keel.log.appender import Appender, InlineAppender, ProcessAppender
+from keel.log.appender import Appender, InlineAppender, Item, ProcessAppender
 from keel.log.base import CommandLog
 from keel.log.open import open_log as open_backend
-from keel.log.record import GENESIS_HASH, make_record
+from keel.log.record import GENESIS_HASH
 from keel.node.config import Config, config_path, load_config, write_config
 from keel.node.genesis import genesis_commands
 from keel.node.recovery import Progress, RecoveryReport, recover
@@ -112,8 +112,7 @@ def init_data_dir(
                 raise DataDirError(f"the {config.backend} log for {data_dir} already holds records")
             clock = clock or SystemClock()
             engine = Engine()
-            prev_hash = GENESIS_HASH
-            records = []
+            items: list[Item] = []
             timestamp_ns = clock.now_ns()
             for seq, command in enumerate(commands, start=1):
                 stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
@@ -123,13 +122,11 @@ def init_data_dir(
                     raise ValueError(
                         f"genesis command {seq} ({type(command).__name__}) was refused: {rejected[0].message}"
                     )
-                record = make_record(seq, timestamp_ns, encode_command(stamped), prev_hash)
-                prev_hash = record.hash
-                records.append(record)
-            checkpoint = engine.checkpoint_command(len(records) + 1, timestamp_ns)
+                items.append((seq, timestamp_ns, encode_command(stamped)))
+            checkpoint = engine.checkpoint_command(len(items) + 1, timestamp_ns)
             engine.apply(checkpoint)
-            records.append(make_record(checkpoint.seq, timestamp_ns, encode_command(checkpoint), prev_hash))
-            log.append(records)
+            items.append((checkpoint.seq, timestamp_ns, encode_command(checkpoint)))
+            InlineAppender(log, GENESIS_HASH).append(items)  # one transaction
         finally:
             log.close()
         write_snapshot(data_dir, engine.state, checkpoint.state_hash)
@@ -137,7 +134,7 @@ def init_data_dir(
             _write_operator_key(data_dir)
         if not from_existing_config:
             write_config(data_dir, config)
-        return InitReport(data_dir, config.backend, len(records), checkpoint.state_hash)
+        return InitReport(data_dir, config.backend, len(items), checkpoint.state_hash)
     finally:
         os.close(lock)
 
@@ -257,9 +254,9 @@ class Node:
         seq = state.seq_last + 1
         checkpoint = self.engine.checkpoint_command(seq, max(clock.now_ns(), state.timestamp_ns_last))
         self.engine.apply(checkpoint)
-        record = make_record(seq, checkpoint.timestamp_ns, encode_command(checkpoint), self.prev_hash)
-        self.log.append([record])
-        self.prev_hash = record.hash
+        appender = InlineAppender(self.log, self.prev_hash)
+        appender.append([(seq, checkpoint.timestamp_ns, encode_command(checkpoint))])
+        self.prev_hash = appender.prev_hash
         path = write_snapshot(self.data_dir, state, checkpoint.state_hash)
         prune_snapshots(self.data_dir, self.config.snapshot_keep)
         return seq, path
