@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,9 @@ from keel.log.open import open_log as open_backend
 from keel.log.record import GENESIS_HASH
 from keel.node.config import Config, config_path, load_config, write_config
 from keel.node.genesis import genesis_commands
-from keel.node.recovery import Progress, RecoveryReport, recover
+from keel.node.recovery import Progress, RecoveryReport, Replayed, recover
 from keel.sequencer.clock import Clock, SystemClock
-from keel.sequencer.sequencer import Sequencer, SequencerSettings
+from keel.sequencer.sequencer import Listener, Sequencer, SequencerSettings
 from keel.snapshots.store import list_snapshots, prune_snapshots, write_snapshot
 
 LOCK_NAME = "node.lock"
@@ -183,6 +184,7 @@ class Node:
         progress: Progress | None = None,
         read_only: bool = False,
         check_prefix: bool = False,
+        on_replayed: Replayed | None = None,
     ) -> Node:
         """Open and recover a data directory; raise DataDirError, RecoveryFailed.
 
@@ -210,6 +212,7 @@ class Node:
                 progress=progress,
                 discard_torn_tail=not read_only,
                 check_prefix=check_prefix,
+                on_replayed=on_replayed,
             )
         except BaseException:
             log.close()
@@ -218,8 +221,10 @@ class Node:
             raise
         return cls(data_dir, config, log, engine, prev_hash, report, lock)
 
-    def start(self, clock: Clock | None = None) -> Sequencer:
-        """Start the sequencer: from now on it is the only writer of engine and log."""
+    def start(self, clock: Clock | None = None, listeners: Sequence[Listener] = ()) -> Sequencer:
+        """Start the sequencer: from now on it is the only writer of engine and log.
+
+        Each listener gets every durable command with its events (see Sequencer)."""
         assert self._sequencer is None, "the node is already running"
         assert self._lock >= 0, "a read-only node cannot be started"
         config = self.config
@@ -242,6 +247,7 @@ class Node:
             data_dir=self.data_dir,
             last_checkpoint_seq=self.report.last_checkpoint_seq,
             last_snapshot_seq=snapshots[0].seq if snapshots else 0,
+            listeners=listeners,
         ).start()
         return self._sequencer
 

@@ -21,14 +21,16 @@ from pathlib import Path
 import msgspec
 
 from keel.core import canonical
-from keel.core.commands import Checkpoint, decode_command
+from keel.core.commands import Checkpoint, Command, decode_command
 from keel.core.engine import Engine
 from keel.core.errors import CheckpointMismatch, KeelError
+from keel.core.events import Event
 from keel.log.base import CommandLog
 from keel.log.record import GENESIS_HASH, LogCorrupted, decode_record, verify_chain
 from keel.snapshots.store import SnapshotInvalid, list_snapshots, load_snapshot
 
 Progress = Callable[[int, int], None]  # (records replayed so far, records to replay)
+Replayed = Callable[[int, int, Command, list[Event]], None]  # (seq, timestamp_ns, command, events)
 _TORN_PROBLEMS = ("checksum mismatch", "shorter than its framing", "length does not match")
 
 
@@ -144,6 +146,7 @@ def recover(
     discard_torn_tail: bool = True,
     check_prefix: bool = False,
     progress: Progress | None = None,
+    on_replayed: Replayed | None = None,
 ) -> tuple[Engine, bytes, RecoveryReport]:
     """Rebuild the engine from the newest good snapshot (unless `from_genesis`) and the log.
 
@@ -151,7 +154,8 @@ def recover(
     recomputes the state hash from scratch at every checkpoint. `to_seq` stops early.
     `check_prefix` (keel verify) also checks the checksum and hash chain of every record
     the snapshot covers, without replaying them, so damage behind the newest snapshot is
-    found too. Raises RecoveryFailed."""
+    found too. `on_replayed(seq, timestamp_ns, command, events)` sees every replayed
+    command with its events, in order (views catch up this way). Raises RecoveryFailed."""
     started = time.perf_counter()
     report = RecoveryReport()
     start = None if from_genesis else _start_from_snapshot(data_dir, log, to_seq, report)
@@ -176,7 +180,9 @@ def recover(
                 raise LogCorrupted(record.seq, f"command does not decode: {error}") from error
             if command.seq != record.seq or command.timestamp_ns != record.timestamp_ns:
                 raise LogCorrupted(record.seq, "command's seq or time differs from its record's")
-            apply(command)
+            events = apply(command)
+            if on_replayed is not None:
+                on_replayed(command.seq, command.timestamp_ns, command, events)
             if type(command) is Checkpoint:
                 report.checkpoints_verified += 1
                 report.last_checkpoint_seq = command.seq

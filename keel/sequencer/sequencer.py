@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -65,6 +65,18 @@ class SequencerStopped(KeelError):
 Callback = Callable[[Outcome | SequencerStopped], None]
 
 
+class Published(msgspec.Struct, frozen=True, gc=False):
+    """One durable command with its events, as listeners (views, streams) see it."""
+
+    seq: int
+    timestamp_ns: int
+    command: Command
+    events: list[Event]
+
+
+Listener = Callable[[list[Published]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class SequencerSettings:
     batch_max: int = 1000
@@ -81,6 +93,7 @@ class _Batch:
     items: list[Item]  # (seq, timestamp_ns, command bytes), chained into records by the appender
     acks: list[tuple[Callback, Outcome | SequencerStopped]]  # delivered in this order after the commit
     snapshots: list[tuple[int, bytes, bytes]]  # (seq, state hash, image)
+    published: list[Published] = field(default_factory=list)  # only when there are listeners
 
 
 _STOP = object()
@@ -100,8 +113,16 @@ class Sequencer:
         data_dir: Path | None = None,
         last_checkpoint_seq: int | None = None,
         last_snapshot_seq: int | None = None,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.engine = engine
+        self.listeners = list(listeners)
+        self._publish = bool(self.listeners)
+        # Held by the engine thread while it changes the engine; hold it to read a
+        # consistent engine state from another thread (it may be up to one batch ahead
+        # of what is durable).
+        self.read_lock = threading.Lock()
+        self.listener_errors: list[BaseException] = []
         self.appender = appender
         self.clock = clock
         self._now_ns = clock.now_ns
@@ -194,8 +215,11 @@ class Sequencer:
         if timestamp_ns < state.timestamp_ns_last:
             timestamp_ns = state.timestamp_ns_last
         stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
-        events = engine.apply(stamped)
+        with self.read_lock:
+            events = engine.apply(stamped)
         batch.items.append((seq, timestamp_ns, encode_command(stamped)))
+        if self._publish:
+            batch.published.append(Published(seq, timestamp_ns, stamped, events))
         if callback is not None:
             batch.acks.append((callback, Outcome(seq, timestamp_ns, events)))
         return seq
@@ -214,7 +238,8 @@ class Sequencer:
         elif self._refresh_every and state.seq_last - self._last_refresh_seq >= self._refresh_every:
             # Hash what changed so far, part of an interval at a time, so that the
             # checkpoint itself pauses the engine only for the last part.
-            self.engine.refresh_hash()
+            with self.read_lock:
+                self.engine.refresh_hash()
             self._last_refresh_seq = state.seq_last
 
     def checkpoint(self, batch: _Batch) -> int:
@@ -223,9 +248,12 @@ class Sequencer:
         state = engine.state
         seq = state.seq_last + 1
         timestamp_ns = max(self.clock.now_ns(), state.timestamp_ns_last)
-        command = engine.checkpoint_command(seq, timestamp_ns)
-        engine.apply(command)
+        with self.read_lock:
+            command = engine.checkpoint_command(seq, timestamp_ns)
+            events = engine.apply(command)
         batch.items.append((seq, timestamp_ns, encode_command(command)))
+        if self._publish:
+            batch.published.append(Published(seq, timestamp_ns, command, events))
         self._last_checkpoint_seq = seq
         if self.data_dir is not None and seq - self._last_snapshot_seq >= self.settings.snapshot_every:
             self._last_snapshot_seq = seq
@@ -335,6 +363,13 @@ class Sequencer:
             for batch in batches:
                 for callback, outcome in batch.acks:
                     self._deliver(callback, outcome)
+            if self._publish:
+                published = [one for batch in batches for one in batch.published]
+                for listener in self.listeners:
+                    try:
+                        listener(published)
+                    except BaseException as error:  # a view's bug must not stop the log
+                        self.listener_errors.append(error)
             for batch in batches:
                 for seq, state_hash, image in batch.snapshots:
                     assert self.data_dir is not None
