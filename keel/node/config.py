@@ -19,6 +19,12 @@
     every = 100000                # write a snapshot at the first checkpoint M commands after the last
     keep = 3                      # how many snapshot files to keep
 
+    [views]                       # optional: the history store (keel/views, docs/views.md)
+    backend = "sqlite"            # or "postgres"
+    dsn = "views.sqlite"          # sqlite: a path relative to the data directory (the default);
+                                  # postgres: a DSN (default: the log's, when the log is on PostgreSQL)
+    schema = "keel_views"         # postgres only; default "<log schema>_views"
+
     [[assets]]                    # listed by `keel init` as logged commands
     symbol = "USDC"
     decimals = 6
@@ -95,6 +101,9 @@ class Config:
     hash_refreshes: int = 2
     snapshot_every: int = 100_000
     snapshot_keep: int = 3
+    views_backend: str = "sqlite"
+    views_dsn: str = ""  # "": views.sqlite in the data directory, or the log's DSN for postgres
+    views_schema: str = ""  # "": "<schema>_views"
     assets: tuple[AssetConfig, ...] = DEFAULT_ASSETS
     markets: tuple[MarketConfig, ...] = DEFAULT_MARKETS
     extra: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +114,10 @@ class Config:
             raise ValueError(f"log backend must be sqlite or postgres, not {self.backend!r}")
         if not self.dsn:
             raise ValueError("log dsn must not be empty")
+        if self.views_backend not in ("sqlite", "postgres"):
+            raise ValueError(f"views backend must be sqlite or postgres, not {self.views_backend!r}")
+        if self.views_backend == "postgres" and not self.views_dsn and self.backend != "postgres":
+            raise ValueError("views backend postgres needs a dsn in [views] (the log is not on PostgreSQL)")
         if self.writer not in ("process", "thread"):
             raise ValueError(f"log writer must be process or thread, not {self.writer!r}")
         for name in (
@@ -135,6 +148,7 @@ def load_config(data_dir: Path) -> Config:
     log = raw.get("log", {})
     sequencer = raw.get("sequencer", {})
     snapshots = raw.get("snapshots", {})
+    views = raw.get("views", {})
     try:
         config = Config(
             backend=str(log.get("backend", "sqlite")),
@@ -148,6 +162,9 @@ def load_config(data_dir: Path) -> Config:
             hash_refreshes=int(sequencer.get("hash_refreshes", 2)),
             snapshot_every=int(snapshots.get("every", 100_000)),
             snapshot_keep=int(snapshots.get("keep", 3)),
+            views_backend=str(views.get("backend", "sqlite")),
+            views_dsn=str(views.get("dsn", "")),
+            views_schema=str(views.get("schema", "")),
             assets=tuple(AssetConfig(**entry) for entry in raw.get("assets", [])),
             markets=tuple(MarketConfig(**entry) for entry in raw.get("markets", [])),
         )
@@ -190,6 +207,14 @@ def render_config(config: Config) -> str:
         f"every = {config.snapshot_every}",
         f"keep = {config.snapshot_keep}",
     ]
+    if (config.views_backend, config.views_dsn, config.views_schema) != ("sqlite", "", ""):
+        lines += [
+            "",
+            "[views]",
+            f"backend = {_toml_value(config.views_backend)}",
+            f"dsn = {_toml_value(config.views_dsn)}",
+            f"schema = {_toml_value(config.views_schema)}",
+        ]
     for table, entries in (("assets", config.assets), ("markets", config.markets)):
         for entry in entries:
             lines += ["", f"[[{table}]]"]
