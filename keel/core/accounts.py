@@ -16,17 +16,25 @@ from __future__ import annotations
 from typing import Final
 
 from keel.core.orders import Order
+from keel.core.positions import Position
 
 EXTERNAL_ACCOUNT_ID: Final = -1
 FEE_ACCOUNT_ID: Final = -2
-SYSTEM_ACCOUNT_IDS: Final = (EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID)
-SYSTEM_ACCOUNT_NAMES: Final = {EXTERNAL_ACCOUNT_ID: "external", FEE_ACCOUNT_ID: "fees"}
+CLEARING_ACCOUNT_ID: Final = -3  # the counterparty of realized perpetual PnL (perps.py)
+INSURANCE_ACCOUNT_ID: Final = -4  # the insurance fund; also receives funding rounding
+SYSTEM_ACCOUNT_IDS: Final = (EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID, CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID)
+SYSTEM_ACCOUNT_NAMES: Final = {
+    EXTERNAL_ACCOUNT_ID: "external",
+    FEE_ACCOUNT_ID: "fees",
+    CLEARING_ACCOUNT_ID: "clearing",
+    INSURANCE_ACCOUNT_ID: "insurance",
+}
 
 
 class Account:
     """One account. Mutable state owned by the engine."""
 
-    __slots__ = ("account_id", "balances", "client_orders", "digest", "locked", "orders_open")
+    __slots__ = ("account_id", "balances", "client_orders", "digest", "locked", "orders_open", "positions")
 
     def __init__(self, account_id: int, assets_count: int) -> None:
         self.account_id = account_id
@@ -35,6 +43,7 @@ class Account:
         # Open orders by order id, in creation order; and by client id where one was given.
         self.orders_open: dict[int, Order] = {}
         self.client_orders: dict[int, Order] = {}
+        self.positions: dict[int, Position] = {}  # market id -> position (perpetuals)
         # This account's contribution to the accounts section hash as last computed
         # (canonical.StateHasher); 0 until first hashed. Not part of the state itself.
         self.digest = 0

@@ -18,3 +18,4 @@ class Asset(msgspec.Struct, frozen=True, array_like=True, gc=False):
     asset_id: int
     symbol: str
     decimals: int
+    collateral_weight_bps: int = 10_000  # haircut: collateral value = value x weight / 10,000

@@ -8,8 +8,9 @@ subtracting an entity's old digest and adding its new one (DESIGN.md, "State has
 cheaply"). The state hash is SHA-256 over the section hashes in a fixed order, so a
 mismatch can be narrowed to a section and then to the entities of that section.
 
-Sections: position (seq, timestamp), counters, assets, markets (grid, fees, state, last
-price), accounts (balances and locks), orders (every open order, all fields), levels
+Sections: position (seq, timestamp), counters, assets (and index prices), markets (grid,
+fees, state, last price, perpetual prices and funding), accounts (balances, locks and
+positions), orders (every open order, all fields), levels
 (per market, side and price: live orders, open quantity, first and last order id —
 see `level_encoding`).
 
@@ -31,7 +32,9 @@ from collections.abc import Iterator
 
 import msgspec
 
+from keel.core.accounts import Account
 from keel.core.book import Level
+from keel.core.positions import Position
 from keel.core.state import ExchangeState
 
 SECTIONS = ("position", "counters", "assets", "markets", "accounts", "orders", "levels")
@@ -58,18 +61,19 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
                     state.order_id_next,
                     state.trade_id_next,
                     state.entry_id_next,
+                    state.margin_asset_id,
                 )
             ),
         )
     elif section == "assets":
         for asset in state.assets:
-            yield _encode(asset.asset_id), _encode(asset)
+            yield _encode(asset.asset_id), _encode((asset, state.index_prices[asset.asset_id]))
     elif section == "markets":
         for market in state.markets:
             yield _encode(market.market_id), _encode(market)
     elif section == "accounts":
         for account_id, account in state.accounts.items():
-            yield _encode(account_id), _encode((account.balances, account.locked))
+            yield _encode(account_id), account_encoding(account)
     elif section == "orders":
         for order_id, order in state.orders.items():
             yield _encode(order_id), _encode(order)
@@ -129,7 +133,7 @@ class StateHasher:
         self.level_digests: dict[tuple[int, int, int], int] = {}
         total = 0
         for account_id, account in state.accounts.items():
-            account.digest = entity_digest("accounts", _encode(account_id), _encode((account.balances, account.locked)))
+            account.digest = entity_digest("accounts", _encode(account_id), account_encoding(account))
             total += account.digest
         self.sums["accounts"] = total % _MODULUS
         total = 0
@@ -176,7 +180,14 @@ class StateHasher:
         for account in dict.fromkeys(state.dirty_accounts):
             digest = from_bytes(
                 sha256(
-                    prefix + encode(account.account_id) + b"\0" + encode((account.balances, account.locked))
+                    prefix
+                    + encode(account.account_id)
+                    + b"\0"
+                    + (
+                        encode((account.balances, account.locked, _sorted_positions(account)))
+                        if account.positions
+                        else encode((account.balances, account.locked))
+                    )
                 ).digest(),
                 "big",
             )
@@ -212,6 +223,19 @@ class StateHasher:
                 total += digest
         state.dirty_levels.clear()
         self.sums["levels"] = total % _MODULUS
+
+
+def account_encoding(account: Account) -> bytes:
+    """Return an account's canonical encoding: balances, locks and (when it has any) its
+    position records in market order."""
+    if account.positions:
+        return _encode((account.balances, account.locked, _sorted_positions(account)))
+    return _encode((account.balances, account.locked))
+
+
+def _sorted_positions(account: Account) -> list[Position]:
+    positions = account.positions
+    return [positions[market_id] for market_id in sorted(positions)]
 
 
 def level_encoding(level: Level) -> bytes:

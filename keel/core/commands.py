@@ -31,6 +31,7 @@ class ListAsset(_Command, frozen=True, tag=1):
 
     symbol: str
     decimals: int
+    collateral_weight_bps: int = 10_000
 
 
 class ListMarket(_Command, frozen=True, tag=2):
@@ -50,6 +51,14 @@ class ListMarket(_Command, frozen=True, tag=2):
     band_high_bps: int = 12_500
     impact_low_bps: int = 9_700
     impact_high_bps: int = 10_300
+    kind: int = 0  # markets.MarketKind; the fields below are for perpetuals only
+    imf_base_e9: int = 0
+    imf_factor_e9: int = 0
+    mmf_base_e9: int = 0
+    mmf_factor_e9: int = 0
+    funding_interval_ns: int = 0
+    funding_cap_bps: int = 0
+    open_interest_max_steps: int = 0
 
 
 class CreateAccount(_Command, frozen=True, tag=3):
@@ -79,6 +88,7 @@ class PlaceOrder(_Command, frozen=True, tag=5):
     post_only: bool = False
     self_trade_prevention: int = 0  # orders.SelfTradePrevention
     client_id: int = NO_CLIENT_ID
+    reduce_only: bool = False  # perpetuals: may only reduce the position, never open or flip it
 
 
 class PlaceOrders(_Command, frozen=True, tag=6):
@@ -121,6 +131,14 @@ class Checkpoint(_Command, frozen=True, tag=10):
     section_hashes: tuple[bytes, ...]
 
 
+class SetIndexPrices(_Command, frozen=True, tag=11):
+    """Set index prices (operator or oracle feed): (asset_id, price_atomic) pairs, the price
+    in quote-asset atomic units per whole unit of the asset. Marks of the perpetuals on
+    those assets follow (perps.mark_price)."""
+
+    prices: tuple[tuple[int, int], ...]
+
+
 Command = (
     ListAsset
     | ListMarket
@@ -132,6 +150,7 @@ Command = (
     | CancelAllOrders
     | Tick
     | Checkpoint
+    | SetIndexPrices
 )
 
 _encoder = msgspec.msgpack.Encoder()

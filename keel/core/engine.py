@@ -32,12 +32,14 @@ from keel.core.commands import (
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    SetIndexPrices,
     Tick,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
 from keel.core.events import CheckpointPassed, CommandRejected, Event
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.matching import cancel_all_orders, cancel_order, place_order
+from keel.core.perps import on_tick, set_index_prices
 from keel.core.state import ExchangeState
 
 ENGINE_VERSION = 1
@@ -65,10 +67,6 @@ def _place_batch(state: ExchangeState, command: PlaceOrders, events: list[Event]
             events.append(CommandRejected(int(rejected.code), rejected.message, index))
 
 
-def _tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
-    """Let time pass. Time-driven rules (funding, interest, schedules) hook in here."""
-
-
 _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     PlaceOrder: place_order,
     CancelOrder: cancel_order,
@@ -78,7 +76,8 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     CreateAccount: create_account,
     ListAsset: list_asset,
     ListMarket: list_market,
-    Tick: _tick,
+    Tick: on_tick,
+    SetIndexPrices: set_index_prices,
 }
 
 

@@ -127,6 +127,44 @@ class CheckpointPassed(_Event, frozen=True, tag=10):
     state_hash: bytes
 
 
+class PositionChanged(_Event, frozen=True, tag=11):
+    """A perpetual position changed by a trade (or liquidation, ADL). `size_*` are signed
+    steps (long > 0); `cost_after_atomic` is the signed entry cost left (perps.py);
+    `realized_pnl_atomic` is what this change settled into the account's quote balance
+    (before fees). A flip through zero is one event with both legs: size_before > 0 > size_after."""
+
+    account_id: int
+    market_id: int
+    size_before_steps: int
+    size_after_steps: int
+    cost_after_atomic: int
+    realized_pnl_atomic: int
+    trade_id: int  # 0: not from a trade
+
+
+class MarkPriceChanged(_Event, frozen=True, tag=12):
+    """A perpetual's index or mark price changed (ticks of the market)."""
+
+    market_id: int
+    index_ticks: int
+    mark_ticks: int
+
+
+class FundingSettled(_Event, frozen=True, tag=13):
+    """A funding round: positions paid `rate_e9` x notional at the mark; longs pay when
+    the rate is positive. `paid_atomic` is what payers paid, `received_atomic` what
+    receivers got; the difference (rounding, toward the exchange) went to the funding
+    rounding account. The ledger entry follows."""
+
+    market_id: int
+    rate_e9: int
+    mark_ticks: int
+    index_ticks: int
+    paid_atomic: int
+    received_atomic: int
+    positions: int
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -138,6 +176,9 @@ Event = (
     | LedgerPosted
     | CommandRejected
     | CheckpointPassed
+    | PositionChanged
+    | MarkPriceChanged
+    | FundingSettled
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -6,12 +6,16 @@ USDC: locked 1500 != holds of open orders 1400"); an empty list means all hold.
 
 Checked:
 - per asset, the balances of all accounts (users, fees, external) sum to zero;
-- per user account and asset: balance >= 0, 0 <= locked <= balance, and locked equals
-  the holds of the account's open orders;
+- per user account and asset: balance >= 0, 0 <= locked <= balance (the margin asset
+  may go below zero: a margin debit), and locked equals the holds of the account's
+  open orders (a perpetual order holds nothing);
 - per (account, asset), with a LedgerTotals: balance == sum of posted ledger lines,
   every entry balanced, entries numbered without gaps;
 - per open order: filled + open == quantity, open > 0, its hold is exactly what its
   open quantity can cost, it is indexed by its account (and client id);
+- perpetuals: positions sum to zero per market, open interest equals the sum of longs,
+  each position record matches its account's open orders and the sign of its cost,
+  and the clearing balance plus every open entry cost is zero (perps.py);
 - per book: the live orders are exactly the market's open orders, each once, in the
   level of their price, in arrival order; level totals are right; no empty level; the
   book is not crossed.
@@ -21,11 +25,14 @@ Imports: state, accounts, ledger, matching (hold rules), errors.
 
 from __future__ import annotations
 
-from keel.core.accounts import is_user_account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, is_user_account
 from keel.core.errors import InvariantViolation
 from keel.core.ledger import LedgerTotals
+from keel.core.markets import MarketKind
 from keel.core.matching import resting_buy_hold_atomic
 from keel.core.state import ExchangeState
+
+_PERP = int(MarketKind.PERP)
 
 
 def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]:
@@ -51,7 +58,9 @@ def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]
             findings.append(
                 f"{where}: filled {order.filled_steps} + open {order.open_steps} != quantity {order.quantity_steps}"
             )
-        if order.side == 0:
+        if market.kind == _PERP:
+            hold_asset, expected_hold = market.quote_asset_id, 0
+        elif order.side == 0:
             hold_asset, expected_hold = (
                 market.quote_asset_id,
                 resting_buy_hold_atomic(market, order),
@@ -82,10 +91,16 @@ def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]
             locked = account.locked[asset_id]
             where = f"account {account_id} {name}"
             if is_user_account(account_id):
-                if balance < 0:
-                    findings.append(f"{where}: balance {balance} is negative")
-                if locked < 0 or locked > balance:
-                    findings.append(f"{where}: locked {locked} outside 0..balance {balance}")
+                if asset_id == state.margin_asset_id:
+                    # Perpetual losses, fees and funding can take the margin asset below
+                    # zero (a margin debit); its spot holds stay non-negative.
+                    if locked < 0:
+                        findings.append(f"{where}: locked {locked} is negative")
+                else:
+                    if balance < 0:
+                        findings.append(f"{where}: balance {balance} is negative")
+                    if locked < 0 or locked > balance:
+                        findings.append(f"{where}: locked {locked} outside 0..balance {balance}")
             expected_locked = holds.get((account_id, asset_id), 0)
             if locked != expected_locked:
                 findings.append(f"{where}: locked {locked} != holds of open orders {expected_locked}")
@@ -102,6 +117,57 @@ def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]
             if account_id not in state.accounts:
                 findings.append(f"ledger lines name account {account_id}, which does not exist")
     findings.extend(_audit_books(state))
+    findings.extend(_audit_positions(state))
+    return findings
+
+
+def _audit_positions(state: ExchangeState) -> list[str]:
+    """Perpetuals: positions net to zero per market, open interest, position records
+    match open orders, and the clearing account mirrors the open entry costs."""
+    findings: list[str] = []
+    cost_total = 0
+    for market in state.markets:
+        positions = state.positions_by_market[market.market_id]
+        if market.kind != _PERP:
+            if positions:
+                findings.append(f"{market.symbol}: a spot market has position records")
+            continue
+        net = longs = 0
+        open_buys: dict[int, int] = {}
+        open_sells: dict[int, int] = {}
+        for order in state.orders.values():
+            if order.market_id == market.market_id:
+                book_side = open_buys if order.side == 0 else open_sells
+                book_side[order.account_id] = book_side.get(order.account_id, 0) + order.open_steps
+        for account_id, position in positions.items():
+            where = f"{market.symbol} position of account {account_id}"
+            account = state.accounts.get(account_id)
+            if account is None or account.positions.get(market.market_id) is not position:
+                findings.append(f"{where}: not filed on its account")
+            size, cost = position.size_steps, position.cost_atomic
+            net += size
+            longs += max(size, 0)
+            cost_total += cost
+            if (size > 0) != (cost > 0) or (size < 0) != (cost < 0):
+                findings.append(f"{where}: size {size} and entry cost {cost} disagree in sign")
+            if position.open_buy_steps != open_buys.get(account_id, 0):
+                findings.append(f"{where}: open buys {position.open_buy_steps} != {open_buys.get(account_id, 0)}")
+            if position.open_sell_steps != open_sells.get(account_id, 0):
+                findings.append(f"{where}: open sells {position.open_sell_steps} != {open_sells.get(account_id, 0)}")
+            if size == 0 and position.open_buy_steps == 0 and position.open_sell_steps == 0:
+                findings.append(f"{where}: a flat record with no orders was kept")
+        if net != 0:
+            findings.append(f"{market.symbol}: positions sum to {net}, not 0")
+        if longs != market.open_interest_steps:
+            findings.append(f"{market.symbol}: open interest {market.open_interest_steps} != sum of longs {longs}")
+    for account_id, account in state.accounts.items():
+        for market_id, position in account.positions.items():
+            if state.positions_by_market[market_id].get(account_id) is not position:
+                findings.append(f"account {account_id}: position in market {market_id} is not indexed by its market")
+    if state.margin_asset_id >= 0:
+        clearing = state.accounts[CLEARING_ACCOUNT_ID].balances[state.margin_asset_id]
+        if clearing + cost_total != 0:
+            findings.append(f"clearing balance {clearing} + open entry costs {cost_total} != 0")
     return findings
 
 

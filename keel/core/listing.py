@@ -17,8 +17,8 @@ from keel.core.commands import CreateAccount, Credit, ListAsset, ListMarket
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import AccountCreated, AssetListed, EntryReason, Event, MarketListed
 from keel.core.ledger import post_entry
-from keel.core.markets import Market
-from keel.core.money import BPS
+from keel.core.markets import Market, MarketKind
+from keel.core.money import BPS, E9
 from keel.core.state import ExchangeState
 
 
@@ -36,8 +36,11 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
         raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "an asset has 0 to 18 decimals")
     if len(state.assets) >= limits.assets_max:
         raise Rejected(RejectCode.ASSET_CONFIG_INVALID, f"at most {limits.assets_max} assets")
+    if not 0 <= command.collateral_weight_bps <= BPS:
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "a collateral weight is 0 to 10,000 bps")
     asset_id = len(state.assets)
-    state.assets.append(Asset(asset_id, command.symbol, command.decimals))
+    state.assets.append(Asset(asset_id, command.symbol, command.decimals, command.collateral_weight_bps))
+    state.index_prices.append(0)
     state.asset_ids_by_symbol[command.symbol] = asset_id
     for account in state.accounts.values():
         account.balances.append(0)
@@ -47,7 +50,7 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
 
 
 def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) -> None:
-    """List a spot market. Raises Rejected(MARKET_EXISTS, UNKNOWN_ASSET, MARKET_CONFIG_INVALID)."""
+    """List a spot market or a perpetual. Raises Rejected(MARKET_EXISTS, UNKNOWN_ASSET, MARKET_CONFIG_INVALID)."""
     _check_symbol(command.symbol, RejectCode.MARKET_CONFIG_INVALID)
     if command.symbol in state.market_ids_by_symbol:
         raise Rejected(RejectCode.MARKET_EXISTS, f"market {command.symbol} is already listed")
@@ -83,6 +86,32 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
         problems.append("impact band must contain the best price")
     if len(state.markets) >= limits.markets_max:
         problems.append(f"at most {limits.markets_max} markets")
+    is_perp = command.kind == MarketKind.PERP
+    if command.kind not in (MarketKind.SPOT, MarketKind.PERP):
+        problems.append("kind must be SPOT or PERP")
+    elif is_perp:
+        if 0 <= state.margin_asset_id != command.quote_asset_id:
+            problems.append("every perpetual settles in the same quote asset")
+        if not 0 < command.mmf_base_e9 < command.imf_base_e9 <= E9:
+            problems.append("margin fractions need 0 < maintenance base < initial base <= 1")
+        if command.imf_factor_e9 < 0 or command.mmf_factor_e9 < 0:
+            problems.append("margin factors must not be negative")
+        if command.funding_interval_ns <= 0:
+            problems.append("a perpetual needs a positive funding interval")
+        if not 0 <= command.funding_cap_bps <= BPS:
+            problems.append("funding cap is 0 to 10,000 bps")
+        if command.open_interest_max_steps < 0:
+            problems.append("open interest limit must not be negative (0: none)")
+    elif (
+        command.imf_base_e9
+        or command.imf_factor_e9
+        or command.mmf_base_e9
+        or command.mmf_factor_e9
+        or command.funding_interval_ns
+        or command.funding_cap_bps
+        or command.open_interest_max_steps
+    ):
+        problems.append("a spot market takes no perpetual parameters")
     if problems:
         raise Rejected(RejectCode.MARKET_CONFIG_INVALID, f"market {command.symbol}: " + "; ".join(problems))
     market_id = len(state.markets)
@@ -104,10 +133,26 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
             command.band_high_bps,
             command.impact_low_bps,
             command.impact_high_bps,
+            kind=command.kind,
+            imf_base_e9=command.imf_base_e9,
+            imf_factor_e9=command.imf_factor_e9,
+            mmf_base_e9=command.mmf_base_e9,
+            mmf_factor_e9=command.mmf_factor_e9,
+            funding_interval_ns=command.funding_interval_ns,
+            funding_cap_bps=command.funding_cap_bps,
+            open_interest_max_steps=command.open_interest_max_steps,
+            funding_next_ns=(
+                (command.timestamp_ns // command.funding_interval_ns + 1) * command.funding_interval_ns
+                if is_perp
+                else 0
+            ),
         )
     )
+    if is_perp:
+        state.margin_asset_id = command.quote_asset_id
     state.market_ids_by_symbol[command.symbol] = market_id
     state.books.append(Book(market_id))
+    state.positions_by_market.append({})
     events.append(MarketListed(market_id, command.symbol))
 
 

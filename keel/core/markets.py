@@ -34,8 +34,18 @@ class MarketState(enum.IntEnum):
     CLOSED = 4
 
 
+@enum.unique
+class MarketKind(enum.IntEnum):
+    """SPOT moves base and quote; PERP (a USDC-margined linear perpetual) moves positions."""
+
+    SPOT = 0
+    PERP = 1
+
+
 class Market(msgspec.Struct, array_like=True, gc=False):
-    """A listed market. Everything but `state`, `last_price_ticks` and `volume_steps` is fixed at listing."""
+    """A listed market. The fields from `state` on change as the market trades; the rest
+    is fixed at listing. Margin fractions are in units of 1e-9 (E9 = 1.0), as are funding
+    rates; see perps.py."""
 
     market_id: int
     symbol: str
@@ -56,6 +66,20 @@ class Market(msgspec.Struct, array_like=True, gc=False):
     state: MarketState = MarketState.OPEN
     last_price_ticks: int = 0  # 0: no trade yet, so no band applies
     volume_steps: int = 0  # quantity traded since listing
+    # ---- perpetuals (kind PERP); spot markets keep the defaults ----
+    kind: int = MarketKind.SPOT
+    imf_base_e9: int = 0  # initial margin fraction = max(base, factor x sqrt(notional in whole quote units))
+    imf_factor_e9: int = 0
+    mmf_base_e9: int = 0  # maintenance margin fraction, same shape
+    mmf_factor_e9: int = 0
+    funding_interval_ns: int = 0
+    funding_cap_bps: int = 0  # |funding rate| <= cap per interval
+    open_interest_max_steps: int = 0  # 0: no limit
+    index_ticks: int = 0  # from the base asset's index price; 0: none yet
+    mark_ticks: int = 0  # median of index, book mid and last trade (perps.mark_price)
+    funding_next_ns: int = 0  # the next funding time; 0: not scheduled yet
+    open_interest_steps: int = 0  # sum of long positions (== sum of short positions)
+    funding_rate_e9: int = 0  # the rate of the last funding round
 
 
 def price_ticks_from_decimal(market: Market, quote_decimals: int, text: str) -> int:

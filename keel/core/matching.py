@@ -40,7 +40,7 @@ from __future__ import annotations
 from heapq import heappop
 
 from keel.core import limits
-from keel.core.accounts import FEE_ACCOUNT_ID, Account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, FEE_ACCOUNT_ID, Account
 from keel.core.book import Book
 from keel.core.commands import (
     NO_CLIENT_ID,
@@ -57,9 +57,10 @@ from keel.core.events import (
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
+    PositionChanged,
     TradeExecuted,
 )
-from keel.core.markets import Market
+from keel.core.markets import Market, MarketKind
 from keel.core.money import BPS, div_ceil, div_floor, format_decimal
 from keel.core.orders import (
     EndReason,
@@ -69,8 +70,11 @@ from keel.core.orders import (
     Side,
     TimeInForce,
 )
+from keel.core.perps import apply_fill, check_order_margin, forget_if_flat, position_for
 from keel.core.state import ExchangeState
 
+_PERP = int(MarketKind.PERP)
+_REDUCE_ONLY_END = int(EndReason.REDUCE_ONLY)
 _TRADE = int(EntryReason.TRADE)
 _ALLOW = int(SelfTradePrevention.ALLOW)
 _REJECT_TAKER = int(SelfTradePrevention.REJECT_TAKER)
@@ -216,10 +220,13 @@ def _first_live(book: Book, is_buy: bool) -> Order | None:
     raise AssertionError("a level in the book has no live order")
 
 
-def _fillable_steps(book: Book, is_buy: bool, limit_ticks: int, account_id: int, stp: int, wanted: int) -> int:
+def _fillable_steps(
+    state: ExchangeState, book: Book, is_buy: bool, limit_ticks: int, account_id: int, stp: int, wanted: int
+) -> int:
     """Return how many steps a taker could fill up to its limit (fill-or-kill check)."""
     side = Side.SELL if is_buy else Side.BUY
     total = 0
+    reducible: dict[int, int] = {}  # reduce-only makers: what their positions still allow
     for price, level in book.levels_sorted(side):
         if (price > limit_ticks) if is_buy else (price < limit_ticks):
             break
@@ -230,6 +237,17 @@ def _fillable_steps(book: Book, is_buy: bool, limit_ticks: int, account_id: int,
                 if stp in (_REJECT_TAKER, _REJECT_BOTH):
                     return total
                 continue  # REJECT_MAKER: that order is cancelled and skipped
+            if order.reduce_only:
+                left = reducible.get(order.account_id)
+                if left is None:
+                    size = state.accounts[order.account_id].positions[book.market_id].size_steps
+                    left = max(0, -size if order.side == 0 else size)
+                usable = min(left, order.open_steps)
+                reducible[order.account_id] = left - usable
+                total += usable
+                if total >= wanted:
+                    return total
+                continue
             total += order.open_steps
             if total >= wanted:
                 return total
@@ -392,13 +410,24 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
             first = _first_live(book, is_buy)
             if first is not None and first.account_id == account_id:
                 raise Rejected(RejectCode.SELF_TRADE, "order would trade with your own resting order")
-        if tif == 2 and _fillable_steps(book, is_buy, price, account_id, stp, quantity) < quantity:
+        if tif == 2 and _fillable_steps(state, book, is_buy, price, account_id, stp, quantity) < quantity:
             raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
     elif tif == 2:
         raise Rejected(RejectCode.FILL_OR_KILL_UNFILLABLE, "fill-or-kill order cannot be filled completely")
     # The hold: what the order can cost (module docstring). An order that does not
     # cross can only ever be a maker, so it holds the maker bound from the start.
-    if is_buy:
+    # A perpetual order holds nothing: the margin rule carries it (perps.py).
+    is_perp = market.kind == _PERP
+    reduce_only = command.reduce_only
+    if is_perp:
+        if reduce_only and quote_budget:
+            raise Rejected(RejectCode.ORDER_MALFORMED, "a reduce-only order takes a quantity, not a quote quantity")
+        check_order_margin(state, account, market, is_buy, quantity, reduce_only)
+        hold_asset = market.quote_asset_id
+        hold = 0
+    elif reduce_only:
+        raise Rejected(RejectCode.ORDER_MALFORMED, "reduce-only is for perpetual markets")
+    elif is_buy:
         hold_asset = market.quote_asset_id
         if quote_budget:
             hold = quote_budget if crosses else 0
@@ -442,6 +471,7 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
         command.seq,
         command.timestamp_ns,
         quote_budget,
+        reduce_only,
     )
     locked[hold_asset] += hold
     events.append(
@@ -464,7 +494,13 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
         end_reason = _match(state, market, book, order, account, events)
     open_steps = order.open_steps
     if open_steps and may_rest and end_reason == -1:
-        if crosses:
+        if is_perp:
+            position = position_for(state, account, market_id)
+            if is_buy:
+                position.open_buy_steps += open_steps
+            else:
+                position.open_sell_steps += open_steps
+        elif crosses:
             # It took first: its hold shrinks from the taker bound to the maker bound.
             new_hold = resting_buy_hold_atomic(market, order) if is_buy else open_steps * market.step_atomic
             locked[hold_asset] -= hold - new_hold
@@ -542,6 +578,7 @@ def _match(
     fills = 0
     last_price = 0
     end_reason = -1
+    perp = market.kind == _PERP
     while open_steps:
         while heap:
             key = heap[0]
@@ -574,6 +611,14 @@ def _match(
                     break
                 continue
             fill = open_steps if open_steps < maker_open else maker_open
+            if perp and maker.reduce_only:
+                size = maker_account.positions[market_id].size_steps
+                reducible = -size if maker.side == 0 else size  # a buy reduces a short
+                if reducible <= 0:
+                    _cancel_resting(state, market, book, maker, maker_account, _REDUCE_ONLY_END, events)
+                    continue
+                if reducible < fill:
+                    fill = reducible
             if has_budget:
                 unit = price * lot
                 if is_buy:
@@ -604,8 +649,9 @@ def _match(
                 buyer_id, seller_id = taker_account_id, maker_account_id
                 buyer_balances, seller_balances = taker_account.balances, maker_account.balances
                 fee_buyer, fee_seller = fee_taker, fee_maker
-                maker.hold_atomic -= base_atomic
-                maker_account.locked[base] -= base_atomic
+                if not perp:
+                    maker.hold_atomic -= base_atomic
+                    maker_account.locked[base] -= base_atomic
                 if has_budget:
                     budget -= notional + fee_taker
             else:
@@ -613,7 +659,9 @@ def _match(
                 buyer_balances, seller_balances = maker_account.balances, taker_account.balances
                 fee_buyer, fee_seller = fee_maker, fee_taker
                 cost = maker.price_ticks * maker_open * lot
-                if fee_maker_bps > 0 and cost:
+                if perp:
+                    new_hold = 0
+                elif fee_maker_bps > 0 and cost:
                     new_hold = (
                         cost
                         + ((-maker_notional_after * fee_maker_bps) // BPS)
@@ -625,14 +673,15 @@ def _match(
                 maker.hold_atomic = new_hold
                 if has_budget:
                     budget -= notional
-            pay = notional + fee_buyer
-            receive = notional - fee_seller
             fee_total = fee_buyer + fee_seller
-            buyer_balances[base] += base_atomic
-            seller_balances[base] -= base_atomic
-            buyer_balances[quote] -= pay
-            seller_balances[quote] += receive
-            fee_balances[quote] += fee_total
+            if not perp:
+                pay = notional + fee_buyer
+                receive = notional - fee_seller
+                buyer_balances[base] += base_atomic
+                seller_balances[base] -= base_atomic
+                buyer_balances[quote] -= pay
+                seller_balances[quote] += receive
+                fee_balances[quote] += fee_total
             append(
                 TradeExecuted(
                     trade_id,
@@ -648,20 +697,41 @@ def _match(
                     fee_maker,
                 )
             )
-            append(
-                LedgerPosted(
-                    entry_id,
-                    _TRADE,
+            if perp:
+                if maker.side == 0:
+                    maker_position = maker_account.positions[market_id]
+                    maker_position.open_buy_steps -= fill
+                else:
+                    maker_position = maker_account.positions[market_id]
+                    maker_position.open_sell_steps -= fill
+                _settle_perp_trade(
+                    state,
+                    market,
+                    accounts[buyer_id],
+                    accounts[seller_id],
+                    fill,
+                    price,
+                    fee_buyer,
+                    fee_seller,
                     trade_id,
-                    (
-                        (buyer_id, base, base_atomic),
-                        (seller_id, base, -base_atomic),
-                        (buyer_id, quote, -pay),
-                        (seller_id, quote, receive),
-                        (FEE_ACCOUNT_ID, quote, fee_total),
-                    ),
+                    entry_id,
+                    events,
                 )
-            )
+            else:
+                append(
+                    LedgerPosted(
+                        entry_id,
+                        _TRADE,
+                        trade_id,
+                        (
+                            (buyer_id, base, base_atomic),
+                            (seller_id, base, -base_atomic),
+                            (buyer_id, quote, -pay),
+                            (seller_id, quote, receive),
+                            (FEE_ACCOUNT_ID, quote, fee_total),
+                        ),
+                    )
+                )
             trade_id += 1
             entry_id += 1
             open_steps -= fill
@@ -674,6 +744,7 @@ def _match(
                 del maker_account.orders_open[maker_order_id]
                 if maker.client_id != NO_CLIENT_ID:
                     del maker_account.client_orders[maker.client_id]
+
             fills += 1
             if fills >= _FILLS_MAX:
                 end_reason = _FILL_LIMIT_END
@@ -700,6 +771,91 @@ def _match(
     return end_reason
 
 
+def _settle_perp_trade(
+    state: ExchangeState,
+    market: Market,
+    buyer: Account,
+    seller: Account,
+    fill: int,
+    price: int,
+    fee_buyer: int,
+    fee_seller: int,
+    trade_id: int,
+    entry_id: int,
+    events: list[Event],
+) -> None:
+    """Move both positions by a perpetual trade; settle PnL and fees in the quote asset.
+
+    One balanced entry: each side's realized PnL net of its fee, the fees to the fee
+    account, and the PnL's counterpart to the clearing account (perps.py)."""
+    market_id = market.market_id
+    lot = market.lot_atomic
+    quote = market.quote_asset_id
+    accounts = state.accounts
+    buyer_position = position_for(state, buyer, market_id)
+    seller_position = position_for(state, seller, market_id)
+    buyer_before = buyer_position.size_steps
+    seller_before = seller_position.size_steps
+    pnl_buyer = apply_fill(buyer_position, fill, price, lot)
+    pnl_seller = apply_fill(seller_position, -fill, price, lot)
+    market.open_interest_steps += (
+        max(buyer_position.size_steps, 0)
+        - max(buyer_before, 0)
+        + max(seller_position.size_steps, 0)
+        - max(seller_before, 0)
+    )
+    buyer_amount = pnl_buyer - fee_buyer
+    seller_amount = pnl_seller - fee_seller
+    fee_total = fee_buyer + fee_seller
+    clearing_amount = -(pnl_buyer + pnl_seller)
+    buyer.balances[quote] += buyer_amount
+    seller.balances[quote] += seller_amount
+    fee_account = accounts[FEE_ACCOUNT_ID]
+    fee_account.balances[quote] += fee_total
+    clearing = accounts[CLEARING_ACCOUNT_ID]
+    clearing.balances[quote] += clearing_amount
+    state.dirty_accounts.append(buyer)
+    state.dirty_accounts.append(seller)
+    state.dirty_accounts.append(clearing)
+    events.append(
+        PositionChanged(
+            buyer.account_id,
+            market_id,
+            buyer_before,
+            buyer_position.size_steps,
+            buyer_position.cost_atomic,
+            pnl_buyer,
+            trade_id,
+        )
+    )
+    events.append(
+        PositionChanged(
+            seller.account_id,
+            market_id,
+            seller_before,
+            seller_position.size_steps,
+            seller_position.cost_atomic,
+            pnl_seller,
+            trade_id,
+        )
+    )
+    events.append(
+        LedgerPosted(
+            entry_id,
+            _TRADE,
+            trade_id,
+            (
+                (buyer.account_id, quote, buyer_amount),
+                (seller.account_id, quote, seller_amount),
+                (FEE_ACCOUNT_ID, quote, fee_total),
+                (CLEARING_ACCOUNT_ID, quote, clearing_amount),
+            ),
+        )
+    )
+    forget_if_flat(state, buyer, buyer_position)
+    forget_if_flat(state, seller, seller_position)
+
+
 def _cancel_resting(
     state: ExchangeState, market: Market, book: Book, order: Order, account: Account, reason: int, events: list[Event]
 ) -> None:
@@ -713,6 +869,13 @@ def _cancel_resting(
         account.locked[market.base_asset_id] -= order.hold_atomic
         levels = book.asks
     order.hold_atomic = 0
+    if market.kind == _PERP:
+        position = account.positions[market.market_id]
+        if order.side == 0:
+            position.open_buy_steps -= cancelled_steps
+        else:
+            position.open_sell_steps -= cancelled_steps
+        forget_if_flat(state, account, position)
     # Lazy removal (book.py): the order stays in its deque with nothing open.
     price = order.price_ticks
     level = levels[price]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from keel.core.errors import RejectCode, Rejected
 
 BPS = 10_000  # basis points per unit
+E9 = 1_000_000_000  # margin fractions and funding rates are in units of 1e-9
 
 
 def div_floor(numerator: int, denominator: int) -> int:

@@ -71,6 +71,7 @@ class EndReason(enum.IntEnum):
     PRICE_IMPACT = 4  # market order stopped at its impact band
     INSUFFICIENT_FUNDS = 5  # quote-quantity market order spent its budget
     NO_LIQUIDITY = 6  # market order found the opposite side empty
+    REDUCE_ONLY = 7  # a resting reduce-only order met a position with nothing left to reduce
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):
@@ -95,3 +96,4 @@ class Order(msgspec.Struct, array_like=True, gc=False):
     created_seq: int
     created_ns: int
     quote_budget_atomic: int = 0  # market order by quote quantity: what it may spend or raise
+    reduce_only: bool = False  # perpetuals: fills never open or grow the position

@@ -22,9 +22,10 @@ from keel.core.assets import Asset
 from keel.core.book import Book
 from keel.core.markets import Market
 from keel.core.orders import Order
+from keel.core.positions import Position
 from keel.core.state import ExchangeState
 
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -36,10 +37,12 @@ class _Image(msgspec.Struct, array_like=True):
     counters: tuple[int, int, int, int]
     assets: list[Asset]
     markets: list[Market]
-    accounts: list[tuple[int, list[int], list[int]]]
+    accounts: list[tuple[int, list[int], list[int], list[Position]]]
     orders: list[Order]
     # per market: (bid levels, ask levels), each level (price, live order ids in time priority)
     books: list[tuple[list[tuple[int, list[int]]], list[tuple[int, list[int]]]]]
+    index_prices: list[int]
+    margin_asset_id: int
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -66,11 +69,21 @@ def encode_state(state: ExchangeState) -> bytes:
         assets=state.assets,
         markets=state.markets,
         accounts=[
-            (account_id, state.accounts[account_id].balances, state.accounts[account_id].locked)
+            (
+                account_id,
+                state.accounts[account_id].balances,
+                state.accounts[account_id].locked,
+                [
+                    state.accounts[account_id].positions[market_id]
+                    for market_id in sorted(state.accounts[account_id].positions)
+                ],
+            )
             for account_id in sorted(state.accounts)
         ],
         orders=[state.orders[order_id] for order_id in sorted(state.orders)],
         books=books,
+        index_prices=state.index_prices,
+        margin_asset_id=state.margin_asset_id,
     )
     return _encoder.encode(image)
 
@@ -88,11 +101,19 @@ def decode_state(data: bytes) -> ExchangeState:
     state.asset_ids_by_symbol = {asset.symbol: asset.asset_id for asset in state.assets}
     state.markets = list(image.markets)
     state.market_ids_by_symbol = {market.symbol: market.market_id for market in state.markets}
+    state.index_prices = list(image.index_prices)
+    state.margin_asset_id = image.margin_asset_id
+    state.positions_by_market = [{} for _ in state.markets]
     state.accounts = {}
-    for account_id, balances, locked in image.accounts:
+    for account_id, balances, locked, positions in image.accounts:
         account = Account(account_id, 0)
         account.balances = list(balances)
         account.locked = list(locked)
+        for position in positions:
+            if position.account_id != account_id:
+                raise ValueError(f"a position of account {position.account_id} is filed under {account_id}")
+            account.positions[position.market_id] = position
+            state.positions_by_market[position.market_id][account_id] = position
         state.accounts[account_id] = account
     state.orders = {}
     for order in image.orders:

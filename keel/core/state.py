@@ -18,6 +18,7 @@ from keel.core.assets import Asset
 from keel.core.book import Book, Level
 from keel.core.markets import Market
 from keel.core.orders import Order
+from keel.core.positions import Position
 
 
 class ExchangeState:
@@ -31,10 +32,13 @@ class ExchangeState:
         "dirty_levels",
         "dirty_orders",
         "entry_id_next",
+        "index_prices",
+        "margin_asset_id",
         "market_ids_by_symbol",
         "markets",
         "order_id_next",
         "orders",
+        "positions_by_market",
         "seq_last",
         "timestamp_ns_last",
         "trade_id_next",
@@ -48,6 +52,9 @@ class ExchangeState:
         self.books: list[Book] = []
         self.accounts: dict[int, Account] = {account_id: Account(account_id, 0) for account_id in SYSTEM_ACCOUNT_IDS}
         self.orders: dict[int, Order] = {}  # open orders by id
+        self.index_prices: list[int] = []  # per asset: quote atomic units per whole unit; 0: none
+        self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
+        self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1
         self.order_id_next = 1
         self.trade_id_next = 1

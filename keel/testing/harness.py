@@ -128,6 +128,23 @@ class Harness:
         fields.update(overrides)
         return fields
 
+    def list_perp(self, symbol: str = "SOL_USDC_PERP", **overrides: Any) -> int:
+        """List a SOL perpetual on SOL_USDC's grid (lot 100 atomic: 0.0001 USDC per tick x step)
+        with Backpack-like margin functions, hourly funding capped at 100 bps; return its id."""
+        fields = self.sol_market_fields(
+            symbol,
+            kind=1,
+            imf_base_e9=20_000_000,  # 2%
+            imf_factor_e9=127_500,
+            mmf_base_e9=12_500_000,  # 1.25%
+            mmf_factor_e9=76_500,
+            funding_interval_ns=3_600_000_000_000,
+            funding_cap_bps=100,
+        )
+        fields.update(overrides)
+        self.ok(ListMarket, **fields)
+        return self.market(symbol)
+
     def new_account(self, **deposits: int) -> int:
         """Open an account and credit it: new_account(USDC=1_000_000_000, SOL=...)."""
         events = self.ok(CreateAccount)

@@ -20,6 +20,7 @@ from keel.core.commands import (
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    SetIndexPrices,
     Tick,
     decode_command,
     encode_command,
@@ -33,11 +34,14 @@ from keel.core.events import (
     CommandRejected,
     EntryReason,
     Event,
+    FundingSettled,
     LedgerPosted,
     MarketListed,
+    MarkPriceChanged,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
+    PositionChanged,
     TradeExecuted,
     decode_events,
     encode_events,
@@ -407,6 +411,7 @@ ALL_COMMANDS: list[Command] = [
     Checkpoint(
         seq=12, timestamp_ns=2**63 - 1, state_hash=bytes(range(32)), section_hashes=(b"\x01" * 32, b"\xff" * 32)
     ),
+    SetIndexPrices(seq=13, timestamp_ns=2**63 - 1, prices=((1, 150_000_000), (2, 2**62))),
 ]
 
 ALL_EVENTS: list[Event] = [
@@ -421,6 +426,9 @@ ALL_EVENTS: list[Event] = [
     CommandRejected(int(RejectCode.SELF_TRADE), "order would trade with your own resting order", 3),
     CommandRejected(int(RejectCode.UNKNOWN_ORDER), "no such order"),
     CheckpointPassed(bytes(range(32))),
+    PositionChanged(1, 3, 5, -2, -2_000, 37, 9),
+    MarkPriceChanged(3, 15_000, 15_010),
+    FundingSettled(3, -12_500, 15_010, 15_000, 88, 87, 4),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from keel.core import limits
-from keel.core.accounts import EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID
+from keel.core.accounts import CLEARING_ACCOUNT_ID, EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID, INSURANCE_ACCOUNT_ID
 from keel.core.assets import Asset
 from keel.core.commands import CreateAccount, Credit, ListAsset, ListMarket
 from keel.core.errors import RejectCode
@@ -259,7 +259,14 @@ def test_create_account_numbers_accounts_from_one(h: Harness) -> None:
     assert account.balances == [0, 0, 0, 0]
     assert account.locked == [0, 0, 0, 0]
     assert account.orders_open == {}
-    assert sorted(h.state.accounts) == [FEE_ACCOUNT_ID, EXTERNAL_ACCOUNT_ID, 1, 2]
+    assert sorted(h.state.accounts) == [
+        INSURANCE_ACCOUNT_ID,
+        CLEARING_ACCOUNT_ID,
+        FEE_ACCOUNT_ID,
+        EXTERNAL_ACCOUNT_ID,
+        1,
+        2,
+    ]
     assert h.audit() == []
 
 

@@ -1,0 +1,369 @@
+"""Perpetual futures: positions, index and mark prices, funding, and the margin rule.
+
+Theory of operation.
+
+Positions. An account's position in a perpetual market is a signed size in steps (long
+> 0) and a signed entry cost in quote atomic units (the notional paid to open it: > 0
+for a long, < 0 for a short). A fill that grows the position adds its notional
+(price x steps x lot, exact). A fill that shrinks it by q of |size| releases
+floor(|cost| x q / |size|) of the cost, and the realized PnL is the exit notional minus
+the released cost for a long (the reverse for a short); the rounding remainder stays in
+the cost of what is left, so closing a position in any number of pieces releases
+exactly its cost. A fill larger than the position closes it (the whole cost is
+released) and opens the rest the other way at the fill price: one visible change with
+both legs. Realized PnL is settled in the quote asset against the clearing account, so
+
+    clearing balance + sum of all signed costs == 0    per quote asset (audit checks it)
+
+because every trade adds the same notional to the buyer's cost as it takes from the
+seller's. The entry price shown to users is |cost| / |size| (rounded to the nearest tick,
+display only).
+
+Index and mark. `SetIndexPrices` sets an asset's index price in quote atomic units per
+whole unit. A perpetual's index in ticks is floor(index / tick_atomic). Its mark is the
+median of (index, book mid, last trade) when the book has both sides and a last trade,
+and the index otherwise; marks are recomputed at every index update of the base asset
+and at every Tick, never in between, so they are logged facts.
+
+Funding. At the first Tick at or after `funding_next_ns`, a market with an index and a
+mark pays funding: rate = clamp((mark - index) / index, +-cap) (1e-9 units, toward zero),
+each position pays or receives |size x mark x lot x rate|; longs pay when the rate is
+positive. Payers pay rounded up, receivers receive rounded down (toward the exchange),
+and the difference goes to the insurance fund: one balanced entry per round, lines in
+ascending account id. The next funding time moves to the first interval boundary after
+the Tick: rounds missed while no Tick came are not paid retroactively.
+
+Margin (cross). An account's equity, in the margin asset (the quote of every
+perpetual), is the sum over assets of the value of (balance - locked) at the index price
+(the margin asset at face value), positive values weighted by the asset's collateral
+weight, negative ones at full value, plus the unrealized PnL of every position at the
+mark. A position's initial (maintenance) requirement is notional x fraction, with
+fraction = max(base, factor x sqrt(notional in whole quote units)) as the API's
+imfFunction/mmfFunction describe, rounded up. For the initial requirement a position's
+notional is its worst case with its open orders, max(|size + open buys|, |size - open
+sells|) x mark. An order that raises its market's worst case is accepted only if equity
+covers the initial requirement of every position with the order included.
+
+Imports: accounts, errors, events, markets, money, state.
+"""
+
+from __future__ import annotations
+
+from math import isqrt
+
+from keel.core import limits
+from keel.core.accounts import INSURANCE_ACCOUNT_ID, Account
+from keel.core.commands import SetIndexPrices, Tick
+from keel.core.errors import RejectCode, Rejected
+from keel.core.events import EntryReason, Event, FundingSettled, LedgerPosted, MarkPriceChanged
+from keel.core.markets import Market, MarketKind
+from keel.core.money import BPS, E9, div_ceil, div_floor, div_toward_zero, format_decimal
+from keel.core.positions import Position
+from keel.core.state import ExchangeState
+
+_PERP = int(MarketKind.PERP)
+_FUNDING = int(EntryReason.FUNDING)
+
+
+def position_for(state: ExchangeState, account: Account, market_id: int) -> Position:
+    """Return the account's position record in a market, creating an empty one."""
+    position = account.positions.get(market_id)
+    if position is None:
+        position = Position(market_id, account.account_id)
+        account.positions[market_id] = position
+        state.positions_by_market[market_id][account.account_id] = position
+    return position
+
+
+def forget_if_flat(state: ExchangeState, account: Account, position: Position) -> None:
+    """Drop a position record with no size and no open orders."""
+    if position.size_steps == 0 and position.open_buy_steps == 0 and position.open_sell_steps == 0:
+        assert position.cost_atomic == 0
+        del account.positions[position.market_id]
+        del state.positions_by_market[position.market_id][account.account_id]
+
+
+def apply_fill(position: Position, delta_steps: int, price_ticks: int, lot_atomic: int) -> int:
+    """Move a position by a signed fill at a price; return the realized PnL (module docstring)."""
+    size = position.size_steps
+    if size == 0 or (size > 0) == (delta_steps > 0):
+        position.size_steps = size + delta_steps
+        position.cost_atomic += price_ticks * delta_steps * lot_atomic
+        return 0
+    closing = min(abs(delta_steps), abs(size))
+    cost = position.cost_atomic
+    released = abs(cost) * closing // abs(size)
+    exit_notional = price_ticks * closing * lot_atomic
+    if size > 0:
+        realized = exit_notional - released
+        position.cost_atomic = cost - released
+        position.size_steps = size - closing
+    else:
+        realized = released - exit_notional
+        position.cost_atomic = cost + released
+        position.size_steps = size + closing
+    rest = abs(delta_steps) - closing
+    if rest:
+        assert position.size_steps == 0 and position.cost_atomic == 0
+        signed_rest = rest if delta_steps > 0 else -rest
+        position.size_steps = signed_rest
+        position.cost_atomic = price_ticks * signed_rest * lot_atomic
+    position.realized_pnl_atomic += realized
+    return realized
+
+
+def margin_fraction_e9(base_e9: int, factor_e9: int, notional_atomic: int, quote_decimals: int) -> int:
+    """Return max(base, factor x sqrt(notional in whole quote units)) in 1e-9 units."""
+    if factor_e9 == 0 or notional_atomic <= 0:
+        return base_e9
+    return max(base_e9, factor_e9 * isqrt(notional_atomic // 10**quote_decimals))
+
+
+def requirement_atomic(notional_atomic: int, base_e9: int, factor_e9: int, quote_decimals: int) -> int:
+    """Return notional x fraction, rounded up (toward the exchange)."""
+    if notional_atomic <= 0:
+        return 0
+    return div_ceil(notional_atomic * margin_fraction_e9(base_e9, factor_e9, notional_atomic, quote_decimals), E9)
+
+
+def unrealized_pnl_atomic(position: Position, market: Market) -> int:
+    """Return the position's PnL at the mark price: size x mark x lot - signed cost."""
+    return position.size_steps * market.mark_ticks * market.lot_atomic - position.cost_atomic
+
+
+def collateral_atomic(state: ExchangeState, account: Account) -> int:
+    """Return the value of the account's assets in the margin asset (module docstring)."""
+    margin_asset = state.margin_asset_id
+    prices = state.index_prices
+    assets = state.assets
+    total = 0
+    balances = account.balances
+    locked = account.locked
+    for asset_id in range(len(balances)):
+        amount = balances[asset_id] - locked[asset_id]
+        if amount == 0:
+            continue
+        if asset_id == margin_asset:
+            value = amount
+        else:
+            price = prices[asset_id]
+            if price == 0:
+                continue
+            value = div_floor(amount * price, 10 ** assets[asset_id].decimals)
+        if value > 0:
+            value = value * assets[asset_id].collateral_weight_bps // BPS
+        total += value
+    return total
+
+
+def equity_atomic(state: ExchangeState, account: Account) -> int:
+    """Return collateral plus the unrealized PnL of every position."""
+    total = collateral_atomic(state, account)
+    markets = state.markets
+    for market_id, position in account.positions.items():
+        if position.size_steps:
+            total += unrealized_pnl_atomic(position, markets[market_id])
+    return total
+
+
+def _worst_steps(position: Position, extra_buy: int, extra_sell: int) -> int:
+    size = position.size_steps
+    return max(abs(size + position.open_buy_steps + extra_buy), abs(size - position.open_sell_steps - extra_sell))
+
+
+def initial_requirement_atomic(
+    state: ExchangeState, account: Account, market_id: int = -1, extra_buy: int = 0, extra_sell: int = 0
+) -> int:
+    """Return the initial margin the account's positions and orders need (plus an extra order)."""
+    markets = state.markets
+    decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
+    total = 0
+    seen = False
+    for position_market_id, position in account.positions.items():
+        market = markets[position_market_id]
+        if position_market_id == market_id:
+            worst = _worst_steps(position, extra_buy, extra_sell)
+            seen = True
+        else:
+            worst = _worst_steps(position, 0, 0)
+        notional = worst * market.mark_ticks * market.lot_atomic
+        total += requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+    if market_id >= 0 and not seen:
+        market = markets[market_id]
+        notional = max(extra_buy, extra_sell) * market.mark_ticks * market.lot_atomic
+        total += requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+    return total
+
+
+def maintenance_requirement_atomic(state: ExchangeState, account: Account) -> int:
+    """Return the maintenance margin of the account's positions (open orders do not count)."""
+    markets = state.markets
+    decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
+    total = 0
+    for market_id, position in account.positions.items():
+        if position.size_steps:
+            market = markets[market_id]
+            notional = abs(position.size_steps) * market.mark_ticks * market.lot_atomic
+            total += requirement_atomic(notional, market.mmf_base_e9, market.mmf_factor_e9, decimals)
+    return total
+
+
+def check_order_margin(
+    state: ExchangeState, account: Account, market: Market, is_buy: bool, quantity_steps: int, reduce_only: bool
+) -> None:
+    """Refuse a perpetual order the account's margin cannot carry (decide phase only).
+
+    Raises Rejected(NO_MARK_PRICE, REDUCE_ONLY_WOULD_INCREASE, INSUFFICIENT_MARGIN)."""
+    if market.mark_ticks == 0:
+        raise Rejected(RejectCode.NO_MARK_PRICE, f"{market.symbol} has no mark price yet")
+    position = account.positions.get(market.market_id)
+    size = position.size_steps if position is not None else 0
+    if reduce_only:
+        if size == 0 or (size > 0) == is_buy or quantity_steps > abs(size):
+            raise Rejected(
+                RejectCode.REDUCE_ONLY_WOULD_INCREASE,
+                "a reduce-only order must be against the position and no larger than it",
+            )
+        return
+    extra_buy = quantity_steps if is_buy else 0
+    extra_sell = 0 if is_buy else quantity_steps
+    if position is not None and _worst_steps(position, extra_buy, extra_sell) <= _worst_steps(position, 0, 0):
+        return  # it does not add to the worst case
+    required = initial_requirement_atomic(state, account, market.market_id, extra_buy, extra_sell)
+    equity = equity_atomic(state, account)
+    if equity < required:
+        decimals = state.assets[state.margin_asset_id].decimals
+        symbol = state.assets[state.margin_asset_id].symbol
+        raise Rejected(
+            RejectCode.INSUFFICIENT_MARGIN,
+            f"insufficient margin: the order needs {format_decimal(required, decimals)} {symbol} of initial margin, "
+            f"the account's equity is {format_decimal(equity, decimals)} {symbol}",
+        )
+
+
+def mark_price_ticks(state: ExchangeState, market: Market) -> int:
+    """Return the mark (module docstring): median of index, mid and last, or the index."""
+    index = market.index_ticks
+    if index == 0:
+        return 0
+    book = state.books[market.market_id]
+    bid = book.best_bid()
+    ask = book.best_ask()
+    last = market.last_price_ticks
+    if bid == 0 or ask == 0 or last == 0:
+        return index
+    mid = (bid + ask) // 2
+    return sorted((index, mid, last))[1]
+
+
+def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Event]) -> None:
+    """Recompute index and mark of these perpetuals; append a MarkPriceChanged for each change."""
+    markets = state.markets
+    prices = state.index_prices
+    for market_id in market_ids:
+        market = markets[market_id]
+        index = prices[market.base_asset_id] // market.tick_atomic
+        changed = index != market.index_ticks
+        market.index_ticks = index
+        mark = mark_price_ticks(state, market)
+        if changed or mark != market.mark_ticks:
+            market.mark_ticks = mark
+            events.append(MarkPriceChanged(market_id, index, mark))
+
+
+def perp_market_ids(state: ExchangeState) -> list[int]:
+    return [market.market_id for market in state.markets if market.kind == _PERP]
+
+
+def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference: int, events: list[Event]) -> None:
+    """Pay one funding round in a market (module docstring) and schedule the next."""
+    interval = market.funding_interval_ns
+    market.funding_next_ns = (now_ns // interval + 1) * interval
+    index = market.index_ticks
+    mark = market.mark_ticks
+    if index == 0 or mark == 0:
+        return
+    cap = market.funding_cap_bps * (E9 // BPS)
+    rate = div_toward_zero((mark - index) * E9, index)
+    rate = max(-cap, min(cap, rate))
+    market.funding_rate_e9 = rate
+    positions = state.positions_by_market[market.market_id]
+    quote = market.quote_asset_id
+    lot = market.lot_atomic
+    lines: list[tuple[int, int, int]] = []
+    paid = received = 0
+    count = 0
+    accounts = state.accounts
+    for account_id in sorted(positions):
+        position = positions[account_id]
+        size = position.size_steps
+        if size == 0:
+            continue
+        count += 1
+        owed = size * mark * lot * rate  # > 0: this position pays
+        if owed == 0:
+            continue
+        if owed > 0:
+            amount = -div_ceil(owed, E9)
+            paid -= amount
+        else:
+            amount = div_floor(-owed, E9)
+            received += amount
+        if amount == 0:
+            continue
+        lines.append((account_id, quote, amount))
+        position.funding_atomic += amount
+        account = accounts[account_id]
+        account.balances[quote] += amount
+        state.dirty_accounts.append(account)
+    events.append(FundingSettled(market.market_id, rate, mark, index, paid, received, count))
+    if not lines:
+        return
+    rounding = paid - received
+    insurance = accounts[INSURANCE_ACCOUNT_ID]
+    insurance.balances[quote] += rounding
+    state.dirty_accounts.append(insurance)
+    lines.append((INSURANCE_ACCOUNT_ID, quote, rounding))
+    events.append(LedgerPosted(state.entry_id_next, _FUNDING, reference, tuple(lines)))
+    state.entry_id_next += 1
+
+
+def set_index_prices(state: ExchangeState, command: SetIndexPrices, events: list[Event]) -> None:
+    """Set index prices and refresh the marks of the perpetuals on those assets.
+
+    Raises Rejected(ORDER_MALFORMED, UNKNOWN_ASSET, PRICE_NOT_POSITIVE, VALUE_TOO_LARGE)."""
+    prices = command.prices
+    if not 1 <= len(prices) <= len(state.assets):
+        raise Rejected(RejectCode.ORDER_MALFORMED, "give 1 index price per asset, at most one per listed asset")
+    seen: list[int] = []
+    for asset_id, price in prices:
+        if not 0 <= asset_id < len(state.assets):
+            raise Rejected(RejectCode.UNKNOWN_ASSET, f"asset {asset_id} does not exist")
+        if asset_id in seen:
+            raise Rejected(RejectCode.ORDER_MALFORMED, f"asset {state.assets[asset_id].symbol} is priced twice")
+        seen.append(asset_id)
+        if price <= 0:
+            raise Rejected(RejectCode.PRICE_NOT_POSITIVE, "an index price must be positive")
+        if price > limits.amount_atomic_max:
+            raise Rejected(RejectCode.VALUE_TOO_LARGE, "index price is too large")
+    for asset_id, price in prices:
+        state.index_prices[asset_id] = price
+    refresh_marks(
+        state,
+        [market.market_id for market in state.markets if market.kind == _PERP and market.base_asset_id in seen],
+        events,
+    )
+
+
+def on_tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
+    """Refresh every perpetual's mark, then pay the funding rounds that are due."""
+    perps = perp_market_ids(state)
+    if not perps:
+        return
+    refresh_marks(state, perps, events)
+    now = command.timestamp_ns
+    markets = state.markets
+    for market_id in perps:
+        market = markets[market_id]
+        if now >= market.funding_next_ns:
+            settle_funding(state, market, now, command.seq, events)

@@ -1,0 +1,21 @@
+"""Positions: an account's exposure in one perpetual market (the rules are in perps.py).
+
+Imports: msgspec.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Position(msgspec.Struct, array_like=True, gc=False):
+    """An account's exposure in one perpetual market: its position and its open orders."""
+
+    market_id: int
+    account_id: int
+    size_steps: int = 0  # signed: long > 0
+    cost_atomic: int = 0  # signed entry cost: > 0 for a long, < 0 for a short
+    open_buy_steps: int = 0  # open quantity of resting buy orders
+    open_sell_steps: int = 0
+    realized_pnl_atomic: int = 0  # settled by trades since the position was opened
+    funding_atomic: int = 0  # funding received (> 0) or paid (< 0) since then
