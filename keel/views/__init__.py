@@ -1,0 +1,69 @@
+"""History views: engine events projected into a history store (SQLite or PostgreSQL).
+
+Everything a user reads about the past (orders with every status change, fills, ledger
+lines, trades, klines) is read from here, and all of it can be rebuilt from the command
+log with identical contents. docs/views.md describes the schema and the rules.
+
+- store.py: `HistoryStore` (tables, queries), `open_store`, `StoreSettings`
+- projector.py: `Projector.apply(items)`, one transaction per batch, idempotent
+- writer.py: `ViewsWriter`, the sequencer listener with a thread of its own
+- catchup.py: `CatchUp` (during a node's recovery) and `rebuild` (from genesis)
+- klines.py, records.py, schema.py: intervals, query results, table definitions
+
+Imports: keel.core, keel.log (PostgreSQL identifier rules).
+"""
+
+from keel.views.catchup import CatchUp, CatchUpReport, RebuildReport, ViewsMismatch, rebuild
+from keel.views.klines import KLINE_INTERVALS
+from keel.views.projector import Item, Projector, ViewsGap
+from keel.views.records import (
+    ORDER_STATUS_NAMES,
+    FillRecord,
+    Kline,
+    LedgerLine,
+    OrderRecord,
+    OrderUpdate,
+    Position,
+    TradeRecord,
+)
+from keel.views.store import (
+    KLINES_LIMIT_MAX,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    HistoryStore,
+    QueryInvalid,
+    StoreError,
+    StoreSettings,
+    open_store,
+)
+from keel.views.writer import ViewsFailed, ViewsWriter
+
+__all__ = [
+    "KLINES_LIMIT_MAX",
+    "KLINE_INTERVALS",
+    "LIMIT_DEFAULT",
+    "LIMIT_MAX",
+    "ORDER_STATUS_NAMES",
+    "CatchUp",
+    "CatchUpReport",
+    "FillRecord",
+    "HistoryStore",
+    "Item",
+    "Kline",
+    "LedgerLine",
+    "OrderRecord",
+    "OrderUpdate",
+    "Position",
+    "Projector",
+    "QueryInvalid",
+    "RebuildReport",
+    "StoreError",
+    "StoreSettings",
+    "TradeRecord",
+    "ViewsFailed",
+    "ViewsGap",
+    "ViewsMismatch",
+    "ViewsWriter",
+    "open_store",
+    "rebuild",
+]

@@ -1,0 +1,418 @@
+"""The projector: engine events in, history rows out, one transaction per batch.
+
+Theory of operation. The projector is given durable commands in log order, each as
+(seq, timestamp_ns, command, events). `apply(items)` skips every item at or before the
+store's position (so giving it the same items twice changes nothing), refuses a gap
+(ViewsGap: history must never skip a command), turns the rest into rows and writes them
+and the new position in ONE transaction: a store is always exactly the projection of
+the log up to its position.
+
+Projection rules (docs/views.md has the full table):
+
+- AssetListed, MarketListed, AccountCreated: one row each. A market's grid comes from
+  the ListMarket command beside the event (the event carries only id and symbol);
+  its lot (quote atomic units per tick x step) prices every fill.
+- OrderAccepted: a new `orders` row, status New, and an `order_updates` row.
+- TradeExecuted: a `trades` row, two `fills` rows (taker and maker side; fees are in the
+  market's quote asset), the 1-minute, 1-hour and 1-day kline bars, and both orders'
+  executed quantity, executed quote (price x quantity x lot, fees excluded) and fees.
+  An order whose executed quantity reaches its quantity becomes Filled, otherwise
+  PartiallyFilled; each change of status is an `order_updates` row.
+- OrderCancelled -> Cancelled, OrderExpired -> Expired, with their reason and the steps
+  given up.
+- LedgerPosted: one `ledger_lines` row per line, system accounts included.
+- At the end of a command, an order it accepted that cannot rest (IOC, FOK, market) and
+  did not end by an event is Filled: the engine emits no event when such an order fills
+  completely, and a market order by quote quantity has no quantity to compare with.
+- CommandRejected, CheckpointPassed and events of kinds this version does not know
+  change nothing but the position: a refused order never appears in history (spec 8.1).
+
+Imports: keel.core (commands, events, orders), schema, store, klines, records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from keel.core.commands import Command, ListMarket
+from keel.core.errors import KeelError
+from keel.core.events import (
+    AccountCreated,
+    AssetListed,
+    Event,
+    LedgerPosted,
+    MarketListed,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    TradeExecuted,
+)
+from keel.core.orders import OrderStatus, OrderType, TimeInForce
+from keel.views import schema
+from keel.views.klines import BAR_WIDTHS_S, bar_start_ns
+from keel.views.records import NO_END_REASON
+from keel.views.store import HistoryStore
+
+# One durable command with its events: (seq, timestamp_ns, command, events).
+Item = tuple[int, int, Command, Sequence[Event]]
+
+_BIGINT_MAX: Final = 2**63 - 1
+_IN_CHUNK: Final = 500
+_NEW = int(OrderStatus.NEW)
+_PARTIALLY_FILLED = int(OrderStatus.PARTIALLY_FILLED)
+_FILLED = int(OrderStatus.FILLED)
+_CANCELLED = int(OrderStatus.CANCELLED)
+_EXPIRED = int(OrderStatus.EXPIRED)
+_GTC = int(TimeInForce.GTC)
+_LIMIT = int(OrderType.LIMIT)
+
+# Positions of the orders table's columns in an order row (a list, updated in place).
+_COLUMN = {name: index for index, name in enumerate(schema.ORDERS.column_names)}
+_ORDER_ID = _COLUMN["order_id"]
+_ACCOUNT_ID = _COLUMN["account_id"]
+_ORDER_TYPE = _COLUMN["order_type"]
+_TIME_IN_FORCE = _COLUMN["time_in_force"]
+_QUANTITY = _COLUMN["quantity_steps"]
+_CLIENT_ID = _COLUMN["client_id"]
+_STATUS = _COLUMN["status"]
+_EXECUTED = _COLUMN["executed_steps"]
+_EXECUTED_QUOTE = _COLUMN["executed_quote_atomic"]
+_FEE = _COLUMN["fee_atomic"]
+_CANCELLED_STEPS = _COLUMN["cancelled_steps"]
+_END_REASON = _COLUMN["end_reason"]
+_UPDATED_SEQ = _COLUMN["updated_seq"]
+_UPDATED_NS = _COLUMN["updated_ns"]
+
+_INSERT = {table.name: schema.insert_statement(table) for table in schema.TABLES}
+_UPSERT_ORDERS = schema.insert_statement(schema.ORDERS, upsert=True)
+_UPSERT_BARS = schema.insert_statement(schema.KLINE_BARS, upsert=True)
+
+
+class ViewsGap(KeelError):
+    """Items were given that do not follow the store's position: history would skip commands."""
+
+    def __init__(self, position: int, seq: int) -> None:
+        super().__init__(
+            f"the history store is at seq {position} and was given seq {seq} next; it needs {position + 1}"
+        )
+        self.position = position
+        self.seq = seq
+
+
+class _Batch:
+    """The rows one `apply` call writes, gathered in memory first."""
+
+    def __init__(self) -> None:
+        self.orders: dict[int, list[int]] = {}  # every order row touched, by order id
+        self.order_updates: list[tuple[int, ...]] = []
+        self.fills: list[tuple[int, ...]] = []
+        self.trades: list[tuple[int, ...]] = []
+        self.ledger_lines: list[tuple[int, ...]] = []
+        self.assets: list[tuple[Any, ...]] = []
+        self.markets: list[tuple[Any, ...]] = []
+        self.accounts: list[tuple[int, ...]] = []
+        # (market, width, start) -> [open, high, low, close, volume, quote volume, trades, first id, last id]
+        self.bars: dict[tuple[int, int, int], list[int]] = {}
+
+
+class Projector:
+    """Projects durable commands into one HistoryStore; see the module docstring."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self._asset_decimals: dict[int, int] = {}
+        self._markets: dict[int, tuple[int, int]] = {}  # market id -> (quote asset id, lot atomic)
+        self._load_listings()
+
+    def _load_listings(self) -> None:
+        connection = self.store.connection
+        with self.store.lock:
+            self._asset_decimals = dict(connection.query("SELECT asset_id, decimals FROM assets"))
+            self._markets = {
+                int(market_id): (int(quote), int(lot))
+                for market_id, quote, lot in connection.query(
+                    "SELECT market_id, quote_asset_id, lot_atomic FROM markets"
+                )
+            }
+
+    def apply(self, items: Sequence[Item]) -> int:
+        """Project the items after the store's position in one transaction; return how many.
+
+        Items at or before the position are skipped; raises ViewsGap if the first other
+        item is not the next seq, or items skip or repeat a seq."""
+        store = self.store
+        with store.lock:
+            position = store.position().seq
+            pending = [item for item in items if item[0] > position]
+            if not pending:
+                return 0
+            for offset, item in enumerate(pending):
+                if item[0] != position + 1 + offset:
+                    raise ViewsGap(position + offset, item[0])
+            batch = _Batch()
+            self._prefetch_orders(pending, batch)
+            try:
+                for seq, timestamp_ns, command, events in pending:
+                    self._project(batch, seq, timestamp_ns, command, events)
+                last_seq, last_timestamp_ns = pending[-1][0], pending[-1][1]
+                with store.connection.transaction():
+                    self._write(batch, last_seq, last_timestamp_ns)
+            except BaseException:
+                self._load_listings()  # what this batch listed was not stored
+                raise
+        return len(pending)
+
+    # ---- reading what earlier batches wrote -------------------------------------------
+    def _prefetch_orders(self, items: Sequence[Item], batch: _Batch) -> None:
+        """Load the rows of orders that these items change but did not create."""
+        accepted: set[int] = set()
+        wanted: set[int] = set()
+        for _, _, _, events in items:
+            for event in events:
+                kind = type(event)
+                if kind is OrderAccepted:
+                    accepted.add(event.order_id)  # type: ignore[union-attr]
+                elif kind is TradeExecuted:
+                    wanted.add(event.maker_order_id)  # type: ignore[union-attr]
+                    wanted.add(event.taker_order_id)  # type: ignore[union-attr]
+                elif kind is OrderCancelled or kind is OrderExpired:
+                    wanted.add(event.order_id)  # type: ignore[union-attr]
+        missing = sorted(wanted - accepted)
+        columns = ", ".join(schema.ORDERS.column_names)
+        for start in range(0, len(missing), _IN_CHUNK):
+            chunk = missing[start : start + _IN_CHUNK]
+            rows = self.store.connection.query(
+                f"SELECT {columns} FROM orders WHERE order_id IN ({', '.join('?' for _ in chunk)})", chunk
+            )
+            for row in rows:
+                batch.orders[int(row[_ORDER_ID])] = [int(value) for value in row]
+
+    def _bar(self, batch: _Batch, key: tuple[int, int, int]) -> list[int] | None:
+        bar = batch.bars.get(key)
+        if bar is None:
+            rows = self.store.connection.query(
+                "SELECT open_ticks, high_ticks, low_ticks, close_ticks, volume_steps, quote_volume_atomic, trades, "
+                "first_trade_id, last_trade_id FROM kline_bars WHERE market_id = ? AND width_s = ? AND start_ns = ?",
+                key,
+            )
+            if rows:
+                bar = batch.bars[key] = [int(value) for value in rows[0]]
+        return bar
+
+    # ---- projection -------------------------------------------------------------------
+    def _project(self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, events: Sequence[Event]) -> None:
+        accepted: list[list[int]] = []
+        for index, event in enumerate(events):
+            kind = type(event)
+            if kind is TradeExecuted:
+                assert isinstance(event, TradeExecuted)
+                self._trade(batch, seq, timestamp_ns, index, event)
+            elif kind is LedgerPosted:
+                assert isinstance(event, LedgerPosted)
+                batch.ledger_lines.extend(
+                    (
+                        event.entry_id,
+                        line_no,
+                        event.reason,
+                        event.reference,
+                        account_id,
+                        asset_id,
+                        amount,
+                        seq,
+                        timestamp_ns,
+                    )
+                    for line_no, (account_id, asset_id, amount) in enumerate(event.lines)
+                )
+            elif kind is OrderAccepted:
+                assert isinstance(event, OrderAccepted)
+                accepted.append(self._accept(batch, seq, timestamp_ns, index, event))
+            elif kind is OrderCancelled or kind is OrderExpired:
+                assert isinstance(event, OrderCancelled | OrderExpired)
+                status = _CANCELLED if kind is OrderCancelled else _EXPIRED
+                order = batch.orders[event.order_id]
+                assert order[_STATUS] in (_NEW, _PARTIALLY_FILLED), f"order {event.order_id} ended twice"
+                order[_CANCELLED_STEPS] = event.cancelled_steps
+                order[_END_REASON] = event.reason
+                self._set_status(batch, order, status, seq, timestamp_ns, index)
+            elif kind is AssetListed:
+                assert isinstance(event, AssetListed)
+                batch.assets.append((event.asset_id, event.symbol, event.decimals, seq, timestamp_ns))
+                self._asset_decimals[event.asset_id] = event.decimals
+            elif kind is MarketListed:
+                assert isinstance(event, MarketListed)
+                self._list_market(batch, seq, timestamp_ns, command, event)
+            elif kind is AccountCreated:
+                assert isinstance(event, AccountCreated)
+                batch.accounts.append((event.account_id, seq, timestamp_ns))
+            # Anything else (rejections, checkpoints, kinds this version does not know)
+            # leaves history as it is.
+        for order in accepted:
+            if order[_STATUS] in (_NEW, _PARTIALLY_FILLED) and not (
+                order[_ORDER_TYPE] == _LIMIT and order[_TIME_IN_FORCE] == _GTC
+            ):
+                self._set_status(batch, order, _FILLED, seq, timestamp_ns, len(events))
+
+    def _accept(self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: OrderAccepted) -> list[int]:
+        assert event.order_id not in batch.orders, f"order {event.order_id} accepted twice"
+        order = [
+            event.order_id,
+            event.account_id,
+            event.market_id,
+            event.side,
+            event.order_type,
+            event.time_in_force,
+            event.price_ticks,
+            event.quantity_steps,
+            event.quote_quantity_atomic,
+            event.client_id,
+            int(event.post_only),
+            event.self_trade_prevention,
+            _NEW,
+            0,
+            0,
+            0,
+            0,
+            NO_END_REASON,
+            seq,
+            timestamp_ns,
+            seq,
+            timestamp_ns,
+        ]
+        batch.orders[event.order_id] = order
+        self._update_row(batch, order, seq, timestamp_ns, index)
+        return order
+
+    def _trade(self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: TradeExecuted) -> None:
+        market_id = event.market_id
+        quote_asset_id, lot_atomic = self._markets[market_id]
+        price = event.price_ticks
+        quantity = event.quantity_steps
+        quote_atomic = price * quantity * lot_atomic
+        trade_id = event.trade_id
+        batch.trades.append(
+            (
+                trade_id,
+                market_id,
+                price,
+                quantity,
+                quote_atomic,
+                event.taker_side,
+                event.taker_order_id,
+                event.maker_order_id,
+                seq,
+                timestamp_ns,
+            )
+        )
+        for is_maker, order_id, account_id, side, fee_atomic in (
+            (0, event.taker_order_id, event.taker_account_id, event.taker_side, event.fee_taker_atomic),
+            (1, event.maker_order_id, event.maker_account_id, 1 - event.taker_side, event.fee_maker_atomic),
+        ):
+            order = batch.orders[order_id]
+            assert order[_ACCOUNT_ID] == account_id, f"trade {trade_id}: order {order_id} is not account {account_id}'s"
+            order[_EXECUTED] += quantity
+            order[_EXECUTED_QUOTE] += quote_atomic
+            order[_FEE] += fee_atomic
+            assert order[_EXECUTED_QUOTE] <= _BIGINT_MAX
+            ordered = order[_QUANTITY]
+            assert ordered == 0 or order[_EXECUTED] <= ordered, f"order {order_id} filled beyond its quantity"
+            status = _FILLED if order[_EXECUTED] == ordered else _PARTIALLY_FILLED
+            self._set_status(batch, order, status, seq, timestamp_ns, index)
+            batch.fills.append(
+                (
+                    trade_id,
+                    is_maker,
+                    order_id,
+                    account_id,
+                    market_id,
+                    side,
+                    price,
+                    quantity,
+                    quote_atomic,
+                    fee_atomic,
+                    quote_asset_id,
+                    order[_CLIENT_ID],
+                    seq,
+                    timestamp_ns,
+                )
+            )
+        for width_s in BAR_WIDTHS_S:
+            key = (market_id, width_s, bar_start_ns(timestamp_ns, width_s))
+            bar = self._bar(batch, key)
+            if bar is None:
+                batch.bars[key] = [price, price, price, price, quantity, quote_atomic, 1, trade_id, trade_id]
+                continue
+            assert trade_id > bar[8], f"trade {trade_id} arrived after trade {bar[8]}"
+            bar[1] = max(bar[1], price)
+            bar[2] = min(bar[2], price)
+            bar[3] = price
+            bar[4] += quantity
+            bar[5] += quote_atomic
+            bar[6] += 1
+            bar[8] = trade_id
+            assert bar[5] <= _BIGINT_MAX, f"kline quote volume of market {market_id} exceeds BIGINT"
+
+    def _set_status(
+        self, batch: _Batch, order: list[int], status: int, seq: int, timestamp_ns: int, index: int
+    ) -> None:
+        order[_UPDATED_SEQ] = seq
+        order[_UPDATED_NS] = timestamp_ns
+        if order[_STATUS] != status:
+            order[_STATUS] = status
+            self._update_row(batch, order, seq, timestamp_ns, index)
+
+    def _update_row(self, batch: _Batch, order: list[int], seq: int, timestamp_ns: int, index: int) -> None:
+        batch.order_updates.append(
+            (
+                order[_ORDER_ID],
+                seq,
+                index,
+                order[_ACCOUNT_ID],
+                order[_STATUS],
+                order[_EXECUTED],
+                order[_EXECUTED_QUOTE],
+                order[_END_REASON],
+                timestamp_ns,
+            )
+        )
+
+    def _list_market(self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, event: MarketListed) -> None:
+        assert isinstance(command, ListMarket), f"MarketListed from a {type(command).__name__}"
+        base_decimals = self._asset_decimals[command.base_asset_id]
+        lot_atomic, remainder = divmod(command.tick_atomic * command.step_atomic, 10**base_decimals)
+        assert remainder == 0, f"market {event.symbol}: tick x step is not whole quote atomic units"
+        batch.markets.append(
+            (
+                event.market_id,
+                event.symbol,
+                command.base_asset_id,
+                command.quote_asset_id,
+                command.tick_atomic,
+                command.step_atomic,
+                lot_atomic,
+                int(getattr(command, "kind", 0)),
+                seq,
+                timestamp_ns,
+            )
+        )
+        self._markets[event.market_id] = (command.quote_asset_id, lot_atomic)
+
+    # ---- writing ----------------------------------------------------------------------
+    def _write(self, batch: _Batch, seq: int, timestamp_ns: int) -> None:
+        connection = self.store.connection
+        for table, rows in (
+            (schema.ASSETS, batch.assets),
+            (schema.MARKETS, batch.markets),
+            (schema.ACCOUNTS, batch.accounts),
+            (schema.ORDER_UPDATES, batch.order_updates),
+            (schema.FILLS, batch.fills),
+            (schema.TRADES, batch.trades),
+            (schema.LEDGER_LINES, batch.ledger_lines),
+        ):
+            if rows:
+                connection.executemany(_INSERT[table.name], rows)
+        if batch.orders:
+            connection.executemany(_UPSERT_ORDERS, list(batch.orders.values()))
+        if batch.bars:
+            connection.executemany(_UPSERT_BARS, [(*key, *bar) for key, bar in batch.bars.items()])
+        connection.execute("UPDATE position SET seq = ?, timestamp_ns = ? WHERE id = 1", (seq, timestamp_ns))
