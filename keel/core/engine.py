@@ -36,7 +36,8 @@ from keel.core.commands import (
     Tick,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
-from keel.core.events import CheckpointPassed, CommandRejected, Event
+from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, TradeExecuted
+from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.matching import cancel_all_orders, cancel_order, place_order
 from keel.core.perps import on_tick, set_index_prices
@@ -81,6 +82,36 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
 }
 
 
+_MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick)
+
+
+def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -> None:
+    """Liquidate accounts this command left below maintenance margin (liquidation.py),
+    until none is left: a liquidation can move other accounts too."""
+    if type(command) is SetIndexPrices or type(command) is Tick:
+        candidates = perp_accounts(state, list(range(len(state.markets))))
+    else:
+        candidates = _touched(state, events, 0)
+    start = 0
+    while candidates:
+        start = len(events)
+        liquidate_where_needed(state, candidates, command.seq, events)
+        candidates = _touched(state, events, start) if len(events) > start else []
+
+
+def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:
+    """Accounts with positions that trades or ledger entries among events[start:] moved."""
+    found: list[int] = []
+    accounts = state.accounts
+    for event in events[start:]:
+        if isinstance(event, TradeExecuted):
+            found.append(event.taker_account_id)
+            found.append(event.maker_account_id)
+        elif isinstance(event, LedgerPosted):
+            found.extend(line[0] for line in event.lines)
+    return [account_id for account_id in found if account_id > 0 and accounts[account_id].positions]
+
+
 class Engine:
     """Owns an ExchangeState; `apply` is the only way to change it."""
 
@@ -108,6 +139,8 @@ class Engine:
         except Rejected as rejected:
             assert not events, "a handler changed state before it refused"
             return [CommandRejected(int(rejected.code), rejected.message)]
+        if state.margin_asset_id >= 0 and type(command) in _MOVES_MARGIN:
+            _liquidations(state, command, events)
         return events
 
     def section_hashes(self) -> dict[str, bytes]:

@@ -165,6 +165,14 @@ class FundingSettled(_Event, frozen=True, tag=13):
     positions: int
 
 
+class LiquidationStarted(_Event, frozen=True, tag=14):
+    """An account fell below maintenance margin and is being closed out (liquidation.py)."""
+
+    account_id: int
+    equity_atomic: int
+    maintenance_atomic: int
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -179,6 +187,7 @@ Event = (
     | PositionChanged
     | MarkPriceChanged
     | FundingSettled
+    | LiquidationStarted
 )
 
 _encoder = msgspec.msgpack.Encoder()

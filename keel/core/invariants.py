@@ -28,8 +28,10 @@ from __future__ import annotations
 from keel.core.accounts import CLEARING_ACCOUNT_ID, is_user_account
 from keel.core.errors import InvariantViolation
 from keel.core.ledger import LedgerTotals
+from keel.core.liquidation import below_maintenance
 from keel.core.markets import MarketKind
 from keel.core.matching import resting_buy_hold_atomic
+from keel.core.perps import equity_atomic, maintenance_requirement_atomic
 from keel.core.state import ExchangeState
 
 _PERP = int(MarketKind.PERP)
@@ -164,6 +166,12 @@ def _audit_positions(state: ExchangeState) -> list[str]:
         for market_id, position in account.positions.items():
             if state.positions_by_market[market_id].get(account_id) is not position:
                 findings.append(f"account {account_id}: position in market {market_id} is not indexed by its market")
+    for account_id, account in state.accounts.items():
+        if account_id > 0 and below_maintenance(state, account):
+            findings.append(
+                f"account {account_id}: equity {equity_atomic(state, account)} below maintenance "
+                f"{maintenance_requirement_atomic(state, account)} after the command"
+            )
     if state.margin_asset_id >= 0:
         clearing = state.accounts[CLEARING_ACCOUNT_ID].balances[state.margin_asset_id]
         if clearing + cost_total != 0:

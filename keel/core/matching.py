@@ -897,6 +897,12 @@ def _cancel_resting(
 _USER_CANCEL = int(EndReason.USER_CANCEL)
 
 
+def cancel_open_order(state: ExchangeState, order: Order, account: Account, reason: int, events: list[Event]) -> None:
+    """Cancel one open order for a rule (liquidation); append its OrderCancelled."""
+    market = state.markets[order.market_id]
+    _cancel_resting(state, market, state.books[market.market_id], order, account, reason, events)
+
+
 def cancel_order(state: ExchangeState, command: CancelOrder, events: list[Event]) -> None:
     """Cancel one open order, found by order id or client id.
 

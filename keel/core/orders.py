@@ -72,6 +72,7 @@ class EndReason(enum.IntEnum):
     INSUFFICIENT_FUNDS = 5  # quote-quantity market order spent its budget
     NO_LIQUIDITY = 6  # market order found the opposite side empty
     REDUCE_ONLY = 7  # a resting reduce-only order met a position with nothing left to reduce
+    LIQUIDATION = 8  # its account was liquidated
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):

@@ -36,6 +36,7 @@ from keel.core.events import (
     Event,
     FundingSettled,
     LedgerPosted,
+    LiquidationStarted,
     MarketListed,
     MarkPriceChanged,
     OrderAccepted,
@@ -429,6 +430,7 @@ ALL_EVENTS: list[Event] = [
     PositionChanged(1, 3, 5, -2, -2_000, 37, 9),
     MarkPriceChanged(3, 15_000, 15_010),
     FundingSettled(3, -12_500, 15_010, 15_000, 88, 87, 4),
+    LiquidationStarted(7, -5, 1_125_000),
 ]
 
 

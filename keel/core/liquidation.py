@@ -1,0 +1,229 @@
+"""Liquidation: an account below maintenance margin is closed out, and its deficit covered.
+
+Theory of operation. After every command that can move a mark price or an account with
+positions (orders, index prices, Ticks with funding), the engine checks the candidate
+accounts in ascending id order. An account whose equity is below its maintenance
+requirement (perps.py) is liquidated in full, in this order:
+
+1. `LiquidationStarted` records its equity and requirement.
+2. Every open order of the account, in every market, is cancelled (reason LIQUIDATION).
+3. Each position, in ascending market id, is closed through the book with a reduce-only
+   market order (bounded by the market's impact band, taker fee charged), if the market
+   is open.
+4. What the book did not take is auto-deleveraged: transferred at the mark price to the
+   opposing positions, most profitable first (unrealized PnL at the mark, descending;
+   ties by ascending account id). Ledger reason `adl`.
+5. If the account's margin asset balance is then negative (a deficit), the insurance fund
+   pays as much of it as it holds (reason `insurance`); what the fund cannot pay is
+   taken from the accounts with the most unrealized profit, in the same ranking as
+   step 4, each up to its profit (reason `adl`).
+
+After the command, no account with a position is below its maintenance requirement:
+audit checks it.
+
+Imports: accounts, commands, errors, events, markets, matching, orders, perps, state.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, Account
+from keel.core.commands import PlaceOrder
+from keel.core.errors import Rejected
+from keel.core.events import EntryReason, Event, LedgerPosted, LiquidationStarted, PositionChanged
+from keel.core.markets import MarketKind, MarketState
+from keel.core.matching import cancel_open_order, place_order
+from keel.core.orders import EndReason, OrderType, SelfTradePrevention
+from keel.core.perps import (
+    apply_fill,
+    equity_atomic,
+    forget_if_flat,
+    maintenance_requirement_atomic,
+    position_for,
+    unrealized_pnl_atomic,
+)
+from keel.core.state import ExchangeState
+
+_ADL = int(EntryReason.ADL)
+_INSURANCE = int(EntryReason.INSURANCE)
+_LIQUIDATION_END = int(EndReason.LIQUIDATION)
+
+
+def below_maintenance(state: ExchangeState, account: Account) -> bool:
+    """Return whether an account with positions has equity below its maintenance margin."""
+    if not any(position.size_steps for position in account.positions.values()):
+        return False
+    return equity_atomic(state, account) < maintenance_requirement_atomic(state, account)
+
+
+def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:
+    """Liquidate every candidate account below maintenance, in ascending id order."""
+    accounts = state.accounts
+    for account_id in sorted(set(candidates)):
+        account = accounts.get(account_id)
+        if account is not None and account_id > 0 and below_maintenance(state, account):
+            _liquidate(state, account, seq, events)
+
+
+def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:
+    account_id = account.account_id
+    events.append(
+        LiquidationStarted(account_id, equity_atomic(state, account), maintenance_requirement_atomic(state, account))
+    )
+    for order in sorted(account.orders_open.values(), key=lambda order: order.order_id):
+        cancel_open_order(state, order, account, _LIQUIDATION_END, events)
+    for market_id in sorted(account.positions):
+        size = account.positions[market_id].size_steps
+        market = state.markets[market_id]
+        if size and market.state == MarketState.OPEN:
+            with suppress(Rejected):  # e.g. below the market's minimum quantity: deleveraged below
+                place_order(
+                    state,
+                    PlaceOrder(
+                        seq=seq,
+                        timestamp_ns=state.timestamp_ns_last,
+                        account_id=account_id,
+                        market_id=market_id,
+                        side=1 if size > 0 else 0,
+                        order_type=int(OrderType.MARKET),
+                        quantity_steps=abs(size),
+                        reduce_only=True,
+                        self_trade_prevention=int(SelfTradePrevention.REJECT_MAKER),
+                    ),
+                    events,
+                )
+        left = account.positions.get(market_id)
+        if left is not None and left.size_steps:
+            _deleverage(state, account, market_id, seq, events)
+    _cover_deficit(state, account, seq, events)
+
+
+def _ranked_opponents(state: ExchangeState, market_id: int, long_side: bool) -> list[Account]:
+    """Accounts holding a position on `long_side` in the market, most profitable first."""
+    market = state.markets[market_id]
+    ranked = []
+    for account_id, position in state.positions_by_market[market_id].items():
+        size = position.size_steps
+        if size and (size > 0) == long_side:
+            ranked.append((-unrealized_pnl_atomic(position, market), account_id))
+    ranked.sort()
+    return [state.accounts[account_id] for _, account_id in ranked]
+
+
+def _deleverage(state: ExchangeState, account: Account, market_id: int, seq: int, events: list[Event]) -> None:
+    """Transfer the account's remaining position to opposing positions at the mark."""
+    market = state.markets[market_id]
+    mark = market.mark_ticks
+    lot = market.lot_atomic
+    quote = market.quote_asset_id
+    position = account.positions[market_id]
+    is_long = position.size_steps > 0
+    for opponent in _ranked_opponents(state, market_id, not is_long):
+        if opponent is account:
+            continue
+        remaining = abs(position.size_steps)
+        if remaining == 0:
+            break
+        theirs = opponent.positions[market_id]
+        quantity = min(remaining, abs(theirs.size_steps))
+        mine_before, theirs_before = position.size_steps, theirs.size_steps
+        delta = -quantity if is_long else quantity
+        pnl_mine = apply_fill(position, delta, mark, lot)
+        pnl_theirs = apply_fill(theirs, -delta, mark, lot)
+        market.open_interest_steps += (
+            max(position.size_steps, 0) - max(mine_before, 0) + max(theirs.size_steps, 0) - max(theirs_before, 0)
+        )
+        lines = (
+            (account.account_id, quote, pnl_mine),
+            (opponent.account_id, quote, pnl_theirs),
+            (CLEARING_ACCOUNT_ID, quote, -(pnl_mine + pnl_theirs)),
+        )
+        account.balances[quote] += pnl_mine
+        opponent.balances[quote] += pnl_theirs
+        state.accounts[CLEARING_ACCOUNT_ID].balances[quote] -= pnl_mine + pnl_theirs
+        state.dirty_accounts.extend((account, opponent, state.accounts[CLEARING_ACCOUNT_ID]))
+        events.append(
+            PositionChanged(
+                account.account_id, market_id, mine_before, position.size_steps, position.cost_atomic, pnl_mine, 0
+            )
+        )
+        events.append(
+            PositionChanged(
+                opponent.account_id, market_id, theirs_before, theirs.size_steps, theirs.cost_atomic, pnl_theirs, 0
+            )
+        )
+        events.append(LedgerPosted(state.entry_id_next, _ADL, seq, lines))
+        state.entry_id_next += 1
+        forget_if_flat(state, opponent, theirs)
+    assert position.size_steps == 0, "opposing positions always cover a position (they sum to zero)"
+    forget_if_flat(state, account, position)
+
+
+def _cover_deficit(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:
+    """Pay a negative margin balance from the insurance fund, then from the most profitable."""
+    margin_asset = state.margin_asset_id
+    deficit = -account.balances[margin_asset]
+    if deficit <= 0:
+        return
+    accounts = state.accounts
+    insurance = accounts[INSURANCE_ACCOUNT_ID]
+    paid = min(deficit, max(insurance.balances[margin_asset], 0))
+    if paid:
+        insurance.balances[margin_asset] -= paid
+        account.balances[margin_asset] += paid
+        state.dirty_accounts.extend((insurance, account))
+        events.append(
+            LedgerPosted(
+                state.entry_id_next,
+                _INSURANCE,
+                seq,
+                ((INSURANCE_ACCOUNT_ID, margin_asset, -paid), (account.account_id, margin_asset, paid)),
+            )
+        )
+        state.entry_id_next += 1
+        deficit -= paid
+    if deficit == 0:
+        return
+    ranked: list[tuple[int, int]] = []
+    for other_id, other in accounts.items():
+        if other_id <= 0 or other is account:
+            continue
+        profit = sum(
+            unrealized_pnl_atomic(position, state.markets[market_id])
+            for market_id, position in other.positions.items()
+            if position.size_steps
+        )
+        if profit > 0:
+            ranked.append((-profit, other_id))
+    ranked.sort()
+    for negative_profit, other_id in ranked:
+        if deficit == 0:
+            break
+        take = min(deficit, -negative_profit)
+        other = accounts[other_id]
+        other.balances[margin_asset] -= take
+        account.balances[margin_asset] += take
+        state.dirty_accounts.extend((other, account))
+        events.append(
+            LedgerPosted(
+                state.entry_id_next,
+                _ADL,
+                seq,
+                ((other_id, margin_asset, -take), (account.account_id, margin_asset, take)),
+            )
+        )
+        state.entry_id_next += 1
+        deficit -= take
+
+
+def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
+    """Every account with a position record in these markets."""
+    found: list[int] = []
+    for market_id in market_ids:
+        if state.markets[market_id].kind == MarketKind.PERP:
+            found.extend(state.positions_by_market[market_id])
+    return found
+
+
+__all__ = ["below_maintenance", "liquidate_where_needed", "perp_accounts", "position_for"]

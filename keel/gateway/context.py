@@ -1,0 +1,204 @@
+"""The gateway's handle on a running node: catalog, submission, consistent reads, auth.
+
+`Gateway` is what every handler reaches through `request.app.state.gateway`. Writes go
+through `submit`: the command is handed to the sequencer, whose callback (on its
+committer thread, once the record is durable) resolves an asyncio future through
+`loop.call_soon_threadsafe`; nothing is answered before that. Reads of current state
+take `sequencer.read_lock` (held by the engine thread while it changes state), copy what
+they need and format outside it.
+
+Imports: keel.core, keel.node, keel.sequencer, keel.gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from keel.core.commands import Command
+from keel.core.state import ExchangeState
+from keel.gateway import auth
+from keel.gateway.errors import ApiError
+from keel.gateway.format import MarketFormat
+from keel.gateway.history import History
+from keel.gateway.keys import KeyStore, public_key_from_b64
+from keel.gateway.ratelimit import Limit, TokenBuckets
+from keel.node.node import Node
+from keel.sequencer.sequencer import Outcome, Sequencer, SequencerStopped
+
+T = TypeVar("T")
+
+SUBMIT_TIMEOUT_S: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AssetFormat:
+    asset_id: int
+    symbol: str
+    decimals: int
+
+
+@dataclass(slots=True)
+class Catalog:
+    """Listed assets and markets with what formatting needs; listings never change, only grow."""
+
+    assets: list[AssetFormat] = field(default_factory=list)
+    asset_by_symbol: dict[str, AssetFormat] = field(default_factory=dict)
+    markets: list[MarketFormat] = field(default_factory=list)
+    market_by_symbol: dict[str, MarketFormat] = field(default_factory=dict)
+
+
+def build_catalog(state: ExchangeState) -> Catalog:
+    """Return the catalog of `state` (call with the read lock held, or before start)."""
+    catalog = Catalog()
+    for asset in state.assets:
+        asset_entry = AssetFormat(asset.asset_id, asset.symbol, asset.decimals)
+        catalog.assets.append(asset_entry)
+        catalog.asset_by_symbol[asset.symbol] = asset_entry
+    for market in state.markets:
+        base = state.assets[market.base_asset_id]
+        quote = state.assets[market.quote_asset_id]
+        entry = MarketFormat(
+            market_id=market.market_id,
+            symbol=market.symbol,
+            base_symbol=base.symbol,
+            quote_symbol=quote.symbol,
+            base_asset_id=base.asset_id,
+            quote_asset_id=quote.asset_id,
+            base_decimals=base.decimals,
+            quote_decimals=quote.decimals,
+            tick_atomic=market.tick_atomic,
+            step_atomic=market.step_atomic,
+            lot_atomic=market.lot_atomic,
+        )
+        catalog.markets.append(entry)
+        catalog.market_by_symbol[market.symbol] = entry
+    return catalog
+
+
+KEY_LIMIT_DEFAULT: Final = Limit(rate_per_s=100.0, burst=200)
+IP_LIMIT_DEFAULT: Final = Limit(rate_per_s=500.0, burst=1_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits (spec section 10): per API key and per client address."""
+
+    key: Limit = KEY_LIMIT_DEFAULT
+    ip: Limit = IP_LIMIT_DEFAULT
+
+
+def _resolve(future: asyncio.Future[Outcome | SequencerStopped], result: Outcome | SequencerStopped) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+class Gateway:
+    """A started node as the API sees it."""
+
+    def __init__(
+        self,
+        node: Node,
+        sequencer: Sequencer,
+        history: History,
+        keys: KeyStore,
+        operator_key_b64: str,
+        *,
+        limits: Limits = Limits(),
+        listed_ns: dict[str, int] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.node = node
+        self.sequencer = sequencer
+        self.state = node.engine.state
+        self.history = history
+        self.keys = keys
+        self.operator_key_b64 = operator_key_b64
+        self.operator_verifier = public_key_from_b64(operator_key_b64)
+        self.clock_ns = clock_ns
+        self.started_ms = clock_ns() // 1_000_000
+        self.replays = auth.ReplayCache(self.started_ms)
+        self.key_buckets = TokenBuckets(limits.key, "API key")
+        self.ip_buckets = TokenBuckets(limits.ip, "address")
+        self.listed_ns = listed_ns or {}
+        with sequencer.read_lock:
+            self.catalog = build_catalog(self.state)
+
+    # ---- catalog ----------------------------------------------------------------------
+    def _refresh_catalog(self) -> None:
+        with self.sequencer.read_lock:
+            self.catalog = build_catalog(self.state)
+
+    def market(self, symbol: Any) -> MarketFormat:
+        """Return the market named `symbol`; raise 400 INVALID_MARKET (ccxt BadSymbol)."""
+        if not isinstance(symbol, str) or not symbol:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", "symbol is required")
+        found = self.catalog.market_by_symbol.get(symbol)
+        if found is None and len(self.state.markets) != len(self.catalog.markets):
+            self._refresh_catalog()
+            found = self.catalog.market_by_symbol.get(symbol)
+        if found is None:
+            raise ApiError(400, "INVALID_MARKET", f"Invalid market symbol {symbol[:64]!r}")
+        return found
+
+    def markets(self) -> list[MarketFormat]:
+        if len(self.state.markets) != len(self.catalog.markets):
+            self._refresh_catalog()
+        return self.catalog.markets
+
+    def assets(self) -> list[AssetFormat]:
+        if len(self.state.assets) != len(self.catalog.assets):
+            self._refresh_catalog()
+        return self.catalog.assets
+
+    def asset(self, symbol: Any) -> AssetFormat:
+        """Return the asset named `symbol`; raise 400 INVALID_ASSET."""
+        if not isinstance(symbol, str) or not symbol:
+            raise ApiError(400, "INVALID_CLIENT_REQUEST", "asset symbol is required")
+        self.assets()
+        found = self.catalog.asset_by_symbol.get(symbol)
+        if found is None:
+            raise ApiError(400, "INVALID_ASSET", f"Invalid asset symbol {symbol[:64]!r}")
+        return found
+
+    # ---- reads and writes -------------------------------------------------------------
+    def read(self, reader: Callable[[ExchangeState], T]) -> T:
+        """Run `reader` on the engine state under the read lock; it must only copy."""
+        with self.sequencer.read_lock:
+            return reader(self.state)
+
+    async def submit(self, command: Command) -> Outcome:
+        """Submit a command and return its outcome once durable.
+
+        Raises ApiError 504 TIMEOUT (outcome unknown: the client must query) or 500
+        SERVER_ERROR when the sequencer has stopped (the node must restart)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome | SequencerStopped] = loop.create_future()
+
+        def deliver(result: Outcome | SequencerStopped) -> None:
+            loop.call_soon_threadsafe(_resolve, future, result)
+
+        self.sequencer.submit(command, deliver)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), SUBMIT_TIMEOUT_S)
+        except TimeoutError:
+            raise ApiError(
+                504, "TIMEOUT", f"no durable outcome within {SUBMIT_TIMEOUT_S:g} s; query before retrying"
+            ) from None
+        if isinstance(result, SequencerStopped):
+            raise ApiError(
+                500, "SERVER_ERROR", "the exchange stopped accepting commands; it must be restarted by its operator"
+            )
+        return result
+
+    async def history_caught_up(self, seq: int, timeout_s: float = 2.0) -> None:
+        """Wait until the history store has seen `seq` (it is fed right after the callbacks)."""
+        deadline = time.monotonic() + timeout_s
+        while self.history.seq_last() < seq and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+
+    def now_ms(self) -> int:
+        return self.clock_ns() // 1_000_000

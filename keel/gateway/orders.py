@@ -1,0 +1,379 @@
+"""Signed order endpoints (spec section 8) and the order and fill history (8.5).
+
+Writes decode the request, build the core command (convert.py), submit it and wait for
+its durable outcome; the answer is folded from that outcome's events (orderbook.py).
+Cancels answer the order as it is after the cancel: its terms are copied from the
+engine (under the read lock) before the command is submitted, and what it executed is
+`quantity - cancelled` from the OrderCancelled event.
+
+An account only ever sees and touches its own orders: an open order of another account
+is refused with 403 FORBIDDEN (spec 4.2), an unknown one with 404 RESOURCE_NOT_FOUND.
+
+Imports: keel.core, keel.gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Request, Response, delete, get, post
+
+from keel.core import limits
+from keel.core.commands import NO_CLIENT_ID, NO_ORDER_ID, CancelAllOrders, CancelOrder, PlaceOrder, PlaceOrders
+from keel.core.events import CommandRejected, OrderCancelled
+from keel.core.orders import Order, OrderStatus
+from keel.core.state import ExchangeState
+from keel.gateway import convert, shapes
+from keel.gateway.context import Gateway
+from keel.gateway.errors import ApiError, bad_request, not_found, rejection
+from keel.gateway.format import MarketFormat
+from keel.gateway.orderbook import OrderRecord, fold_events, split_batch
+from keel.gateway.web import account_of, body_of, gateway_of, json_response, query
+
+_PARTIAL = int(OrderStatus.PARTIALLY_FILLED)
+_NEW = int(OrderStatus.NEW)
+_CANCELLED = int(OrderStatus.CANCELLED)
+
+
+def record_of_open(order: Order, lot_atomic: int) -> OrderRecord:
+    """Copy an open engine order into a record (call under the read lock)."""
+    return OrderRecord(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        market_id=order.market_id,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        price_ticks=order.price_ticks,
+        quantity_steps=order.quantity_steps,
+        quote_quantity_atomic=0,
+        client_id=order.client_id,
+        post_only=order.post_only,
+        self_trade_prevention=order.self_trade_prevention,
+        created_ns=order.created_ns,
+        filled_steps=order.filled_steps,
+        executed_lots=(order.notional_taker_atomic + order.notional_maker_atomic) // lot_atomic,
+        status=_PARTIAL if order.filled_steps else _NEW,
+    )
+
+
+def _find_open(
+    state: ExchangeState, account_id: int, market: MarketFormat, order_id: int, client_id: int
+) -> OrderRecord | None:
+    """Return the account's open order in `market` by id or client id; refuse another account's."""
+    account = state.accounts.get(account_id)
+    found = None
+    if account is not None:
+        found = account.orders_open.get(order_id) if client_id == NO_CLIENT_ID else account.client_orders.get(client_id)
+    if found is None and client_id == NO_CLIENT_ID:
+        other = state.orders.get(order_id)
+        if other is not None and other.account_id != account_id:
+            raise ApiError(403, "FORBIDDEN", f"Order {order_id} belongs to another account")
+    if found is None or found.market_id != market.market_id:
+        return None
+    return record_of_open(found, market.lot_atomic)
+
+
+def _ids(body_order_id: Any, body_client_id: Any) -> tuple[int, int]:
+    order_id = convert.order_id_of(body_order_id)
+    client_id = convert.client_id_of(body_client_id)
+    if (order_id == NO_ORDER_ID) == (client_id == NO_CLIENT_ID):
+        raise bad_request("give exactly one of orderId and clientId")
+    return order_id, client_id
+
+
+def _missing(order_id: int, client_id: int, market: MarketFormat) -> ApiError:
+    what = f"Order {order_id}" if client_id == NO_CLIENT_ID else f"Order with clientId {client_id}"
+    return not_found(f"{what} is not open in {market.symbol}")
+
+
+async def _execute(gateway: Gateway, market: MarketFormat, command: PlaceOrder) -> dict[str, Any]:
+    outcome = await gateway.submit(command)
+    first = outcome.events[0]
+    if isinstance(first, CommandRejected):
+        raise rejection(first.code, first.message)
+    accepted: list[OrderRecord] = []
+    fold_events(outcome.events, outcome.timestamp_ns, {}, accepted=accepted)
+    return shapes.order(accepted[0], market)
+
+
+@post(
+    "/api/v1/order",
+    opt={"instruction": "orderExecute"},
+    status_code=200,
+    tags=["orders"],
+    summary="Place an order; answered once durable, with what it did",
+)
+async def execute_order(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = gateway_of(request)
+    body = convert.decode(body_of(request), convert.OrderBody, "order")
+    market = gateway.market(body.symbol)
+    command = convert.place_order(market, account_of(request), body)
+    return json_response(await _execute(gateway, market, command))
+
+
+@post(
+    "/api/v1/orders",
+    opt={"instruction": "orderExecute", "batch": True},
+    status_code=200,
+    tags=["orders"],
+    summary="Place up to 20 orders, each independently, in order",
+)
+async def execute_orders(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    items = body_of(request)
+    if not isinstance(items, list) or not 1 <= len(items) <= limits.batch_orders_max:
+        raise bad_request(f"a batch is a JSON array of 1 to {limits.batch_orders_max} orders")
+    results: list[dict[str, Any] | None] = []
+    commands: list[PlaceOrder] = []
+    placed: list[tuple[int, MarketFormat]] = []  # (result index, market) per submitted command
+    for item in items:
+        try:
+            body = convert.decode(item, convert.OrderBody, f"order {len(results)}")
+            market = gateway.market(body.symbol)
+            commands.append(convert.place_order(market, account_id, body))
+            placed.append((len(results), market))
+            results.append(None)
+        except ApiError as refused:
+            results.append({"operation": "Err", "code": refused.code, "message": refused.message})
+    if commands:
+        outcome = await gateway.submit(
+            PlaceOrders(seq=0, timestamp_ns=0, account_id=account_id, orders=tuple(commands))
+        )
+        first = outcome.events[0]
+        if isinstance(first, CommandRejected) and first.item == -1:
+            raise rejection(first.code, first.message)
+        for (index, market), part in zip(placed, split_batch(outcome.events, len(commands)), strict=True):
+            if isinstance(part, CommandRejected):
+                error = rejection(part.code, part.message)
+                results[index] = {"operation": "Err", "code": error.code, "message": error.message}
+                continue
+            accepted: list[OrderRecord] = []
+            fold_events(part, outcome.timestamp_ns, {}, accepted=accepted)
+            results[index] = {**shapes.order(accepted[0], market), "operation": "Ok"}
+    return json_response(results)
+
+
+@get(
+    "/api/v1/order",
+    opt={"instruction": "orderQuery"},
+    tags=["orders"],
+    summary="One open order by orderId or clientId; 404 once it is no longer open",
+)
+async def query_order(
+    request: Request[Any, Any, Any],
+    symbol: str,
+    orderId: str | None = None,
+    clientId: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    market = gateway.market(symbol)
+    order_id, client_id = _ids(orderId, clientId)
+    record = gateway.read(lambda state: _find_open(state, account_id, market, order_id, client_id))
+    if record is None:
+        raise _missing(order_id, client_id, market)
+    return json_response(shapes.order(record, market))
+
+
+def _open_orders(state: ExchangeState, account_id: int, market_id: int | None, lots: list[int]) -> list[OrderRecord]:
+    account = state.accounts.get(account_id)
+    if account is None:
+        return []
+    return [
+        record_of_open(order, lots[order.market_id])
+        for order in account.orders_open.values()
+        if market_id is None or order.market_id == market_id
+    ]
+
+
+@get("/api/v1/orders", opt={"instruction": "orderQueryAll"}, tags=["orders"], summary="The account's open orders")
+async def query_orders(
+    request: Request[Any, Any, Any],
+    symbol: str | None = None,
+    marketType: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    if marketType not in (None, "SPOT"):
+        return json_response([])
+    market_id = gateway.market(symbol).market_id if symbol is not None else None
+    markets = gateway.markets()
+    lots = [market.lot_atomic for market in markets]
+    records = gateway.read(lambda state: _open_orders(state, account_id, market_id, lots))
+    return json_response([shapes.order(record, markets[record.market_id]) for record in records])
+
+
+async def _record_for(
+    gateway: Gateway, copied: dict[int, OrderRecord], cancelled: OrderCancelled, seq: int, market: MarketFormat
+) -> OrderRecord | None:
+    """Return the record of an order as its cancel left it (see the module docstring).
+
+    `copied` holds the records copied before the cancel was submitted. An order placed or
+    traded after that copy is looked up in the history store once it has seen `seq`."""
+    record = copied.get(cancelled.order_id)
+    filled = record.quantity_steps - cancelled.cancelled_steps if record is not None else -1
+    if record is None or filled != record.filled_steps:
+        await gateway.history_caught_up(seq)
+        found = gateway.history.orders(cancelled.account_id, market.market_id, cancelled.order_id, 1, 0, True)
+        if not found:
+            return None
+        record = found[0]
+    record.filled_steps = record.quantity_steps - cancelled.cancelled_steps
+    record.status = _CANCELLED
+    record.end_reason = cancelled.reason
+    return record
+
+
+@delete(
+    "/api/v1/order",
+    opt={"instruction": "orderCancel"},
+    status_code=200,
+    tags=["orders"],
+    summary="Cancel one open order; answers it as cancelled",
+)
+async def cancel_order(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    body = convert.decode(body_of(request), convert.CancelBody, "cancel")
+    market = gateway.market(body.symbol)
+    order_id, client_id = _ids(body.order_id, body.client_id)
+    record = gateway.read(lambda state: _find_open(state, account_id, market, order_id, client_id))
+    if record is None:
+        raise _missing(order_id, client_id, market)
+    outcome = await gateway.submit(
+        CancelOrder(
+            seq=0,
+            timestamp_ns=0,
+            account_id=account_id,
+            market_id=market.market_id,
+            order_id=order_id,
+            client_id=client_id,
+        )
+    )
+    first = outcome.events[0]
+    if isinstance(first, CommandRejected):
+        raise rejection(first.code, first.message)
+    assert isinstance(first, OrderCancelled)
+    settled = await _record_for(gateway, {record.order_id: record}, first, outcome.seq, market)
+    assert settled is not None
+    return json_response(shapes.order(settled, market))
+
+
+@delete(
+    "/api/v1/orders",
+    opt={"instruction": "orderCancelAll"},
+    status_code=200,
+    tags=["orders"],
+    summary="Cancel every open order of the account in one market; answers them",
+)
+async def cancel_orders(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    body = convert.decode(body_of(request), convert.CancelAllBody, "cancel all")
+    market = gateway.market(body.symbol)
+    if body.order_type not in (None, "RestingLimitOrder", "ConditionalOrder"):
+        raise bad_request("orderType must be RestingLimitOrder or ConditionalOrder")
+    if body.order_type == "ConditionalOrder":
+        return json_response([])  # no trigger orders exist yet
+    lots = [one.lot_atomic for one in gateway.markets()]
+    before = gateway.read(lambda state: _open_orders(state, account_id, market.market_id, lots))
+    by_id = {record.order_id: record for record in before}
+    outcome = await gateway.submit(
+        CancelAllOrders(seq=0, timestamp_ns=0, account_id=account_id, market_id=market.market_id)
+    )
+    first = outcome.events[0] if outcome.events else None
+    if isinstance(first, CommandRejected):
+        raise rejection(first.code, first.message)
+    answered = []
+    for event in outcome.events:
+        if not isinstance(event, OrderCancelled):
+            continue
+        settled = await _record_for(gateway, by_id, event, outcome.seq, market)
+        if settled is not None:
+            answered.append(shapes.order(settled, market))
+    return json_response(answered)
+
+
+def _sort_ascending(value: str | None) -> bool:
+    if value in (None, "Desc"):
+        return False
+    if value == "Asc":
+        return True
+    raise bad_request("sortDirection must be Asc or Desc")
+
+
+@get(
+    "/wapi/v1/history/orders",
+    opt={"instruction": "orderHistoryQueryAll"},
+    tags=["history"],
+    summary="Every order the account placed, in any status, newest first",
+)
+async def order_history(
+    request: Request[Any, Any, Any],
+    symbol: str | None = None,
+    orderId: str | None = None,
+    limit: str | None = None,
+    offset: str | None = None,
+    marketType: str | None = None,
+    sortDirection: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    count = convert.bounded_int(limit, "limit", 100, 1, 1000)
+    skip = convert.bounded_int(offset, "offset", 0, 0, 2**62)
+    ascending = _sort_ascending(sortDirection)
+    if marketType not in (None, "SPOT"):
+        return json_response([])
+    market_id = gateway.market(symbol).market_id if symbol is not None else None
+    order_id = convert.order_id_of(orderId) if orderId is not None else None
+    markets = gateway.markets()
+    records = gateway.history.orders(account_id, market_id, order_id, count, skip, ascending)
+    return json_response([shapes.order(record, markets[record.market_id], historical=True) for record in records])
+
+
+@get(
+    "/wapi/v1/history/fills",
+    opt={"instruction": "fillHistoryQueryAll"},
+    tags=["history"],
+    summary="The account's fills with fees, newest first (from/to in ms)",
+)
+async def fill_history(
+    request: Request[Any, Any, Any],
+    symbol: str | None = None,
+    orderId: str | None = None,
+    limit: str | None = None,
+    offset: str | None = None,
+    fillType: str | None = None,
+    marketType: str | None = None,
+    sortDirection: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    count = convert.bounded_int(limit, "limit", 100, 1, 1000)
+    skip = convert.bounded_int(offset, "offset", 0, 0, 2**62)
+    from_ms = query(request, "from")
+    to_ms = query(request, "to")
+    from_ns = convert.bounded_int(from_ms, "from", 0, 0, 2**43) * 1_000_000 if from_ms else None
+    to_ns = convert.bounded_int(to_ms, "to", 0, 0, 2**43) * 1_000_000 + 999_999 if to_ms else None
+    ascending = _sort_ascending(sortDirection)
+    if fillType not in (None, "User") or marketType not in (None, "SPOT"):
+        return json_response([])  # liquidation, ADL and other system fills arrive with perpetuals
+    market_id = gateway.market(symbol).market_id if symbol is not None else None
+    order_id = convert.order_id_of(orderId) if orderId is not None else None
+    markets = gateway.markets()
+    fills = gateway.history.fills(account_id, market_id, order_id, from_ns, to_ns, count, skip, ascending)
+    return json_response([shapes.fill(one, markets[one.market_id]) for one in fills])
+
+
+HANDLERS: Final = [
+    execute_order,
+    execute_orders,
+    query_order,
+    query_orders,
+    cancel_order,
+    cancel_orders,
+    order_history,
+    fill_history,
+]

@@ -1,0 +1,135 @@
+"""`keel serve`: open a data directory's node, start its sequencer, serve the API with uvicorn.
+
+Start: `Node.open` recovers and verifies the log (it refuses a directory whose log or
+replayed state is not what was recorded: RecoveryFailed, DataDirError), the history
+store is fed the replayed tail and then every durable command (a sequencer listener),
+and the node starts. While serving, DIR/serve.json says where ({"url", "pid"}) so that
+`keel account create` can go through the operator API. SIGINT or SIGTERM stops uvicorn
+(in-flight requests finish), then the node closes: the sequencer makes everything
+submitted durable and stops, and serve.json is removed.
+
+Imports: keel.core, keel.log, keel.node, keel.gateway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import uvicorn
+
+from keel.core.commands import ListMarket, decode_command
+from keel.gateway.app import app_factory
+from keel.gateway.context import Gateway, Limits
+from keel.gateway.history import MemoryHistory
+from keel.gateway.keys import KeyStore, operator_public_key_b64
+from keel.log.record import decode_record
+from keel.node.node import Node
+
+SERVE_NAME: Final = "serve.json"
+
+
+def listed_timestamps(node: Node) -> dict[str, int]:
+    """Return each market's listing time (ns) from the head of its log, where genesis lists them."""
+    state = node.engine.state
+    head = len(state.assets) + len(state.markets) + 1
+    listed: dict[str, int] = {}
+    for seq, data in node.log.rows(1, head):
+        command = decode_command(decode_record(data, seq).payload)
+        if isinstance(command, ListMarket):
+            listed[command.symbol] = command.timestamp_ns
+    return listed
+
+
+def serve_file(data_dir: Path) -> Path:
+    return data_dir / SERVE_NAME
+
+
+def _write_serve_file(data_dir: Path, url: str) -> None:
+    path = serve_file(data_dir)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    temporary.replace(path)
+
+
+def _remove_serve_file(data_dir: Path) -> None:
+    path = serve_file(data_dir)
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the data directory (and the caller) where it listens once it does."""
+
+    def __init__(self, config: uvicorn.Config, data_dir: Path, on_listening: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self.data_dir = data_dir
+        self.on_listening = on_listening
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own version re-raises the signal once it has stopped, which would kill
+        # the process before the node is closed; here SIGINT and SIGTERM only stop serving.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.signal(number, self.handle_exit) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        url = f"http://{host}:{port}"
+        _write_serve_file(self.data_dir, url)
+        self.on_listening(url)
+
+
+def serve(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    limits: Limits = Limits(),
+    extra_handlers: Sequence[Any] = (),
+    on_listening: Callable[[str], None] = lambda url: None,
+) -> None:
+    """Serve `data_dir` until SIGINT or SIGTERM. Raises DataDirError or RecoveryFailed before serving."""
+    history = MemoryHistory()
+    node = Node.open(data_dir, on_replayed=history.replayed)
+    try:
+        keys = KeyStore(data_dir)
+        listed = listed_timestamps(node)
+        sequencer = node.start(listeners=[history.listener])
+        gateway = Gateway(
+            node, sequencer, history, keys, operator_public_key_b64(data_dir), limits=limits, listed_ns=listed
+        )
+        app = app_factory(gateway, extra_handlers)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
+        _Server(config, data_dir, on_listening).run()
+    finally:
+        _remove_serve_file(data_dir)
+        node.close()

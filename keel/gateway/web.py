@@ -1,0 +1,120 @@
+"""What every handler shares: JSON responses, query values, the gate every request passes.
+
+`gate` is the app's before_request hook. It charges the client address's token bucket,
+and for a route whose handler declares an `instruction` (in its `opt`) it verifies the
+Backpack signature (auth.py) over the query or JSON body, checks the time window and,
+for mutating instructions, replay; then it charges the key's bucket and leaves the
+account id (and the decoded body) on `request.state`. Operator routes (`opt["operator"]`)
+accept only the operator key, and every operator write is replay-checked.
+
+Imports: keel.gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response
+
+from keel.gateway import auth
+from keel.gateway.context import Gateway
+from keel.gateway.errors import ApiError, bad_request
+
+JSON: Final = "application/json; charset=utf-8"
+TEXT: Final = "text/plain; charset=utf-8"
+_decoder = msgspec.json.Decoder()
+
+
+def json_response(content: Any, status: int = 200) -> Response[bytes]:
+    return Response(content=msgspec.json.encode(content), status_code=status, media_type=JSON)
+
+
+def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def query(request: Request[Any, Any, Any], name: str) -> str | None:
+    value: str | None = request.query_params.get(name)
+    return value
+
+
+def account_of(request: Request[Any, Any, Any]) -> int:
+    account_id: int = request.state.account_id
+    return account_id
+
+
+def body_of(request: Request[Any, Any, Any]) -> Any:
+    return request.state.body
+
+
+async def _decoded_body(request: Request[Any, Any, Any]) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise bad_request(f"the request body is not valid JSON: {error}") from None
+
+
+def _rendered(mapping: dict[str, Any]) -> list[tuple[str, str]]:
+    try:
+        return [(str(key), auth.render(value)) for key, value in mapping.items()]
+    except auth.Unsignable as error:
+        raise ApiError(401, "INVALID_SIGNATURE", f"Invalid signature: {error}") from None
+
+
+async def gate(request: Request[Any, Any, Any]) -> None:
+    """The before_request hook: rate limits, then authentication for signed routes."""
+    gateway = gateway_of(request)
+    client = request.client
+    gateway.ip_buckets.take(client.host if client is not None else "unknown", time.monotonic())
+    opt = request.route_handler.opt
+    instruction: str | None = opt.get("instruction")
+    if instruction is None:
+        return
+    operator = bool(opt.get("operator"))
+    headers = auth.Headers(request.headers.get)
+    if operator:
+        if headers.api_key != gateway.operator_key_b64:
+            if gateway.keys.get(headers.api_key) is not None:
+                raise ApiError(403, "FORBIDDEN", "This API key may not use the operator API")
+            raise ApiError(401, "UNAUTHORIZED", "Invalid API key")
+        verifier = gateway.operator_verifier
+        account_id = 0
+    else:
+        key = gateway.keys.get(headers.api_key)
+        if key is None:
+            raise ApiError(401, "UNAUTHORIZED", "Invalid API key")
+        verifier = key.verifier
+        account_id = key.account_id
+    params: list[tuple[str, str]] | None = None
+    batch: list[list[tuple[str, str]]] | None = None
+    body: Any = None
+    if request.method == "GET":
+        params = [(key, auth.render_query(value)) for key, value in request.query_params.multi_items()]
+    else:
+        body = await _decoded_body(request)
+        if body is None:
+            params = []
+        elif isinstance(body, dict):
+            params = _rendered(body)
+        elif isinstance(body, list) and opt.get("batch"):
+            if not all(isinstance(item, dict) for item in body):
+                raise bad_request("every order in a batch must be a JSON object")
+            batch = [_rendered(item) for item in body]
+        else:
+            raise bad_request("the request body must be a JSON object")
+    texts = auth.signing_strings(instruction, params, batch, headers.timestamp, headers.window)
+    if not auth.verify_signature(verifier, headers.signature, texts):
+        raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
+    now_ms = gateway.now_ms()
+    auth.check_time(headers, now_ms)
+    if instruction in auth.MUTATING or (operator and request.method != "GET"):
+        gateway.replays.accept(headers, now_ms)
+    gateway.key_buckets.take(headers.api_key, time.monotonic())
+    request.state.account_id = account_id
+    request.state.body = body
