@@ -8,14 +8,12 @@ import typer
 
 from keel.cli.node_commands import register as register_node_commands
 from keel.cli.serve_commands import register as register_serve_commands
-from keel.cli.serve_commands import register as register_serve_commands
 from keel.cli.views_commands import register as register_views_commands
 
 app = typer.Typer(help="Keel: a deterministic, log-sourced exchange.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 register_node_commands(app)
-register_serve_commands(app)
 register_serve_commands(app)
 register_views_commands(app)
 
