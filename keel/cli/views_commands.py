@@ -22,18 +22,12 @@ from keel.node.node import DataDirError, Node, open_log
 from keel.node.recovery import Progress, recover
 from keel.views.catchup import CatchUp, CatchUpReport, Replayed, ReplayFromGenesis, rebuild
 from keel.views.schema import SCHEMA_VERSION
-from keel.views.store import StoreSettings, open_store, store_exists
-
-VIEWS_SQLITE_NAME = "views.sqlite"
+from keel.views.store import StoreSettings, open_store, settings_for, store_exists
 
 
 def views_settings(data_dir: Path, config: Config) -> StoreSettings:
-    """Return where the data directory's history store is (keel.toml [views], with defaults:
-    DIR/views.sqlite; on PostgreSQL, the log's DSN and schema `<log schema>_views`)."""
-    if config.views_backend == "sqlite":
-        path = Path(config.views_dsn or VIEWS_SQLITE_NAME)
-        return StoreSettings("sqlite", str(path if path.is_absolute() else data_dir / path))
-    return StoreSettings("postgres", config.views_dsn or config.dsn, config.views_schema or f"{config.schema}_views")
+    """Return where the data directory's history store is (keel.views.store.settings_for)."""
+    return settings_for(data_dir, config)
 
 
 def replay_read_only(data_dir: Path, config: Config, progress: Progress | None = None) -> ReplayFromGenesis:

@@ -35,6 +35,7 @@ from keel.views.store import (
     StoreError,
     StoreSettings,
     open_store,
+    settings_for,
 )
 from keel.views.writer import ViewsFailed, ViewsWriter
 
@@ -66,4 +67,5 @@ __all__ = [
     "ViewsWriter",
     "open_store",
     "rebuild",
+    "settings_for",
 ]

@@ -111,6 +111,40 @@ class StoreSettings:
         return replace(self, schema=self.schema + PREVIOUS_SUFFIX)
 
 
+class ViewsConfig(Protocol):
+    """What `settings_for` reads of a data directory's configuration (keel.node.config.Config)."""
+
+    @property
+    def backend(self) -> str: ...  # the log's
+
+    @property
+    def dsn(self) -> str: ...
+
+    @property
+    def schema(self) -> str: ...
+
+    @property
+    def views_backend(self) -> str: ...
+
+    @property
+    def views_dsn(self) -> str: ...
+
+    @property
+    def views_schema(self) -> str: ...
+
+
+VIEWS_SQLITE_NAME: Final = "views.sqlite"
+
+
+def settings_for(data_dir: Path, config: ViewsConfig) -> StoreSettings:
+    """Return where a data directory's history store is (keel.toml [views], with defaults:
+    DIR/views.sqlite; on PostgreSQL, the log's DSN and schema `<log schema>_views`)."""
+    if config.views_backend == "sqlite":
+        path = Path(config.views_dsn or VIEWS_SQLITE_NAME)
+        return StoreSettings("sqlite", str(path if path.is_absolute() else data_dir / path))
+    return StoreSettings("postgres", config.views_dsn or config.dsn, config.views_schema or f"{config.schema}_views")
+
+
 class Connection(Protocol):
     """What the store needs of a database connection (one per backend below)."""
 

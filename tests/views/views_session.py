@@ -1,7 +1,7 @@
 """A scripted trading session for the views tests, with every row it must project.
 
-The session runs on a real node (keel.toml defaults: USDC, SOL, BTC, ETH and the three
-markets, genesis seqs 1 to 8) with a manual clock set before each command, so every seq,
+The session runs on a real node (USDC, SOL, BTC, ETH and three spot markets, listed by
+genesis seqs 1 to 8) with a manual clock set before each command, so every seq,
 timestamp, id and amount below is known. SOL_USDC: tick 0.01 USDC (10,000 atomic), step
 0.01 SOL (10,000,000 atomic), so one tick x step is a lot of 100 atomic USDC; fees 2 bps
 maker, 5 bps taker, each rounded up per order and role. Accounts: A = 1, B = 2, C = 3.
@@ -45,7 +45,7 @@ from keel.core.commands import (
 )
 from keel.core.engine import Engine
 from keel.core.orders import EndReason, OrderStatus
-from keel.node.config import Config
+from keel.node.config import AssetConfig, Config, MarketConfig
 from keel.node.genesis import genesis_commands
 from keel.sequencer.sequencer import Outcome, Sequencer
 from keel.testing.clock import ManualClock
@@ -72,6 +72,16 @@ def t(seconds: int) -> int:
     return T_BASE + seconds * NS
 
 
+# The session's exchange, stated here rather than taken from keel.toml's defaults (which
+# grow as markets are added): genesis is 4 ListAsset, 3 ListMarket and a Checkpoint.
+SESSION_ASSETS = (AssetConfig("USDC", 6), AssetConfig("SOL", 9), AssetConfig("BTC", 8), AssetConfig("ETH", 8))
+SESSION_MARKETS = (
+    MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),
+    MarketConfig("BTC_USDC", "BTC", "USDC", "0.1", "0.00001", "0.00001", "1", 2, 5),
+    MarketConfig("ETH_USDC", "ETH", "USDC", "0.01", "0.0001", "0.0001", "1", 2, 5),
+)
+
+
 def session_config(log: dict[str, str], **settings: Any) -> Config:
     """Return the node configuration the session runs under: no Ticks, no checkpoints of its
     own, the history store on the log's backend."""
@@ -81,6 +91,8 @@ def session_config(log: dict[str, str], **settings: Any) -> Config:
         "snapshot_every": NEVER,
         "writer": "thread",
         "views_backend": log["backend"],
+        "assets": SESSION_ASSETS,
+        "markets": SESSION_MARKETS,
     }
     options.update(settings)
     return Config(backend=log["backend"], dsn=log["dsn"], schema=log["schema"], **options)
@@ -155,7 +167,7 @@ def session_items() -> list[Item]:
     engine = Engine()
     stamped: list[Command] = [
         msgspec.structs.replace(command, seq=seq, timestamp_ns=T_BASE)
-        for seq, command in enumerate(genesis_commands(Config()), start=1)
+        for seq, command in enumerate(genesis_commands(Config(assets=SESSION_ASSETS, markets=SESSION_MARKETS)), start=1)
     ]
     stamped.append(Tick(seq=GENESIS_LAST_SEQ, timestamp_ns=T_BASE))
     stamped += [msgspec.structs.replace(command, seq=seq, timestamp_ns=t(seconds)) for seq, seconds, command in SCRIPT]

@@ -1,0 +1,207 @@
+"""The history store's queries, on both backends, over the scripted session's rows.
+
+The session (views_session.py) is applied by the engine alone and projected into a fresh
+store; each query is checked against rows worked out from the session's table: owner
+and status of one order, every status change, newest-first pagination with limit and
+offset, market, order, asset, reason and time filters (half-open), public trades, klines
+of every width class and a rolling window exact to the nanosecond; and out-of-range
+arguments are refused with QueryInvalid, never answered with a partial or unbounded page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from views_session import (
+    CANCELLED,
+    DAY_START,
+    EXPIRED,
+    FILLED,
+    FUNDS_END,
+    LAST_SEQ,
+    NEW,
+    NS,
+    PF,
+    SOL,
+    SOL_USDC,
+    T_BASE,
+    USDC,
+    A,
+    B,
+    C,
+    expected_dump,
+    session_items,
+    t,
+)
+
+from keel.core.events import EntryReason
+from keel.views import (
+    KLINE_INTERVALS,
+    ORDER_STATUS_NAMES,
+    HistoryStore,
+    Kline,
+    Projector,
+    QueryInvalid,
+    StoreSettings,
+    open_store,
+)
+
+FEES = -2
+
+
+@pytest.fixture
+def store(store_settings: StoreSettings) -> Iterator[HistoryStore]:
+    with open_store(store_settings) as opened:
+        assert Projector(opened).apply(session_items()) == LAST_SEQ
+        yield opened
+
+
+def test_the_engine_alone_projects_the_same_rows_as_the_node(store: HistoryStore) -> None:
+    """The items built without a node give exactly the rows the node-driven session gives."""
+    assert store.dump() == {name: [tuple(row) for row in rows] for name, rows in expected_dump().items()}
+    assert store.position().seq == LAST_SEQ
+    assert store.is_current()
+
+
+def test_one_order_with_its_owner_and_every_status_change(store: HistoryStore) -> None:
+    order = store.order(7)
+    assert order is not None
+    assert (order.account_id, order.status, order.end_reason, order.executed_steps) == (C, EXPIRED, FUNDS_END, 9)
+    assert order.quote_quantity_atomic == 10_100_000
+    assert order.post_only is False
+    assert store.order(999) is None
+    assert [update.status for update in store.order_updates(7)] == [NEW, PF, EXPIRED]
+    assert [update.status for update in store.order_updates(2)] == [NEW, PF, CANCELLED]
+    assert store.order_updates(999) == []
+    assert [ORDER_STATUS_NAMES[status] for status in (NEW, PF, FILLED, CANCELLED, EXPIRED)] == [  # type: ignore[index]
+        "New",
+        "PartiallyFilled",
+        "Filled",
+        "Cancelled",
+        "Expired",
+    ]
+
+
+def test_orders_newest_first_with_pages_and_filters(store: HistoryStore) -> None:
+    def ids(**query: object) -> list[int]:
+        return [order.order_id for order in store.orders(**query)]  # type: ignore[arg-type]
+
+    assert ids(account_id=A) == [2, 1]
+    assert ids(account_id=A, descending=False) == [1, 2]
+    assert ids(account_id=B) == [10, 9, 4, 3]
+    assert ids(account_id=B, limit=2) == [10, 9]
+    assert ids(account_id=B, limit=2, offset=2) == [4, 3]
+    assert ids(account_id=B, offset=4) == []
+    assert ids(account_id=B, market_id=1) == []
+    assert ids(account_id=B, order_id=4) == [4]
+    assert ids(account_id=A, order_id=4) == []  # another account's order is not found
+    assert ids(account_id=C, start_ns=t(3_620), end_ns=t(3_700)) == [7, 6]  # 3,700 s is excluded
+    assert ids(account_id=99) == []
+
+
+def test_fills_of_an_account_order_and_time_range(store: HistoryStore) -> None:
+    fills = store.fills(A)
+    assert [(fill.trade_id, fill.is_maker, fill.order_id) for fill in fills] == [
+        (5, True, 2),
+        (4, True, 2),
+        (3, True, 2),
+        (2, True, 1),
+        (1, True, 1),
+    ]
+    assert fills[0].fee_atomic == 1_818
+    assert fills[0].fee_asset_id == USDC
+    assert fills[0].client_id == 22
+    assert [fill.trade_id for fill in store.fills(A, order_id=1)] == [2, 1]
+    assert [fill.trade_id for fill in store.fills(C, start_ns=t(3_620))] == [5, 4]
+    assert [fill.trade_id for fill in store.fills(C, end_ns=t(3_620), descending=False)] == [3]
+    assert [fill.is_maker for fill in store.fills(B)] == [False, False]
+
+
+def test_ledger_lines_by_asset_and_reason(store: HistoryStore) -> None:
+    lines = store.ledger(A, asset_id=USDC)
+    assert [line.entry_id for line in lines] == [9, 8, 7, 6, 5, 1]
+    assert lines[-1].amount_atomic == 10_000_000_000
+    assert sum(line.amount_atomic for line in lines) == 10_000_000_000 + 49_990_000 + 149_970_000 + (
+        30_293_940 + 20_195_960 + 9_088_182
+    )
+    deposits = store.ledger(A, reason=int(EntryReason.DEPOSIT))
+    assert [(line.entry_id, line.asset_id, line.reference) for line in deposits] == [(2, SOL, 11), (1, USDC, 10)]
+    fees = store.ledger(FEES)
+    assert [line.amount_atomic for line in fees] == [6_363, 14_140, 21_210, 105_000, 35_000]
+    assert store.ledger(A, start_ns=t(3_600), end_ns=t(3_621), asset_id=SOL, descending=False)[0].entry_id == 7
+
+
+def test_public_trades_newest_first(store: HistoryStore) -> None:
+    assert [trade.trade_id for trade in store.trades(SOL_USDC)] == [5, 4, 3, 2, 1]
+    assert [trade.trade_id for trade in store.trades(SOL_USDC, limit=2, offset=1)] == [4, 3]
+    trade = store.trades(SOL_USDC, limit=1)[0]
+    assert (trade.price_ticks, trade.quantity_steps, trade.quote_atomic, trade.taker_side) == (10_100, 9, 9_090_000, 0)
+    assert store.trades(1) == []
+
+
+def test_klines_of_each_bar_width_and_calendar_interval(store: HistoryStore) -> None:
+    """1m and 3m come from minute bars, 1h from hour bars, 1d, 1w and 1month from day bars."""
+    minute = 60 * NS
+    assert store.klines(SOL_USDC, "1m", T_BASE) == [
+        Kline(t(120), t(180), 10_000, 10_000, 10_000, 10_000, 200, 200_000_000, 2),
+        Kline(t(3_600), t(3_660), 10_100, 10_100, 10_100, 10_100, 50, 50_500_000, 2),
+        Kline(t(3_660), t(3_720), 10_100, 10_100, 10_100, 10_100, 9, 9_090_000, 1),
+    ]
+    assert store.klines(SOL_USDC, "3m", T_BASE) == [
+        Kline(T_BASE, t(180), 10_000, 10_000, 10_000, 10_000, 200, 200_000_000, 2),
+        Kline(t(3_600), t(3_780), 10_100, 10_100, 10_100, 10_100, 59, 59_590_000, 3),
+    ]
+    assert store.klines(SOL_USDC, "1h", T_BASE) == [
+        Kline(T_BASE, t(3_600), 10_000, 10_000, 10_000, 10_000, 200, 200_000_000, 2),
+        Kline(t(3_600), t(7_200), 10_100, 10_100, 10_100, 10_100, 59, 59_590_000, 3),
+    ]
+    day = Kline(DAY_START, DAY_START + 86_400 * NS, 10_000, 10_100, 10_000, 10_100, 259, 259_590_000, 5)
+    assert store.klines(SOL_USDC, "1d", 0) == [day]
+    monday = DAY_START - 86_400 * NS  # 2023-11-14 was a Tuesday
+    week = store.klines(SOL_USDC, "1w", 0)
+    assert [(candle.start_ns, candle.end_ns, candle.trades) for candle in week] == [
+        (monday, monday + 7 * 86_400 * NS, 5)
+    ]
+    november, december = 1_698_796_800 * NS, 1_701_388_800 * NS
+    assert [(candle.start_ns, candle.end_ns) for candle in store.klines(SOL_USDC, "1month", 0)] == [
+        (november, december)
+    ]
+    # A candle is returned when it starts in [start, end).
+    assert [candle.start_ns for candle in store.klines(SOL_USDC, "1m", t(121))] == [t(3_600), t(3_660)]
+    assert [candle.start_ns for candle in store.klines(SOL_USDC, "1m", T_BASE, t(3_660))] == [t(120), t(3_600)]
+    assert [candle.start_ns for candle in store.klines(SOL_USDC, "1m", T_BASE, limit=1)] == [t(120)]
+    assert store.klines(SOL_USDC, "1h", t(7_200)) == []
+    assert store.klines(1, "1m", 0) == []
+    assert minute == KLINE_INTERVALS["1m"].seconds * NS
+
+
+def test_a_rolling_window_is_exact_at_any_nanosecond(store: HistoryStore) -> None:
+    """Partial minutes at the window's ends come from trades, whole minutes from bars."""
+    window = store.window(SOL_USDC, t(150), t(3_670))  # trades at 150, 170, 3,610 and 3,620 s
+    assert window == Kline(t(150), t(3_670), 10_000, 10_100, 10_000, 10_100, 250, 250_500_000, 4)
+    later = store.window(SOL_USDC, t(150) + 1, t(3_670) + 1)
+    assert later is not None
+    assert (later.open_ticks, later.volume_steps, later.trades) == (10_000, 209, 4)  # trade 1 out, trade 5 in
+    assert store.window(SOL_USDC, t(3_671), t(3_671) + 86_400 * NS) is None
+    assert store.window(SOL_USDC, t(3_600), t(3_630)) == Kline(
+        t(3_600), t(3_630), 10_100, 10_100, 10_100, 10_100, 50, 50_500_000, 2
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "phrase"),
+    [
+        (lambda store: store.orders(A, limit=0), "limit must be between 1 and 1000"),
+        (lambda store: store.orders(A, limit=1_001), "limit must be between 1 and 1000"),
+        (lambda store: store.fills(A, offset=-1), "offset must not be negative"),
+        (lambda store: store.fills(A, start_ns=10, end_ns=5), "end time is before the start time"),
+        (lambda store: store.ledger(A, start_ns=-1), "start time is out of range"),
+        (lambda store: store.trades(0, limit=5_000), "limit must be between 1 and 1000"),
+        (lambda store: store.klines(0, "2m", 0), "unknown kline interval '2m'"),
+        (lambda store: store.klines(0, "1m", 0, limit=1_001), "limit must be between 1 and 1000"),
+    ],
+)
+def test_out_of_range_queries_are_refused(store: HistoryStore, query: object, phrase: str) -> None:
+    with pytest.raises(QueryInvalid, match=phrase):
+        query(store)  # type: ignore[operator]
