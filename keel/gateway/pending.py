@@ -71,6 +71,11 @@ NOT_IMPLEMENTED: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
 EMPTY_LISTS_EXTRA: Final = (("/wapi/v1/capital/withdrawals", "withdrawalQueryAll"),)
 
 
+def _operation_id(route_handler: Any, method: Any, path_components: list[str | Any]) -> str:
+    # Generated handlers share one function name; the path and method make the id unique.
+    return "pending_" + str(method).lower() + "_" + "_".join(str(part) for part in path_components)
+
+
 def _empty_list(path: str, instruction: str | None) -> HTTPRouteHandler:
     async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
         return json_response([])
@@ -81,6 +86,7 @@ def _empty_list(path: str, instruction: str | None) -> HTTPRouteHandler:
         http_method=["GET"],
         opt=opt,
         name=f"pending-empty:{path}",
+        operation_id=_operation_id,
         tags=["pending"],
         summary="Pending feature: always an empty list for now",
     )(handler)
@@ -95,6 +101,7 @@ def _not_implemented(path: str, methods: tuple[Any, ...], what: str) -> HTTPRout
         http_method=list(methods),
         status_code=400,
         name=f"pending-not-implemented:{path}",
+        operation_id=_operation_id,
         tags=["pending"],
         summary=f"Pending feature ({what}): 400 NOT_IMPLEMENTED",
     )(handler)
