@@ -84,7 +84,6 @@ _END_REASON = _COLUMN["end_reason"]
 _UPDATED_SEQ = _COLUMN["updated_seq"]
 _UPDATED_NS = _COLUMN["updated_ns"]
 
-_INSERT = {table.name: schema.insert_statement(table) for table in schema.TABLES}
 _UPSERT_ORDERS = schema.insert_statement(schema.ORDERS, upsert=True)
 _UPSERT_BARS = schema.insert_statement(schema.KLINE_BARS, upsert=True)
 
@@ -105,6 +104,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.orders: dict[int, list[int]] = {}  # every order row touched, by order id
+        self.orders_new: list[int] = []  # ids of the orders accepted in this batch
         self.order_updates: list[tuple[int, ...]] = []
         self.fills: list[tuple[int, ...]] = []
         self.trades: list[tuple[int, ...]] = []
@@ -280,6 +280,7 @@ class Projector:
             timestamp_ns,
         ]
         batch.orders[event.order_id] = order
+        batch.orders_new.append(event.order_id)
         self._update_row(batch, order, seq, timestamp_ns, index)
         return order
 
@@ -410,9 +411,13 @@ class Projector:
             (schema.LEDGER_LINES, batch.ledger_lines),
         ):
             if rows:
-                connection.executemany(_INSERT[table.name], rows)
-        if batch.orders:
-            connection.executemany(_UPSERT_ORDERS, list(batch.orders.values()))
+                connection.insert_many(table, rows)
+        orders = batch.orders
+        if batch.orders_new:
+            connection.insert_many(schema.ORDERS, [orders[order_id] for order_id in batch.orders_new])
+        if len(orders) > len(batch.orders_new):
+            new = set(batch.orders_new)
+            connection.executemany(_UPSERT_ORDERS, [order for order_id, order in orders.items() if order_id not in new])
         if batch.bars:
             connection.executemany(_UPSERT_BARS, [(*key, *bar) for key, bar in batch.bars.items()])
         connection.execute("UPDATE position SET seq = ?, timestamp_ns = ? WHERE id = 1", (seq, timestamp_ns))

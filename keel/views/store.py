@@ -156,6 +156,8 @@ class Connection(Protocol):
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def insert_many(self, table: schema.Table, rows: Sequence[Sequence[Any]]) -> None: ...
+
     def transaction(self) -> Any: ...
 
     def close(self) -> None: ...
@@ -179,6 +181,9 @@ class _SqliteConnection:
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._connection.executemany(statement, rows)
+
+    def insert_many(self, table: schema.Table, rows: Sequence[Sequence[Any]]) -> None:
+        self._connection.executemany(schema.insert_statement(table), rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -238,6 +243,14 @@ class _PostgresConnection:
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._connection.cursor() as cursor:
             cursor.executemany(_postgres_statement(statement), rows)
+
+    def insert_many(self, table: schema.Table, rows: Sequence[Sequence[Any]]) -> None:
+        # COPY: several times faster than executemany for the append-only tables
+        # (the same measurement as the log's, keel/log/postgres.py).
+        statement = f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN"
+        with self._connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
