@@ -60,6 +60,7 @@ CONFIG_NAME = "keel.toml"
 class AssetConfig:
     symbol: str
     decimals: int
+    collateral_weight: str = "1"  # haircut: the share of its value that counts as collateral
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +74,35 @@ class MarketConfig:
     min_notional: str
     maker_fee_bps: int
     taker_fee_bps: int
+    kind: str = "spot"  # or "perp": a USDC-margined linear perpetual (docs/perpetuals.md)
+    imf_base: str = "0"  # perp: initial margin fraction = max(base, factor x sqrt(notional))
+    imf_factor: str = "0"
+    mmf_base: str = "0"  # perp: maintenance margin fraction, same shape
+    mmf_factor: str = "0"
+    funding_interval_s: int = 0  # perp: seconds between funding rounds
+    funding_cap_bps: int = 0  # perp: |funding rate| per round
+
+
+def perp_config(symbol: str, base: str, tick: str, step: str) -> MarketConfig:
+    """A default perpetual: Backpack's published margin functions, hourly funding capped at 1%."""
+    return MarketConfig(
+        symbol, base, "USDC", tick, step, step, "1", 2, 5, "perp", "0.02", "0.0001275", "0.0125", "0.0000765", 3600, 100
+    )
 
 
 DEFAULT_ASSETS = (
     AssetConfig("USDC", 6),
-    AssetConfig("SOL", 9),
-    AssetConfig("BTC", 8),
-    AssetConfig("ETH", 8),
+    AssetConfig("SOL", 9, "0.9"),
+    AssetConfig("BTC", 8, "0.9"),
+    AssetConfig("ETH", 8, "0.9"),
 )
 DEFAULT_MARKETS = (
     MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),
     MarketConfig("BTC_USDC", "BTC", "USDC", "0.1", "0.00001", "0.00001", "1", 2, 5),
     MarketConfig("ETH_USDC", "ETH", "USDC", "0.01", "0.0001", "0.0001", "1", 2, 5),
+    perp_config("SOL_USDC_PERP", "SOL", "0.01", "0.01"),
+    perp_config("BTC_USDC_PERP", "BTC", "0.1", "0.00001"),
+    perp_config("ETH_USDC_PERP", "ETH", "0.01", "0.0001"),
 )
 
 

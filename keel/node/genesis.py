@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keel.core.commands import Command, ListAsset, ListMarket
+from keel.core.markets import MarketKind
 from keel.core.money import parse_decimal
 from keel.node.config import Config
 
@@ -19,7 +20,19 @@ def genesis_commands(config: Config) -> list[Command]:
             raise ValueError(f"asset {asset.symbol} is configured twice")
         ids[asset.symbol] = len(ids)
         decimals[asset.symbol] = asset.decimals
-        commands.append(ListAsset(seq=0, timestamp_ns=0, symbol=asset.symbol, decimals=asset.decimals))
+        try:
+            weight_bps = parse_decimal(asset.collateral_weight, 4, field=f"{asset.symbol} collateral_weight")
+        except Exception as error:
+            raise ValueError(str(error)) from error
+        commands.append(
+            ListAsset(
+                seq=0,
+                timestamp_ns=0,
+                symbol=asset.symbol,
+                decimals=asset.decimals,
+                collateral_weight_bps=weight_bps,
+            )
+        )
     for market in config.markets:
         for symbol in (market.base, market.quote):
             if symbol not in ids:
@@ -39,6 +52,22 @@ def genesis_commands(config: Config) -> list[Command]:
             raise ValueError(f"market {market.symbol}: tick and step must be positive")
         if min_quantity % step_atomic:
             raise ValueError(f"market {market.symbol}: min_quantity is not a multiple of step")
+        if market.kind not in ("spot", "perp"):
+            raise ValueError(f"market {market.symbol}: kind must be spot or perp, not {market.kind!r}")
+        perp: dict[str, int] = {}
+        if market.kind == "perp":
+            try:
+                perp = {
+                    "kind": int(MarketKind.PERP),
+                    "imf_base_e9": parse_decimal(market.imf_base, 9, field=f"{market.symbol} imf_base"),
+                    "imf_factor_e9": parse_decimal(market.imf_factor, 9, field=f"{market.symbol} imf_factor"),
+                    "mmf_base_e9": parse_decimal(market.mmf_base, 9, field=f"{market.symbol} mmf_base"),
+                    "mmf_factor_e9": parse_decimal(market.mmf_factor, 9, field=f"{market.symbol} mmf_factor"),
+                    "funding_interval_ns": market.funding_interval_s * 1_000_000_000,
+                    "funding_cap_bps": market.funding_cap_bps,
+                }
+            except Exception as error:
+                raise ValueError(str(error)) from error
         commands.append(
             ListMarket(
                 seq=0,
@@ -53,6 +82,7 @@ def genesis_commands(config: Config) -> list[Command]:
                 notional_min_atomic=min_notional,
                 fee_maker_bps=market.maker_fee_bps,
                 fee_taker_bps=market.taker_fee_bps,
+                **perp,
             )
         )
     return commands

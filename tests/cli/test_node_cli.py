@@ -28,7 +28,7 @@ from keel.node.node import Node
 from keel.testing import damage
 from keel.testing.nodes import build_data_dir
 
-GENESIS_RECORDS = 8  # 4 assets, 3 markets and a checkpoint in the default keel.toml
+GENESIS_RECORDS = 11  # 4 assets, 3 spot markets, 3 perpetuals and a checkpoint in the default keel.toml
 
 
 def keel(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -191,11 +191,11 @@ def test_log_show_prints_a_table_and_json_lines_respecting_from_and_limit(histor
     assert "ListAsset" in table.stdout
     assert "symbol=USDC" in table.stdout
 
-    lines = keel("log", "show", "--data", str(data_dir), "--json", "--from", "5", "--limit", "4").stdout.splitlines()
+    lines = keel("log", "show", "--data", str(data_dir), "--json", "--from", "8", "--limit", "4").stdout.splitlines()
     records = [json.loads(line) for line in lines]
-    assert [record["seq"] for record in records] == [5, 6, 7, 8]
+    assert [record["seq"] for record in records] == [8, 9, 10, 11]
     assert [record["type"] for record in records] == ["ListMarket", "ListMarket", "ListMarket", "Checkpoint"]
-    assert records[0]["command"]["symbol"] == "SOL_USDC"
+    assert records[0]["command"]["symbol"] == "SOL_USDC_PERP"
     assert len(records[3]["command"]["state_hash"]) == 64
     assert len(records[3]["command"]["section_hashes"]) == len(SECTIONS)
     with Node.open(data_dir, read_only=True) as node:
@@ -265,7 +265,14 @@ def test_replay_to_a_seq_prints_the_hash_verify_and_the_checkpoints_give(history
     assert set(at_end["sections"]) == set(SECTIONS)
     assert set(at_end["next_ids"]) == {"account", "order", "trade", "ledger_entry"}
     assert [asset["symbol"] for asset in at_end["assets"]] == ["USDC", "SOL", "BTC", "ETH"]
-    assert [market["symbol"] for market in at_end["markets"]] == ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
+    assert [market["symbol"] for market in at_end["markets"]] == [
+        "SOL_USDC",
+        "BTC_USDC",
+        "ETH_USDC",
+        "SOL_USDC_PERP",
+        "BTC_USDC_PERP",
+        "ETH_USDC_PERP",
+    ]
     assert at_end["accounts"] > 0
     with Node.open(data_dir, read_only=True) as node:
         checkpoints = {
