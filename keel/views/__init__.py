@@ -10,7 +10,7 @@ log with identical contents. docs/views.md describes the schema and the rules.
 - catchup.py: `CatchUp` (during a node's recovery) and `rebuild` (from genesis)
 - klines.py, records.py, schema.py: intervals, query results, table definitions
 
-Imports: keel.core, keel.log (PostgreSQL identifier rules).
+Imports: keel.core (and psycopg, only for a PostgreSQL store).
 """
 
 from keel.views.catchup import CatchUp, CatchUpReport, RebuildReport, ViewsMismatch, rebuild

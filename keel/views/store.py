@@ -17,13 +17,14 @@ Queries take integers and return records.py Structs. Pagination follows the spec
 newest first unless `descending=False`. Time filters are half-open: start_ns <= time <
 end_ns. A bad argument raises QueryInvalid (the gateway's INVALID_CLIENT_REQUEST).
 
-Imports: keel.core.errors, keel.log.postgres (identifier rules), schema, records, klines.
+Imports: keel.core.errors, schema, records, klines (and psycopg, only for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,7 @@ BACKENDS: Final = ("sqlite", "postgres")
 STAGING_SUFFIX: Final = "_rebuild"
 PREVIOUS_SUFFIX: Final = "_previous"
 _SCHEMA_NAME_MAX = 63 - len(PREVIOUS_SUFFIX)  # PostgreSQL names are at most 63 bytes
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # as the log's (keel/log/postgres.py)
 _BARS_PAGE = 2_000
 _IN_CHUNK = 500  # ids per `IN (...)`, below both databases' parameter limits
 _BIGINT_MAX = 2**63 - 1
@@ -80,12 +82,11 @@ class StoreSettings:
         if not self.dsn:
             raise StoreError("views dsn must not be empty")
         if self.backend == "postgres":
-            from keel.log.postgres import check_schema_name
-
-            try:
-                check_schema_name(self.schema)
-            except ValueError as error:
-                raise StoreError(str(error).replace("log schema", "views schema")) from None
+            if not _SCHEMA_NAME.fullmatch(self.schema):
+                raise StoreError(
+                    f"views schema name {self.schema!r} is not a plain identifier "
+                    "(letters, digits and underscores, not starting with a digit)"
+                )
             if len(self.schema) > _SCHEMA_NAME_MAX:
                 raise StoreError(
                     f"views schema name {self.schema!r} is longer than {_SCHEMA_NAME_MAX} characters "
