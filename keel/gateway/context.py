@@ -124,6 +124,7 @@ class Gateway:
         self.key_buckets = TokenBuckets(limits.key, "API key")
         self.ip_buckets = TokenBuckets(limits.ip, "address")
         self.listed_ns = listed_ns or {}
+        self.acknowledged_seq = 0  # the highest seq answered to any client
         with sequencer.read_lock:
             self.catalog = build_catalog(self.state)
 
@@ -192,12 +193,16 @@ class Gateway:
             raise ApiError(
                 500, "SERVER_ERROR", "the exchange stopped accepting commands; it must be restarted by its operator"
             )
+        self.acknowledged_seq = max(self.acknowledged_seq, result.seq)
         return result
 
-    async def history_caught_up(self, seq: int, timeout_s: float = 2.0) -> None:
-        """Wait until the history store has seen `seq` (it is fed right after the callbacks)."""
+    async def history_caught_up(self, seq: int | None = None, timeout_s: float = 2.0) -> None:
+        """Wait until the history store holds `seq` (default: everything answered so far),
+        so that a client reads its own orders and fills right after placing them. History
+        is projected just after the sequencer's callbacks; the wait is that short lag."""
+        target = self.acknowledged_seq if seq is None else seq
         deadline = time.monotonic() + timeout_s
-        while self.history.seq_last() < seq and time.monotonic() < deadline:
+        while self.history.seq_last() < target and time.monotonic() < deadline:
             await asyncio.sleep(0.001)
 
     def now_ms(self) -> int:

@@ -1,59 +1,39 @@
 """The gateway's view of the past: orders, fills, public trades, candles, 24 h tickers.
 
 Endpoints ask `History` (integers in, records out) and never look at how it is kept.
-Until the history views (keel/views) land, `MemoryHistory` keeps it in this process,
-fed by a sequencer listener with every durable command's events (and at start by the
-records recovery replays after the newest snapshot). So in this interim a restart
-forgets history older than that snapshot; the order book, balances and open orders are
-unaffected (they are read from the engine). Swapping in keel/views changes this module
-only.
+`ViewsHistory` reads the history views (keel/views, docs/views.md): a store of its own
+for reading, and the `ViewsWriter` (the sequencer listener that projects durable
+events) to know how far history has got. Everything here is a projection of the log,
+so it survives restarts and can be rebuilt with `keel views rebuild`.
 
-Bounds: per market, the newest `trades_per_market_max` public trades and one-minute
-candles for `candle_minutes_max` minutes; per account, every order and fill (interim).
+The store keeps executed and traded value in quote atomic units; the gateway's records
+keep it in *lots* (one tick x one step, see orderbook.py), which is exact because every
+fill's value is price x quantity x lot.
 
-Imports: keel.core, keel.sequencer, keel.gateway.
+Imports: keel.views, keel.gateway.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime
-import threading
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import msgspec
 
-from keel.core.commands import Command
-from keel.core.events import Event
-from keel.gateway.orderbook import FillRecord, OrderRecord, TradeRecord, fold_events
-from keel.sequencer.sequencer import Published
+from keel.core.orders import OrderStatus
+from keel.gateway.errors import bad_request
+from keel.gateway.orderbook import FillRecord, OrderRecord, TradeRecord
+from keel.views import HistoryStore, QueryInvalid, ViewsWriter
+from keel.views import OrderRecord as ViewsOrder
 
 NS_PER_S: Final = 1_000_000_000
-DAY_S: Final = 86_400
+DAY_NS: Final = 86_400 * NS_PER_S
 
-# Backpack's kline intervals (spec section 3) in seconds; 1month is by calendar month.
-INTERVALS_S: Final[dict[str, int]] = {
-    "1m": 60,
-    "3m": 180,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1_800,
-    "1h": 3_600,
-    "2h": 7_200,
-    "4h": 14_400,
-    "6h": 21_600,
-    "8h": 28_800,
-    "12h": 43_200,
-    "1d": 86_400,
-    "3d": 259_200,
-    "1w": 604_800,
-    "1month": 0,
-}
+# Backpack's kline intervals (spec section 3).
+INTERVALS: Final = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month")
 
 
-class Candle(msgspec.Struct, gc=False):
+class Candle(msgspec.Struct, frozen=True, gc=False):
     """OHLC in ticks, volume in steps, quote volume in lots, over [start_s, end_s)."""
 
     start_s: int
@@ -62,37 +42,9 @@ class Candle(msgspec.Struct, gc=False):
     high_ticks: int
     low_ticks: int
     close_ticks: int
-    volume_steps: int = 0
-    volume_lots: int = 0
-    trades: int = 0
-
-    def add(self, price_ticks: int, quantity_steps: int) -> None:
-        self.high_ticks = max(self.high_ticks, price_ticks)
-        self.low_ticks = min(self.low_ticks, price_ticks)
-        self.close_ticks = price_ticks
-        self.volume_steps += quantity_steps
-        self.volume_lots += price_ticks * quantity_steps
-        self.trades += 1
-
-    def merge(self, later: Candle) -> None:
-        self.high_ticks = max(self.high_ticks, later.high_ticks)
-        self.low_ticks = min(self.low_ticks, later.low_ticks)
-        self.close_ticks = later.close_ticks
-        self.volume_steps += later.volume_steps
-        self.volume_lots += later.volume_lots
-        self.trades += later.trades
-
-
-def bucket_start_s(interval: str, timestamp_s: int) -> tuple[int, int]:
-    """Return the [start, end) in seconds of the `interval` candle holding `timestamp_s` (UTC, epoch-aligned)."""
-    seconds = INTERVALS_S[interval]
-    if seconds:
-        start = timestamp_s - timestamp_s % seconds
-        return start, start + seconds
-    moment = datetime.datetime.fromtimestamp(timestamp_s, datetime.UTC)
-    start = calendar.timegm((moment.year, moment.month, 1, 0, 0, 0))
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return start, calendar.timegm((year, month, 1, 0, 0, 0))
+    volume_steps: int
+    volume_lots: int
+    trades: int
 
 
 class History(Protocol):
@@ -122,87 +74,51 @@ class History(Protocol):
 
     def day(self, market_id: int, now_ns: int) -> Candle | None: ...
 
-    def listener(self, published: list[Published]) -> None: ...
 
-    def replayed(self, seq: int, timestamp_ns: int, command: Command, events: list[Event]) -> None: ...
+def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
+    return OrderRecord(
+        order_id=record.order_id,
+        account_id=record.account_id,
+        market_id=record.market_id,
+        side=record.side,
+        order_type=record.order_type,
+        time_in_force=record.time_in_force,
+        price_ticks=record.price_ticks,
+        quantity_steps=record.quantity_steps,
+        quote_quantity_atomic=record.quote_quantity_atomic,
+        client_id=record.client_id,
+        post_only=record.post_only,
+        self_trade_prevention=record.self_trade_prevention,
+        created_ns=record.created_ns,
+        filled_steps=record.executed_steps,
+        executed_lots=record.executed_quote_atomic // lot_atomic,
+        status=int(OrderStatus(record.status)),
+        end_reason=record.end_reason,
+        updated_ns=record.updated_ns,
+    )
 
 
-class MemoryHistory:
-    """History kept in this process (interim, until keel/views): see the module docstring."""
+class ViewsHistory:
+    """History read from keel/views; `writer` is the live projector (a sequencer listener)."""
 
-    trades_per_market_max = 100_000
-    candle_minutes_max = 60 * 24 * 31
+    def __init__(self, store: HistoryStore, writer: ViewsWriter, lot_of: Callable[[int], int]) -> None:
+        self.store = store
+        self.writer = writer
+        self.lot_of = lot_of
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seq_last = 0
-        self._orders: dict[int, OrderRecord] = {}
-        self._orders_by_account: dict[int, list[OrderRecord]] = {}
-        self._fills_by_account: dict[int, list[FillRecord]] = {}
-        self._trades: dict[int, deque[TradeRecord]] = {}
-        self._minutes: dict[int, dict[int, Candle]] = {}  # market -> minute start s -> candle
-        self._minute_order: dict[int, deque[int]] = {}
-
-    # ---- feeding ----------------------------------------------------------------------
-    def listener(self, published: list[Published]) -> None:
-        """Sequencer listener: called on the committer thread with durable commands, in seq order."""
-        with self._lock:
-            for one in published:
-                self._apply(one.seq, one.timestamp_ns, one.events)
-
-    def replayed(self, seq: int, timestamp_ns: int, command: Command, events: list[Event]) -> None:
-        """Recovery hook (Node.open on_replayed): the records after the snapshot."""
-        with self._lock:
-            self._apply(seq, timestamp_ns, events)
-
-    def _apply(self, seq: int, timestamp_ns: int, events: Iterable[Event]) -> None:
-        if seq <= self._seq_last:
-            return
-        self._seq_last = seq
-        fills: list[FillRecord] = []
-        trades: list[TradeRecord] = []
-        accepted: list[OrderRecord] = []
-        fold_events(events, timestamp_ns, self._orders, fills, trades, accepted)
-        for record in accepted:
-            self._orders_by_account.setdefault(record.account_id, []).append(record)
-        for fill in fills:
-            self._fills_by_account.setdefault(fill.account_id, []).append(fill)
-        for trade in trades:
-            prints = self._trades.get(trade.market_id)
-            if prints is None:
-                prints = self._trades[trade.market_id] = deque(maxlen=self.trades_per_market_max)
-            prints.append(trade)
-            self._add_to_minute(trade)
-
-    def _add_to_minute(self, trade: TradeRecord) -> None:
-        start = trade.timestamp_ns // NS_PER_S // 60 * 60
-        minutes = self._minutes.setdefault(trade.market_id, {})
-        candle = minutes.get(start)
-        if candle is None:
-            price = trade.price_ticks
-            candle = minutes[start] = Candle(start, start + 60, price, price, price, price)
-            order = self._minute_order.setdefault(trade.market_id, deque())
-            order.append(start)
-            while len(order) > self.candle_minutes_max:
-                minutes.pop(order.popleft(), None)
-        candle.add(trade.price_ticks, trade.quantity_steps)
-
-    # ---- queries ----------------------------------------------------------------------
     def seq_last(self) -> int:
-        return self._seq_last
+        return self.writer.position
 
     def orders(
         self, account_id: int, market_id: int | None, order_id: int | None, limit: int, offset: int, ascending: bool
     ) -> list[OrderRecord]:
-        with self._lock:
-            records = self._orders_by_account.get(account_id, [])
-            chosen = [
-                msgspec.structs.replace(record)
-                for record in (records if ascending else reversed(records))
-                if (market_id is None or record.market_id == market_id)
-                and (order_id is None or record.order_id == order_id)
-            ]
-        return chosen[offset : offset + limit]
+        try:
+            found = self.store.orders(
+                account_id, market_id=market_id, order_id=order_id, limit=limit, offset=offset, descending=not ascending
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+        return [_order(record, self.lot_of(record.market_id)) for record in found]
 
     def fills(
         self,
@@ -215,66 +131,91 @@ class MemoryHistory:
         offset: int,
         ascending: bool,
     ) -> list[FillRecord]:
-        with self._lock:
-            records = self._fills_by_account.get(account_id, [])
-            chosen = [
-                fill
-                for fill in (records if ascending else reversed(records))
-                if (market_id is None or fill.market_id == market_id)
-                and (order_id is None or fill.order_id == order_id)
-                and (from_ns is None or fill.timestamp_ns >= from_ns)
-                and (to_ns is None or fill.timestamp_ns <= to_ns)
-            ]
-        return chosen[offset : offset + limit]
+        try:
+            found = self.store.fills(
+                account_id,
+                market_id=market_id,
+                order_id=order_id,
+                start_ns=from_ns,
+                end_ns=to_ns,
+                limit=limit,
+                offset=offset,
+                descending=not ascending,
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+        return [
+            FillRecord(
+                trade_id=fill.trade_id,
+                order_id=fill.order_id,
+                client_id=fill.client_id,
+                account_id=fill.account_id,
+                market_id=fill.market_id,
+                side=fill.side,
+                price_ticks=fill.price_ticks,
+                quantity_steps=fill.quantity_steps,
+                fee_atomic=fill.fee_atomic,
+                is_maker=fill.is_maker,
+                timestamp_ns=fill.timestamp_ns,
+            )
+            for fill in found
+        ]
 
     def trades(self, market_id: int, limit: int, offset: int) -> list[TradeRecord]:
         """Newest first."""
-        with self._lock:
-            prints = self._trades.get(market_id)
-            if not prints:
-                return []
-            newest_first = []
-            for index in range(len(prints) - 1 - offset, max(-1, len(prints) - 1 - offset - limit), -1):
-                newest_first.append(prints[index])
-        return newest_first
+        try:
+            found = self.store.trades(market_id, limit=limit, offset=offset)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+        return [
+            TradeRecord(
+                trade_id=trade.trade_id,
+                market_id=trade.market_id,
+                price_ticks=trade.price_ticks,
+                quantity_steps=trade.quantity_steps,
+                taker_side=trade.taker_side,
+                taker_order_id=trade.taker_order_id,
+                maker_order_id=trade.maker_order_id,
+                timestamp_ns=trade.timestamp_ns,
+            )
+            for trade in found
+        ]
 
     def candles(self, market_id: int, interval: str, start_s: int, end_s: int) -> list[Candle]:
         """Candles (ascending) of `interval` that start in [start_s, end_s) and hold a trade."""
-        with self._lock:
-            minutes = self._minutes.get(market_id, {})
-            chosen = sorted(
-                (minute, candle) for minute, candle in minutes.items() if start_s <= minute < end_s + DAY_S * 31
+        try:
+            found = self.store.klines(market_id, interval, start_s * NS_PER_S, end_s * NS_PER_S)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+        lot = self.lot_of(market_id)
+        return [
+            Candle(
+                start_s=kline.start_ns // NS_PER_S,
+                end_s=kline.end_ns // NS_PER_S,
+                open_ticks=kline.open_ticks,
+                high_ticks=kline.high_ticks,
+                low_ticks=kline.low_ticks,
+                close_ticks=kline.close_ticks,
+                volume_steps=kline.volume_steps,
+                volume_lots=kline.quote_volume_atomic // lot,
+                trades=kline.trades,
             )
-            buckets: dict[int, Candle] = {}
-            for minute, candle in chosen:
-                start, end = bucket_start_s(interval, minute)
-                if not start_s <= start < end_s:
-                    continue
-                bucket = buckets.get(start)
-                if bucket is None:
-                    buckets[start] = msgspec.structs.replace(candle, start_s=start, end_s=end)
-                else:
-                    bucket.merge(candle)
-        return [buckets[start] for start in sorted(buckets)]
+            for kline in found
+        ]
 
     def day(self, market_id: int, now_ns: int) -> Candle | None:
-        """The rolling 24 h aggregate (minute resolution) ending now, or None without trades."""
-        now_s = now_ns // NS_PER_S
-        since = now_s - DAY_S
-        with self._lock:
-            minutes = self._minutes.get(market_id, {})
-            order = self._minute_order.get(market_id, deque())
-            total: Candle | None = None
-            for start in reversed(order):
-                if start + 60 <= since:
-                    break
-                candle = minutes[start]
-                if total is None:
-                    total = msgspec.structs.replace(candle)
-                else:
-                    earlier = msgspec.structs.replace(candle)
-                    earlier.merge(total)
-                    total = earlier
-        if total is not None:
-            total.start_s, total.end_s = since, now_s
-        return total
+        """The rolling 24 h aggregate ending now, or None without trades."""
+        kline = self.store.window(market_id, now_ns - DAY_NS, now_ns + 1)
+        if kline is None:
+            return None
+        return Candle(
+            start_s=(now_ns - DAY_NS) // NS_PER_S,
+            end_s=now_ns // NS_PER_S,
+            open_ticks=kline.open_ticks,
+            high_ticks=kline.high_ticks,
+            low_ticks=kline.low_ticks,
+            close_ticks=kline.close_ticks,
+            volume_steps=kline.volume_steps,
+            volume_lots=kline.quote_volume_atomic // self.lot_of(market_id),
+            trades=kline.trades,
+        )

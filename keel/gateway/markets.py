@@ -21,7 +21,7 @@ from keel.gateway import shapes
 from keel.gateway.convert import bounded_int
 from keel.gateway.errors import ApiError, bad_request, not_implemented
 from keel.gateway.format import MarketFormat
-from keel.gateway.history import INTERVALS_S, NS_PER_S
+from keel.gateway.history import INTERVALS, NS_PER_S
 from keel.gateway.web import TEXT, gateway_of, json_response
 
 BOOK_STATES: Final = {
@@ -227,6 +227,7 @@ async def ticker(request: Request[Any, Any, Any], symbol: str, interval: str | N
     gateway = gateway_of(request)
     market = gateway.market(symbol)
     _interval_1d(interval)
+    await gateway.history_caught_up()
     return json_response(shapes.ticker(gateway.history.day(market.market_id, gateway.clock_ns()), market))
 
 
@@ -234,6 +235,7 @@ async def ticker(request: Request[Any, Any, Any], symbol: str, interval: str | N
 async def tickers(request: Request[Any, Any, Any], interval: str | None = None) -> Response[bytes]:
     gateway = gateway_of(request)
     _interval_1d(interval)
+    await gateway.history_caught_up()
     now_ns = gateway.clock_ns()
     return json_response(
         [shapes.ticker(gateway.history.day(market.market_id, now_ns), market) for market in gateway.markets()]
@@ -245,6 +247,7 @@ async def trades(request: Request[Any, Any, Any], symbol: str, limit: str | None
     gateway = gateway_of(request)
     market = gateway.market(symbol)
     count = bounded_int(limit, "limit", 100, 1, 1000)
+    await gateway.history_caught_up()
     return json_response([shapes.trade(one, market) for one in gateway.history.trades(market.market_id, count, 0)])
 
 
@@ -256,6 +259,7 @@ async def trades_history(
     market = gateway.market(symbol)
     count = bounded_int(limit, "limit", 100, 1, 1000)
     skip = bounded_int(offset, "offset", 0, 0, 2**62)
+    await gateway.history_caught_up()
     return json_response([shapes.trade(one, market) for one in gateway.history.trades(market.market_id, count, skip)])
 
 
@@ -270,8 +274,8 @@ async def klines(
 ) -> Response[bytes]:
     gateway = gateway_of(request)
     market = gateway.market(symbol)
-    if interval not in INTERVALS_S:
-        raise bad_request(f"interval must be one of {', '.join(INTERVALS_S)}, got {interval[:16]!r}")
+    if interval not in INTERVALS:
+        raise bad_request(f"interval must be one of {', '.join(INTERVALS)}, got {interval[:16]!r}")
     now_s = gateway.clock_ns() // NS_PER_S
     start_s = bounded_int(startTime, "startTime", 0, 0, 2**40)
     end_s = bounded_int(endTime, "endTime", now_s, 0, 2**40)
@@ -281,6 +285,7 @@ async def klines(
         return json_response([])  # mark and index prices arrive with perpetuals
     if end_s < start_s:
         raise ApiError(400, "INVALID_RANGE", "endTime is before startTime")
+    await gateway.history_caught_up()
     candles = gateway.history.candles(market.market_id, interval, start_s, end_s)
     return json_response([shapes.kline(candle, market) for candle in candles])
 

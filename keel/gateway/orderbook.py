@@ -3,8 +3,9 @@
 `OrderRecord` is an order as the API shows it: its terms, how much executed (quantity
 in steps, value in *lots*: one lot is one tick times one step, so the quote value is
 lots x the market's lot_atomic, exact) and its status. `fold_events` turns one command's
-events into updated records; the execute/cancel responses and the interim history store
-both use it, so a response and a later history query cannot disagree.
+events into updated records for the execute responses; the history views (keel/views)
+apply the same status rules, and the gateway tests check that a response and the later
+history query agree.
 
 Status rules (spec 8.3): an order is New until it fills; PartiallyFilled, then Filled
 when its whole quantity traded; Cancelled by its owner or self-trade prevention as a
@@ -121,16 +122,13 @@ def fold_events(
     events: Iterable[Event],
     timestamp_ns: int,
     find: dict[int, OrderRecord],
-    fills: list[FillRecord] | None = None,
-    trades: list[TradeRecord] | None = None,
     accepted: list[OrderRecord] | None = None,
 ) -> list[OrderRecord]:
     """Apply one command's events to the records in `find` (order id -> record, updated in
     place; new orders are added); return the records touched, in first-touch order.
 
     Orders not in `find` that trade or end (a maker placed before the store began) are
-    skipped. When given, `fills` and `trades` receive the command's fills and prints, and
-    `accepted` the records of the orders it accepted."""
+    skipped. When given, `accepted` receives the records of the orders it accepted."""
     touched: dict[int, OrderRecord] = {}
     record: OrderRecord | None
     accepted_here: list[OrderRecord] = [] if accepted is None else accepted
@@ -153,41 +151,6 @@ def fold_events(
                 else:
                     record.status = _PARTIAL
                 touched[order_id] = record
-            if fills is not None:
-                maker_side = 1 - event.taker_side
-                for order_id, account_id, side, fee, is_maker in (
-                    (event.taker_order_id, event.taker_account_id, event.taker_side, event.fee_taker_atomic, False),
-                    (event.maker_order_id, event.maker_account_id, maker_side, event.fee_maker_atomic, True),
-                ):
-                    record = find.get(order_id)
-                    fills.append(
-                        FillRecord(
-                            trade_id=event.trade_id,
-                            order_id=order_id,
-                            client_id=record.client_id if record is not None else NONE,
-                            account_id=account_id,
-                            market_id=event.market_id,
-                            side=side,
-                            price_ticks=event.price_ticks,
-                            quantity_steps=event.quantity_steps,
-                            fee_atomic=fee,
-                            is_maker=is_maker,
-                            timestamp_ns=timestamp_ns,
-                        )
-                    )
-            if trades is not None:
-                trades.append(
-                    TradeRecord(
-                        trade_id=event.trade_id,
-                        market_id=event.market_id,
-                        price_ticks=event.price_ticks,
-                        quantity_steps=event.quantity_steps,
-                        taker_side=event.taker_side,
-                        taker_order_id=event.taker_order_id,
-                        maker_order_id=event.maker_order_id,
-                        timestamp_ns=timestamp_ns,
-                    )
-                )
         elif isinstance(event, OrderCancelled | OrderExpired):
             record = find.get(event.order_id)
             if record is None:

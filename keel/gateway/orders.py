@@ -329,6 +329,7 @@ async def order_history(
     market_id = gateway.market(symbol).market_id if symbol is not None else None
     order_id = convert.order_id_of(orderId) if orderId is not None else None
     markets = gateway.markets()
+    await gateway.history_caught_up()
     records = gateway.history.orders(account_id, market_id, order_id, count, skip, ascending)
     return json_response([shapes.order(record, markets[record.market_id], historical=True) for record in records])
 
@@ -356,13 +357,14 @@ async def fill_history(
     from_ms = query(request, "from")
     to_ms = query(request, "to")
     from_ns = convert.bounded_int(from_ms, "from", 0, 0, 2**43) * 1_000_000 if from_ms else None
-    to_ns = convert.bounded_int(to_ms, "to", 0, 0, 2**43) * 1_000_000 + 999_999 if to_ms else None
+    to_ns = (convert.bounded_int(to_ms, "to", 0, 0, 2**43) + 1) * 1_000_000 if to_ms else None  # `to` is inclusive
     ascending = _sort_ascending(sortDirection)
     if fillType not in (None, "User") or marketType not in (None, "SPOT"):
         return json_response([])  # liquidation, ADL and other system fills arrive with perpetuals
     market_id = gateway.market(symbol).market_id if symbol is not None else None
     order_id = convert.order_id_of(orderId) if orderId is not None else None
     markets = gateway.markets()
+    await gateway.history_caught_up()
     fills = gateway.history.fills(account_id, market_id, order_id, from_ns, to_ns, count, skip, ascending)
     return json_response([shapes.fill(one, markets[one.market_id]) for one in fills])
 

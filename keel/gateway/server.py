@@ -28,10 +28,15 @@ import uvicorn
 from keel.core.commands import ListMarket, decode_command
 from keel.gateway.app import app_factory
 from keel.gateway.context import Gateway, Limits
-from keel.gateway.history import MemoryHistory
+from keel.gateway.history import ViewsHistory
 from keel.gateway.keys import KeyStore, operator_public_key_b64
 from keel.log.record import decode_record
-from keel.node.node import Node
+from keel.node.config import Config, load_config
+from keel.node.node import Node, open_log
+from keel.node.recovery import recover
+from keel.views import CatchUp, ViewsWriter, open_store
+from keel.views.catchup import Replayed, ReplayFromGenesis
+from keel.views.store import settings_for
 
 SERVE_NAME: Final = "serve.json"
 
@@ -100,6 +105,21 @@ class _Server(uvicorn.Server):
         self.on_listening(url)
 
 
+def _replay_read_only(data_dir: Path, config: Config) -> ReplayFromGenesis:
+    """A replay from genesis through a log handle of its own that never discards anything
+    (for rebuilding the history store while the node is open; docs/views.md)."""
+
+    def replay(feed: Replayed) -> int:
+        log = open_log(data_dir, config)
+        try:
+            _, _, report = recover(data_dir, log, from_genesis=True, discard_torn_tail=False, on_replayed=feed)
+        finally:
+            log.close()
+        return report.last_seq
+
+    return replay
+
+
 def serve(
     data_dir: Path,
     host: str = "127.0.0.1",
@@ -110,17 +130,36 @@ def serve(
     on_listening: Callable[[str], None] = lambda url: None,
 ) -> None:
     """Serve `data_dir` until SIGINT or SIGTERM. Raises DataDirError or RecoveryFailed before serving."""
-    history = MemoryHistory()
-    node = Node.open(data_dir, on_replayed=history.replayed)
+    config = load_config(data_dir)
+    settings = settings_for(data_dir, config)
+    catch = CatchUp(open_store(settings))
     try:
+        node = Node.open(data_dir, on_replayed=catch)
+    except BaseException:
+        catch.store.close()
+        raise
+    writer: ViewsWriter | None = None
+    reader = None
+    try:
+        catch.finish(node.report.last_seq, _replay_read_only(data_dir, config))
+        writer = ViewsWriter(open_store(settings, create=False))
+        reader = open_store(settings, create=False)
         keys = KeyStore(data_dir)
         listed = listed_timestamps(node)
-        sequencer = node.start(listeners=[history.listener])
+        sequencer = node.start(listeners=[writer])
+        lots: dict[int, int] = {}
+
+        def lot_of(market_id: int) -> int:
+            if market_id not in lots:
+                lots.update((market.market_id, market.lot_atomic) for market in gateway.markets())
+            return lots[market_id]
+
+        history = ViewsHistory(reader, writer, lot_of)
         gateway = Gateway(
             node, sequencer, history, keys, operator_public_key_b64(data_dir), limits=limits, listed_ns=listed
         )
         app = app_factory(gateway, extra_handlers)
-        config = uvicorn.Config(
+        server_config = uvicorn.Config(
             app,
             host=host,
             port=port,
@@ -129,7 +168,11 @@ def serve(
             lifespan="off",
             timeout_graceful_shutdown=10,
         )
-        _Server(config, data_dir, on_listening).run()
+        _Server(server_config, data_dir, on_listening).run()
     finally:
         _remove_serve_file(data_dir)
-        node.close()
+        node.close()  # the sequencer makes everything durable and publishes it to the writer
+        if writer is not None:
+            writer.close()
+        if reader is not None:
+            reader.close()
