@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from keel.cli.node_commands import register as register_node_commands
+from keel.cli.perps_commands import register as register_perps_commands
 from keel.cli.serve_commands import register as register_serve_commands
 from keel.cli.views_commands import register as register_views_commands
 
@@ -15,6 +16,7 @@ bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).
 app.add_typer(bench_app, name="bench")
 register_node_commands(app)
 register_serve_commands(app)
+register_perps_commands(app)  # after serve: `account show` joins its `account` group
 register_views_commands(app)
 
 
