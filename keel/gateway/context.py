@@ -202,7 +202,7 @@ class Gateway:
         is projected just after the sequencer's callbacks; the wait is that short lag."""
         target = self.acknowledged_seq if seq is None else seq
         deadline = time.monotonic() + timeout_s
-        while self.history.seq_last() < target and time.monotonic() < deadline:
+        while self.history.seq_last() < target and time.monotonic() < deadline and not self.history.stalled():
             await asyncio.sleep(0.001)
 
     def now_ms(self) -> int:

@@ -52,6 +52,8 @@ class History(Protocol):
 
     def seq_last(self) -> int: ...
 
+    def stalled(self) -> bool: ...
+
     def orders(
         self, account_id: int, market_id: int | None, order_id: int | None, limit: int, offset: int, ascending: bool
     ) -> list[OrderRecord]: ...
@@ -108,6 +110,11 @@ class ViewsHistory:
 
     def seq_last(self) -> int:
         return self.writer.position
+
+    def stalled(self) -> bool:
+        """Whether the writer stopped projecting (a store failure); history then stays at
+        its position until the next start catches it up, and reads do not wait for it."""
+        return self.writer.failed is not None
 
     def orders(
         self, account_id: int, market_id: int | None, order_id: int | None, limit: int, offset: int, ascending: bool

@@ -65,15 +65,26 @@ def test_account_create_offline_then_through_the_running_node(tmp_path: Path) ->
         assert api.balances(second) == {"USDC": {"available": "7", "locked": "0", "staked": "0"}}
         order = api.order(first, symbol="SOL_USDC", side="Ask", orderType="Limit", price="30", quantity="1.5")
         assert order.status_code == 200, order.text
+        taken = api.order(second, symbol="SOL_USDC", side="Bid", orderType="Limit", price="30", quantity="0.2")
+        assert taken.status_code == 200 and taken.json()["status"] == "Filled", taken.text
+        history_before = api.signed(first, "GET", "/wapi/v1/history/orders", "orderHistoryQueryAll").json()
+        fills_before = api.signed(first, "GET", "/wapi/v1/history/fills", "fillHistoryQueryAll").json()
+        trades_before = api.get("/api/v1/trades", symbol="SOL_USDC").json()
     finally:
         code, _, stderr = stop_server(server)
     assert code == 0, stderr
-    # A restart recovers the same state from the log: balances, holds, the open order.
+    # A restart recovers the same state from the log (balances, holds, the open order) and
+    # the same history from the views.
     server = start_server(data_dir)
     try:
         api = Api(server)
-        assert api.balances(first)["SOL"] == {"available": "0.5", "locked": "1.5", "staked": "0"}
+        assert api.balances(first)["SOL"] == {"available": "0.5", "locked": "1.3", "staked": "0"}
         assert [one["id"] for one in api.open_orders(first)] == [order.json()["id"]]
+        assert api.signed(first, "GET", "/wapi/v1/history/orders", "orderHistoryQueryAll").json() == history_before
+        assert api.signed(first, "GET", "/wapi/v1/history/fills", "fillHistoryQueryAll").json() == fills_before
+        assert api.get("/api/v1/trades", symbol="SOL_USDC").json() == trades_before
+        assert [(one["status"], one["executedQuantity"]) for one in history_before] == [("PartiallyFilled", "0.2")]
+        assert [(fill["isMaker"], fill["quantity"]) for fill in fills_before] == [(True, "0.2")]
     finally:
         stop_server(server)
 
