@@ -67,10 +67,15 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
         )
     elif section == "assets":
         for asset in state.assets:
-            yield _encode(asset.asset_id), _encode((asset, state.index_prices[asset.asset_id]))
+            yield (
+                _encode(asset.asset_id),
+                _encode((asset, state.index_prices[asset.asset_id], state.index_updated_ns[asset.asset_id])),
+            )
     elif section == "markets":
         for market in state.markets:
             yield _encode(market.market_id), _encode(market)
+        for schedule in state.maintenances:
+            yield _encode(("maintenance", schedule.schedule_id)), _encode(schedule)
     elif section == "accounts":
         for account_id, account in state.accounts.items():
             yield _encode(account_id), account_encoding(account)

@@ -59,6 +59,7 @@ class ListMarket(_Command, frozen=True, tag=2):
     funding_interval_ns: int = 0
     funding_cap_bps: int = 0
     open_interest_max_steps: int = 0
+    index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
 
 
 class CreateAccount(_Command, frozen=True, tag=3):
@@ -139,6 +140,32 @@ class SetIndexPrices(_Command, frozen=True, tag=11):
     prices: tuple[tuple[int, int], ...]
 
 
+class SetMarketState(_Command, frozen=True, tag=12):
+    """Move a market (market_id -1: every market) to a markets.MarketState (operator)."""
+
+    market_id: int
+    state: int
+    reason: str
+    operator: str
+
+
+class ScheduleMaintenance(_Command, frozen=True, tag=13):
+    """Record a maintenance schedule: steps (time_ns, market ids (empty: all), state),
+    applied by the first Tick at or after each time (market_states.py)."""
+
+    announcement: str
+    operator: str
+    steps: tuple[tuple[int, tuple[int, ...], int], ...]
+
+
+class CancelMaintenance(_Command, frozen=True, tag=14):
+    """Cancel the remaining steps of a maintenance schedule."""
+
+    schedule_id: int
+    reason: str
+    operator: str
+
+
 Command = (
     ListAsset
     | ListMarket
@@ -151,6 +178,9 @@ Command = (
     | Tick
     | Checkpoint
     | SetIndexPrices
+    | SetMarketState
+    | ScheduleMaintenance
+    | CancelMaintenance
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -23,6 +23,7 @@ from keel.core import limits
 from keel.core.canonical import SECTIONS, StateHasher, combine
 from keel.core.commands import (
     CancelAllOrders,
+    CancelMaintenance,
     CancelOrder,
     Checkpoint,
     Command,
@@ -32,13 +33,16 @@ from keel.core.commands import (
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    ScheduleMaintenance,
     SetIndexPrices,
+    SetMarketState,
     Tick,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
 from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, TradeExecuted
 from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
+from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
 from keel.core.matching import cancel_all_orders, cancel_order, place_order
 from keel.core.perps import on_tick, set_index_prices
 from keel.core.state import ExchangeState
@@ -68,6 +72,13 @@ def _place_batch(state: ExchangeState, command: PlaceOrders, events: list[Event]
             events.append(CommandRejected(int(rejected.code), rejected.message, index))
 
 
+def _tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
+    """Let time pass: due maintenance steps first, then marks and funding (perps.py)."""
+    if state.maintenances:
+        run_due_steps(state, command, events)
+    on_tick(state, command, events)
+
+
 _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     PlaceOrder: place_order,
     CancelOrder: cancel_order,
@@ -77,7 +88,10 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     CreateAccount: create_account,
     ListAsset: list_asset,
     ListMarket: list_market,
-    Tick: on_tick,
+    Tick: _tick,
+    SetMarketState: set_market_state,
+    ScheduleMaintenance: schedule_maintenance,
+    CancelMaintenance: cancel_maintenance,
     SetIndexPrices: set_index_prices,
 }
 

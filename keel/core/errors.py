@@ -49,6 +49,10 @@ class RejectCode(enum.IntEnum):
     NO_MARK_PRICE = 2016
     REDUCE_ONLY_WOULD_INCREASE = 2017
     OPEN_INTEREST_LIMIT = 2018
+    MARKET_POST_ONLY = 2019
+    MARKET_LIMIT_ONLY = 2020
+    MARKET_STATE_TRANSITION = 2021
+    PRICE_MOVE_TOO_LARGE = 2022
     # 3xxx: balances and accounts
     INSUFFICIENT_AVAILABLE = 3001
     UNKNOWN_ACCOUNT = 3002
@@ -59,6 +63,7 @@ class RejectCode(enum.IntEnum):
     # 4xxx: orders that must exist
     UNKNOWN_ORDER = 4001
     DUPLICATE_CLIENT_ID = 4002
+    UNKNOWN_SCHEDULE = 4003
 
 
 class KeelError(Exception):

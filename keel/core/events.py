@@ -173,6 +173,41 @@ class LiquidationStarted(_Event, frozen=True, tag=14):
     maintenance_atomic: int
 
 
+class MarketStateChanged(_Event, frozen=True, tag=15):
+    market_id: int
+    state_before: int
+    state: int
+    reason: str
+    operator: str
+
+
+class MaintenanceScheduled(_Event, frozen=True, tag=16):
+    schedule_id: int
+    announcement: str
+    operator: str
+    steps: tuple[tuple[int, tuple[int, ...], int], ...]
+
+
+class MaintenanceCancelled(_Event, frozen=True, tag=17):
+    schedule_id: int
+    reason: str
+    operator: str
+
+
+class MaintenanceStepApplied(_Event, frozen=True, tag=18):
+    schedule_id: int
+    step: int  # index in the schedule's steps
+    state: int
+
+
+class MaintenanceStepBlocked(_Event, frozen=True, tag=19):
+    """A due step could not be applied yet (it is retried at every Tick)."""
+
+    schedule_id: int
+    step: int
+    problem: str
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -188,6 +223,11 @@ Event = (
     | MarkPriceChanged
     | FundingSettled
     | LiquidationStarted
+    | MarketStateChanged
+    | MaintenanceScheduled
+    | MaintenanceCancelled
+    | MaintenanceStepApplied
+    | MaintenanceStepBlocked
 )
 
 _encoder = msgspec.msgpack.Encoder()

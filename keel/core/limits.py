@@ -17,6 +17,9 @@ amount_atomic_max = 2**62
 price_ticks_max = 2**40
 quantity_steps_max = 2**40
 fee_bps_abs_max = 1_000  # 10%
+text_max = 200  # reasons and announcements in operator commands
+maintenance_steps_max = 16
+maintenances_active_max = 8
 
 assert fills_per_command_max >= batch_orders_max
 assert price_ticks_max * quantity_steps_max <= 2**80  # notional before scaling stays small

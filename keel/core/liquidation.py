@@ -51,8 +51,12 @@ _LIQUIDATION_END = int(EndReason.LIQUIDATION)
 
 
 def below_maintenance(state: ExchangeState, account: Account) -> bool:
-    """Return whether an account with positions has equity below its maintenance margin."""
+    """Return whether an account with positions has equity below its maintenance margin
+    and may be liquidated (not while one of its positions is in a Closed market)."""
     if not any(position.size_steps for position in account.positions.values()):
+        return False
+    markets = state.markets
+    if any(markets[market_id].state == MarketState.CLOSED for market_id in account.positions):
         return False
     return equity_atomic(state, account) < maintenance_requirement_atomic(state, account)
 

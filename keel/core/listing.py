@@ -41,6 +41,7 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
     asset_id = len(state.assets)
     state.assets.append(Asset(asset_id, command.symbol, command.decimals, command.collateral_weight_bps))
     state.index_prices.append(0)
+    state.index_updated_ns.append(0)
     state.asset_ids_by_symbol[command.symbol] = asset_id
     for account in state.accounts.values():
         account.balances.append(0)
@@ -102,6 +103,8 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
             problems.append("funding cap is 0 to 10,000 bps")
         if command.open_interest_max_steps < 0:
             problems.append("open interest limit must not be negative (0: none)")
+        if not 0 <= command.index_move_cap_bps <= BPS:
+            problems.append("index move cap is 0 (none) to 10,000 bps")
     elif (
         command.imf_base_e9
         or command.imf_factor_e9
@@ -110,6 +113,7 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
         or command.funding_interval_ns
         or command.funding_cap_bps
         or command.open_interest_max_steps
+        or command.index_move_cap_bps
     ):
         problems.append("a spot market takes no perpetual parameters")
     if problems:
@@ -141,6 +145,8 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
             funding_interval_ns=command.funding_interval_ns,
             funding_cap_bps=command.funding_cap_bps,
             open_interest_max_steps=command.open_interest_max_steps,
+            index_move_cap_bps=command.index_move_cap_bps,
+            state_changed_ns=command.timestamp_ns,
             funding_next_ns=(
                 (command.timestamp_ns // command.funding_interval_ns + 1) * command.funding_interval_ns
                 if is_perp

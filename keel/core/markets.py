@@ -80,6 +80,28 @@ class Market(msgspec.Struct, array_like=True, gc=False):
     funding_next_ns: int = 0  # the next funding time; 0: not scheduled yet
     open_interest_steps: int = 0  # sum of long positions (== sum of short positions)
     funding_rate_e9: int = 0  # the rate of the last funding round
+    state_changed_ns: int = 0  # when `state` last changed
+    index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
+
+
+class MaintenanceStep(msgspec.Struct, array_like=True, gc=False):
+    time_ns: int
+    market_ids: tuple[int, ...]  # empty: every market
+    state: int  # MarketState
+    done: bool = False
+    blocked: bool = False  # a refusal was reported; retried at every Tick
+
+
+class Maintenance(msgspec.Struct, array_like=True, gc=False):
+    schedule_id: int
+    announcement: str
+    operator: str
+    steps: list[MaintenanceStep]
+    cancelled: bool = False
+
+    @property
+    def active(self) -> bool:
+        return not self.cancelled and not all(step.done for step in self.steps)
 
 
 def price_ticks_from_decimal(market: Market, quote_decimals: int, text: str) -> int:

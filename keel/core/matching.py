@@ -60,7 +60,7 @@ from keel.core.events import (
     PositionChanged,
     TradeExecuted,
 )
-from keel.core.markets import Market, MarketKind
+from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, div_ceil, div_floor, format_decimal
 from keel.core.orders import (
     EndReason,
@@ -74,6 +74,10 @@ from keel.core.perps import apply_fill, check_order_margin, forget_if_flat, posi
 from keel.core.state import ExchangeState
 
 _PERP = int(MarketKind.PERP)
+_POST_ONLY_STATE = int(MarketState.POST_ONLY)
+_LIMIT_ONLY_STATE = int(MarketState.LIMIT_ONLY)
+_CANCEL_ONLY_STATE = int(MarketState.CANCEL_ONLY)
+_CLOSED_STATE = int(MarketState.CLOSED)
 _REDUCE_ONLY_END = int(EndReason.REDUCE_ONLY)
 _TRADE = int(EntryReason.TRADE)
 _ALLOW = int(SelfTradePrevention.ALLOW)
@@ -120,6 +124,20 @@ def user_account_for(state: ExchangeState, account_id: int) -> Account:
     if account is None or account_id <= 0:
         raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
     return account
+
+
+def _check_market_state(market: Market, market_state: int, command: PlaceOrder) -> None:
+    """Refuse what the market's state does not accept (market_states.py); a limit order
+    that would take in PostOnly is refused later, once crossing is known."""
+    if market_state >= _CANCEL_ONLY_STATE:
+        name = "closed" if market_state == _CLOSED_STATE else "in cancel-only mode"
+        raise Rejected(RejectCode.MARKET_NOT_OPEN, f"{market.symbol} is {name}: no new orders")
+    if market_state == _POST_ONLY_STATE and (command.order_type != 0 or command.time_in_force != 0):
+        raise Rejected(
+            RejectCode.MARKET_POST_ONLY, f"{market.symbol} is in post-only mode: only orders that rest are accepted"
+        )
+    if market_state == _LIMIT_ONLY_STATE and command.order_type != 0:
+        raise Rejected(RejectCode.MARKET_LIMIT_ONLY, f"{market.symbol} is in limit-only mode: no market orders")
 
 
 def _check_shape(command: PlaceOrder) -> None:
@@ -309,8 +327,9 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
     if not 0 <= market_id < len(markets):
         raise _reject_unknown_market(market_id)
     market = markets[market_id]
-    if market.state:  # MarketState.OPEN is 0
-        raise Rejected(RejectCode.MARKET_NOT_OPEN, f"{market.symbol} is not open for trading")
+    market_state = market.state
+    if market_state:  # MarketState.OPEN is 0
+        _check_market_state(market, market_state, command)
     side = command.side
     order_type = command.order_type
     tif = command.time_in_force
@@ -401,6 +420,11 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
     if may_rest and len(account.orders_open) >= _OPEN_ORDERS_MAX:
         raise Rejected(RejectCode.OPEN_ORDER_LIMIT, f"an account may have at most {_OPEN_ORDERS_MAX} open orders")
     if crosses:
+        if market_state == _POST_ONLY_STATE:
+            raise Rejected(
+                RejectCode.MARKET_POST_ONLY,
+                f"{market.symbol} is in post-only mode: this order would take at {price_text(state, market, opposite)}",
+            )
         if post_only:
             raise Rejected(
                 RejectCode.POST_ONLY_WOULD_TAKE,
@@ -853,7 +877,8 @@ def _settle_perp_trade(
         )
     )
     forget_if_flat(state, buyer, buyer_position)
-    forget_if_flat(state, seller, seller_position)
+    if seller is not buyer:  # a self-trade (STP Allow) moved one position twice
+        forget_if_flat(state, seller, seller_position)
 
 
 def _cancel_resting(
@@ -918,6 +943,8 @@ def cancel_order(state: ExchangeState, command: CancelOrder, events: list[Event]
     client_id = command.client_id
     if (order_id == NO_ORDER_ID) == (client_id == NO_CLIENT_ID):
         raise Rejected(RejectCode.ORDER_MALFORMED, "cancel takes exactly one of order id and client id")
+    if state.markets[market_id].state == _CLOSED_STATE:
+        raise Rejected(RejectCode.MARKET_NOT_OPEN, f"{state.markets[market_id].symbol} is closed: cancels wait")
     order = account.orders_open.get(order_id) if client_id == -1 else account.client_orders.get(client_id)
     if order is None or order.market_id != market_id:
         what = f"order {order_id}" if client_id == -1 else f"order with client id {client_id}"
@@ -931,6 +958,8 @@ def cancel_all_orders(state: ExchangeState, command: CancelAllOrders, events: li
     Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_MARKET)."""
     account = user_account_for(state, command.account_id)
     market = market_for(state, command.market_id)
+    if market.state == _CLOSED_STATE:
+        raise Rejected(RejectCode.MARKET_NOT_OPEN, f"{market.symbol} is closed: cancels wait")
     book = state.books[market.market_id]
     targets = [order for order in account.orders_open.values() if order.market_id == market.market_id]
     for order in targets:

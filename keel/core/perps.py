@@ -56,7 +56,7 @@ from keel.core.accounts import INSURANCE_ACCOUNT_ID, Account
 from keel.core.commands import SetIndexPrices, Tick
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import EntryReason, Event, FundingSettled, LedgerPosted, MarkPriceChanged
-from keel.core.markets import Market, MarketKind
+from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, E9, div_ceil, div_floor, div_toward_zero, format_decimal
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
@@ -346,8 +346,22 @@ def set_index_prices(state: ExchangeState, command: SetIndexPrices, events: list
             raise Rejected(RejectCode.PRICE_NOT_POSITIVE, "an index price must be positive")
         if price > limits.amount_atomic_max:
             raise Rejected(RejectCode.VALUE_TOO_LARGE, "index price is too large")
+    for market in state.markets:
+        if market.kind != _PERP or not market.index_move_cap_bps or market.base_asset_id not in seen:
+            continue
+        before = state.index_prices[market.base_asset_id]
+        after = next(price for asset_id, price in prices if asset_id == market.base_asset_id)
+        if before and abs(after - before) * BPS > before * market.index_move_cap_bps:
+            raise Rejected(
+                RejectCode.PRICE_MOVE_TOO_LARGE,
+                f"index of {state.assets[market.base_asset_id].symbol} would move from "
+                f"{format_decimal(before, state.assets[state.margin_asset_id].decimals)} to "
+                f"{format_decimal(after, state.assets[state.margin_asset_id].decimals)}, more than the "
+                f"{market.index_move_cap_bps} bps {market.symbol} allows in one update; refused and logged",
+            )
     for asset_id, price in prices:
         state.index_prices[asset_id] = price
+        state.index_updated_ns[asset_id] = command.timestamp_ns
     refresh_marks(
         state,
         [market.market_id for market in state.markets if market.kind == _PERP and market.base_asset_id in seen],
@@ -366,4 +380,7 @@ def on_tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
     for market_id in perps:
         market = markets[market_id]
         if now >= market.funding_next_ns:
+            if market.state == MarketState.CLOSED:  # no funding while Closed: the round is skipped
+                market.funding_next_ns = (now // market.funding_interval_ns + 1) * market.funding_interval_ns
+                continue
             settle_funding(state, market, now, command.seq, events)

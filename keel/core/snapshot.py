@@ -20,7 +20,7 @@ import msgspec
 from keel.core.accounts import Account
 from keel.core.assets import Asset
 from keel.core.book import Book
-from keel.core.markets import Market
+from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
@@ -42,7 +42,9 @@ class _Image(msgspec.Struct, array_like=True):
     # per market: (bid levels, ask levels), each level (price, live order ids in time priority)
     books: list[tuple[list[tuple[int, list[int]]], list[tuple[int, list[int]]]]]
     index_prices: list[int]
+    index_updated_ns: list[int]
     margin_asset_id: int
+    maintenances: list[Maintenance]
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -83,7 +85,9 @@ def encode_state(state: ExchangeState) -> bytes:
         orders=[state.orders[order_id] for order_id in sorted(state.orders)],
         books=books,
         index_prices=state.index_prices,
+        index_updated_ns=state.index_updated_ns,
         margin_asset_id=state.margin_asset_id,
+        maintenances=state.maintenances,
     )
     return _encoder.encode(image)
 
@@ -102,6 +106,8 @@ def decode_state(data: bytes) -> ExchangeState:
     state.markets = list(image.markets)
     state.market_ids_by_symbol = {market.symbol: market.market_id for market in state.markets}
     state.index_prices = list(image.index_prices)
+    state.index_updated_ns = list(image.index_updated_ns)
+    state.maintenances = list(image.maintenances)
     state.margin_asset_id = image.margin_asset_id
     state.positions_by_market = [{} for _ in state.markets]
     state.accounts = {}

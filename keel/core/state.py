@@ -16,7 +16,7 @@ from __future__ import annotations
 from keel.core.accounts import SYSTEM_ACCOUNT_IDS, Account
 from keel.core.assets import Asset
 from keel.core.book import Book, Level
-from keel.core.markets import Market
+from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
 from keel.core.positions import Position
 
@@ -33,6 +33,8 @@ class ExchangeState:
         "dirty_orders",
         "entry_id_next",
         "index_prices",
+        "index_updated_ns",
+        "maintenances",
         "margin_asset_id",
         "market_ids_by_symbol",
         "markets",
@@ -53,6 +55,8 @@ class ExchangeState:
         self.accounts: dict[int, Account] = {account_id: Account(account_id, 0) for account_id in SYSTEM_ACCOUNT_IDS}
         self.orders: dict[int, Order] = {}  # open orders by id
         self.index_prices: list[int] = []  # per asset: quote atomic units per whole unit; 0: none
+        self.index_updated_ns: list[int] = []  # per asset: when its index price was last set
+        self.maintenances: list[Maintenance] = []  # schedules by id - 1 (market_states.py)
         self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1

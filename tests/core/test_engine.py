@@ -11,6 +11,7 @@ from keel.core import canonical, limits
 from keel.core.accounts import EXTERNAL_ACCOUNT_ID
 from keel.core.commands import (
     CancelAllOrders,
+    CancelMaintenance,
     CancelOrder,
     Checkpoint,
     Command,
@@ -20,7 +21,9 @@ from keel.core.commands import (
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    ScheduleMaintenance,
     SetIndexPrices,
+    SetMarketState,
     Tick,
     decode_command,
     encode_command,
@@ -37,7 +40,12 @@ from keel.core.events import (
     FundingSettled,
     LedgerPosted,
     LiquidationStarted,
+    MaintenanceCancelled,
+    MaintenanceScheduled,
+    MaintenanceStepApplied,
+    MaintenanceStepBlocked,
     MarketListed,
+    MarketStateChanged,
     MarkPriceChanged,
     OrderAccepted,
     OrderCancelled,
@@ -413,6 +421,15 @@ ALL_COMMANDS: list[Command] = [
         seq=12, timestamp_ns=2**63 - 1, state_hash=bytes(range(32)), section_hashes=(b"\x01" * 32, b"\xff" * 32)
     ),
     SetIndexPrices(seq=13, timestamp_ns=2**63 - 1, prices=((1, 150_000_000), (2, 2**62))),
+    SetMarketState(seq=14, timestamp_ns=2**63 - 1, market_id=-1, state=4, reason="upgrade", operator="ops"),
+    ScheduleMaintenance(
+        seq=15,
+        timestamp_ns=2**63 - 1,
+        announcement="10:00-12:00 UTC",
+        operator="ops",
+        steps=((10, (), 4), (20, (0, 3), 1), (30, (), 0)),
+    ),
+    CancelMaintenance(seq=16, timestamp_ns=2**63 - 1, schedule_id=1, reason="postponed", operator="ops"),
 ]
 
 ALL_EVENTS: list[Event] = [
@@ -431,6 +448,11 @@ ALL_EVENTS: list[Event] = [
     MarkPriceChanged(3, 15_000, 15_010),
     FundingSettled(3, -12_500, 15_010, 15_000, 88, 87, 4),
     LiquidationStarted(7, -5, 1_125_000),
+    MarketStateChanged(0, 0, 4, "upgrade", "ops"),
+    MaintenanceScheduled(1, "10:00-12:00 UTC", "ops", ((10, (), 4), (20, (0, 3), 1))),
+    MaintenanceCancelled(1, "postponed", "ops"),
+    MaintenanceStepApplied(1, 0, 4),
+    MaintenanceStepBlocked(1, 1, "index not refreshed"),
 ]
 
 

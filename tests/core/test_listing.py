@@ -114,8 +114,25 @@ def test_default_markets_have_exact_lots() -> None:
     # ETH: tick 10_000 x step 10_000 / 10**8 = 1.
     assert eth.lot_atomic == 1
     assert sol == Market(
-        0, "SOL_USDC", 1, 0, 10_000, 10_000_000, 100, 1, 0, 1_000_000, 2, 5, 7_500, 12_500, 9_700, 10_300
+        0,
+        "SOL_USDC",
+        1,
+        0,
+        10_000,
+        10_000_000,
+        100,
+        1,
+        0,
+        1_000_000,
+        2,
+        5,
+        7_500,
+        12_500,
+        9_700,
+        10_300,
+        state_changed_ns=sol.state_changed_ns,  # the listing's time
     )
+    assert sol.state_changed_ns == h.log[4].timestamp_ns
     assert sol.state is MarketState.OPEN
     assert sol.last_price_ticks == 0
     assert sol.volume_steps == 0

@@ -16,7 +16,7 @@ import pytest
 
 from keel.core import matching
 from keel.core.accounts import FEE_ACCOUNT_ID
-from keel.core.commands import CancelAllOrders, CancelOrder, ListMarket, PlaceOrder
+from keel.core.commands import CancelAllOrders, CancelOrder, ListMarket, PlaceOrder, SetMarketState
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import (
     CommandRejected,
@@ -911,8 +911,8 @@ def test_malformed_orders_rejected(h: Harness, fields: dict[str, Any], code: Rej
 def test_market_not_open_rejects_orders(h: Harness) -> None:
     """Orders on a market that is not open are MARKET_NOT_OPEN."""
     a = h.new_account(USDC=1_000_000_000)
-    h.state.markets[SOL_USDC].state = MarketState.CLOSED  # no command sets market states yet
-    reject_order(h, RejectCode.MARKET_NOT_OPEN, "SOL_USDC is not open for trading", a, BUY, 10_000, 1)
+    h.ok(SetMarketState, market_id=SOL_USDC, state=MarketState.CLOSED, reason="test", operator="ops")
+    reject_order(h, RejectCode.MARKET_NOT_OPEN, "SOL_USDC is closed: no new orders", a, BUY, 10_000, 1)
     assert h.audit() == []
 
 
