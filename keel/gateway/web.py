@@ -109,6 +109,10 @@ async def gate(request: Request[Any, Any, Any]) -> None:
         else:
             raise bad_request("the request body must be a JSON object")
     texts = auth.signing_strings(instruction, params, batch, headers.timestamp, headers.window)
+    if request.method == "GET" and any(value in ("True", "False") for _, value in request.query_params.multi_items()):
+        # bpx sends True and signs true (rendered above); a client that signs what it sends also verifies.
+        literal = list(request.query_params.multi_items())
+        texts += auth.signing_strings(instruction, literal, None, headers.timestamp, headers.window)
     if not auth.verify_signature(verifier, headers.signature, texts):
         raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
     now_ms = gateway.now_ms()
