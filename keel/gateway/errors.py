@@ -74,9 +74,13 @@ REJECTIONS: Final[dict[RejectCode, tuple[int, str]]] = {
     RejectCode.ASSET_EXISTS: (400, "INVALID_CLIENT_REQUEST"),
     RejectCode.MARKET_CONFIG_INVALID: (400, "INVALID_CLIENT_REQUEST"),
     RejectCode.ASSET_CONFIG_INVALID: (400, "INVALID_CLIENT_REQUEST"),
-    # Spec section 7: CancelOnly and Closed are TRADING_PAUSED (ccxt ExchangeNotAvailable).
-    # The engine refuses every state but Open with this one code today.
+    # Spec section 7: CancelOnly and Closed are TRADING_PAUSED (ccxt ExchangeNotAvailable);
+    # an order PostOnly or LimitOnly does not accept is INVALID_ORDER.
     RejectCode.MARKET_NOT_OPEN: (400, "TRADING_PAUSED"),
+    RejectCode.MARKET_POST_ONLY: (400, "INVALID_ORDER"),  # InvalidOrder
+    RejectCode.MARKET_LIMIT_ONLY: (400, "INVALID_ORDER"),  # InvalidOrder
+    RejectCode.MARKET_STATE_TRANSITION: (400, "INVALID_CLIENT_REQUEST"),  # operator commands
+    RejectCode.PRICE_MOVE_TOO_LARGE: (400, "INVALID_PRICE"),  # an operator's index price update
     RejectCode.NO_MARK_PRICE: (400, "INVALID_ORDER"),  # a perpetual before its first index price
     RejectCode.REDUCE_ONLY_WOULD_INCREASE: (400, "INVALID_ORDER"),  # InvalidOrder (spec 8.2)
     RejectCode.OPEN_INTEREST_LIMIT: (400, "POSITION_LIMIT"),  # OperationRejected
@@ -89,6 +93,7 @@ REJECTIONS: Final[dict[RejectCode, tuple[int, str]]] = {
     # ccxt has no code that yields OrderNotFound; RESOURCE_NOT_FOUND is what Backpack answers.
     RejectCode.UNKNOWN_ORDER: (404, "RESOURCE_NOT_FOUND"),  # ExchangeNotAvailable
     RejectCode.DUPLICATE_CLIENT_ID: (400, "INVALID_ORDER"),  # InvalidOrder
+    RejectCode.UNKNOWN_SCHEDULE: (404, "RESOURCE_NOT_FOUND"),  # operator: cancel a maintenance schedule
 }
 
 # A decimal that is malformed or too precise is reported against the field it was in, so
