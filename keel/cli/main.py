@@ -26,14 +26,23 @@ def bench_engine(
     runs: int = typer.Option(3, min=1, help="Fresh-process runs; the median is reported."),
     n: int = typer.Option(1_000_000, min=1, help="Records to generate when no --flow is given."),
     seed: int = typer.Option(42, help="Seed for a generated flow."),
+    mixed: bool = typer.Option(False, "--mixed", help="Spot and perpetuals, index updates and funding (not --flow)."),
+    accounts: int = typer.Option(10_000, min=2, help="Accounts in the --mixed flow."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Replay the shared order flow through Engine.apply and report ops/s."""
+    """Replay the shared order flow (--mixed: a spot and perpetuals flow) through Engine.apply; report ops/s."""
     import json
 
-    from keel.bench.engine import bench
+    if mixed:
+        from keel.bench.mixed import bench_mixed
 
-    result = bench(flow, runs, n, seed)
+        if flow is not None:
+            raise typer.BadParameter("--mixed generates its own flow; it takes no --flow", param_hint="--flow")
+        result = bench_mixed(n, runs, seed, accounts)
+    else:
+        from keel.bench.engine import bench
+
+        result = bench(flow, runs, n, seed)
     if json_output:
         typer.echo(json.dumps(result))
         return
