@@ -19,3 +19,9 @@ class Asset(msgspec.Struct, frozen=True, array_like=True, gc=False):
     symbol: str
     decimals: int
     collateral_weight_bps: int = 10_000  # haircut: collateral value = value x weight / 10,000
+    chain: str = ""  # where deposits come from and withdrawals go ("": no withdrawals)
+    confirmations_required: int = 1
+    withdrawal_fee_atomic: int = 0
+    withdrawal_daily_limit_atomic: int = 0  # per account; 0: no limit
+    withdrawal_auto_approve_atomic: int = 0  # at or below: approved without an operator
+    two_person_min_atomic: int = 0  # at or above: two operators must approve; 0: never

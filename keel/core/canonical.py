@@ -36,8 +36,9 @@ from keel.core.accounts import Account
 from keel.core.book import Level
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
+from keel.core.transfer_records import Deposit
 
-SECTIONS = ("position", "counters", "assets", "markets", "accounts", "orders", "levels")
+SECTIONS = ("position", "counters", "assets", "markets", "accounts", "orders", "levels", "transfers")
 _MODULUS = 1 << 256
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -62,6 +63,8 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
                     state.trade_id_next,
                     state.entry_id_next,
                     state.margin_asset_id,
+                    state.withdrawals_frozen,
+                    state.withdrawals_frozen_reason,
                 )
             ),
         )
@@ -88,6 +91,11 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
                 for price, level in levels.items():
                     assert level.key == (market_id, side, price)
                     yield _encode(level.key), level_encoding(level)
+    elif section == "transfers":
+        for deposit_id, deposit in state.deposits.items():
+            yield _encode(("d", deposit_id)), _encode(deposit)
+        for withdrawal_id, withdrawal in state.withdrawals.items():
+            yield _encode(("w", withdrawal_id)), _encode(withdrawal)
     else:
         raise ValueError(f"unknown section {section!r}")
 
@@ -129,7 +137,7 @@ _SMALL_SECTIONS = ("position", "counters", "assets", "markets")
 class StateHasher:
     """Section hashes kept up to date from the state's dirty lists."""
 
-    __slots__ = ("level_digests", "order_digests", "sums")
+    __slots__ = ("level_digests", "order_digests", "sums", "transfer_digests")
 
     def __init__(self, state: ExchangeState) -> None:
         """Hash every entity of `state` once; afterwards only dirty ones are re-hashed."""
@@ -153,6 +161,13 @@ class StateHasher:
                     digest = self.level_digests[level.key] = _level_digest(level)
                     total += digest
         self.sums["levels"] = total % _MODULUS
+        self.transfer_digests: dict[bytes, int] = {}
+        total = 0
+        for key, encoding in iter_entities(state, "transfers"):
+            digest = self.transfer_digests[key] = entity_digest("transfers", key, encoding)
+            total += digest
+        self.sums["transfers"] = total % _MODULUS
+        state.dirty_transfers.clear()
         state.dirty_accounts.clear()
         state.dirty_orders.clear()
         state.dirty_levels.clear()
@@ -161,7 +176,7 @@ class StateHasher:
         """Bring the sums up to date with the dirty entities; return every section's hash."""
         self._drain(state)
         hashes = {section: section_hash(state, section).to_bytes(32, "big") for section in _SMALL_SECTIONS}
-        for section in ("accounts", "orders", "levels"):
+        for section in ("accounts", "orders", "levels", "transfers"):
             hashes[section] = self.sums[section].to_bytes(32, "big")
         return hashes
 
@@ -228,6 +243,19 @@ class StateHasher:
                 total += digest
         state.dirty_levels.clear()
         self.sums["levels"] = total % _MODULUS
+        if state.dirty_transfers:
+            total = self.sums["transfers"]
+            transfer_digests = self.transfer_digests
+            latest = {
+                encode(("d", record.deposit_id) if isinstance(record, Deposit) else ("w", record.withdrawal_id)): record
+                for record in state.dirty_transfers
+            }
+            for record_key, record in latest.items():
+                digest = entity_digest("transfers", record_key, encode(record))
+                total += digest - transfer_digests.get(record_key, 0)
+                transfer_digests[record_key] = digest
+            state.dirty_transfers.clear()
+            self.sums["transfers"] = total % _MODULUS
 
 
 def account_encoding(account: Account) -> bytes:

@@ -32,6 +32,12 @@ class ListAsset(_Command, frozen=True, tag=1):
     symbol: str
     decimals: int
     collateral_weight_bps: int = 10_000
+    chain: str = ""  # where deposits come from and withdrawals go ("": no withdrawals)
+    confirmations_required: int = 1
+    withdrawal_fee_atomic: int = 0
+    withdrawal_daily_limit_atomic: int = 0  # per account; 0: no limit
+    withdrawal_auto_approve_atomic: int = 0  # at or below: approved without an operator
+    two_person_min_atomic: int = 0  # at or above: two operators must approve; 0: never
 
 
 class ListMarket(_Command, frozen=True, tag=2):
@@ -166,6 +172,62 @@ class CancelMaintenance(_Command, frozen=True, tag=14):
     operator: str
 
 
+class ReportDeposit(_Command, frozen=True, tag=15):
+    """A chain watcher saw an output paying an account (transfers.py)."""
+
+    chain: str
+    tx_id: str
+    output_index: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    confirmations: int
+
+
+class RejectDeposit(_Command, frozen=True, tag=16):
+    deposit_id: int
+    reason: str
+    operator: str
+
+
+class RequestWithdrawal(_Command, frozen=True, tag=17):
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    address: str
+
+
+class UpdateWithdrawal(_Command, frozen=True, tag=18):
+    """An operator's step on a withdrawal: transfers.WithdrawalAction."""
+
+    withdrawal_id: int
+    action: int
+    operator: str
+    tx_id: str = ""
+    reason: str = ""
+
+
+class CancelWithdrawal(_Command, frozen=True, tag=19):
+    account_id: int
+    withdrawal_id: int
+
+
+class FreezeWithdrawals(_Command, frozen=True, tag=20):
+    frozen: bool
+    reason: str
+    operator: str
+
+
+class Adjust(_Command, frozen=True, tag=21):
+    """A visible correction with an incident reference: amount > 0 credits, < 0 debits."""
+
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    incident: str
+    operator: str
+
+
 Command = (
     ListAsset
     | ListMarket
@@ -181,6 +243,13 @@ Command = (
     | SetMarketState
     | ScheduleMaintenance
     | CancelMaintenance
+    | ReportDeposit
+    | RejectDeposit
+    | RequestWithdrawal
+    | UpdateWithdrawal
+    | CancelWithdrawal
+    | FreezeWithdrawals
+    | Adjust
 )
 
 _encoder = msgspec.msgpack.Encoder()

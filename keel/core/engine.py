@@ -22,21 +22,28 @@ import msgspec
 from keel.core import limits
 from keel.core.canonical import SECTIONS, StateHasher, combine
 from keel.core.commands import (
+    Adjust,
     CancelAllOrders,
     CancelMaintenance,
     CancelOrder,
+    CancelWithdrawal,
     Checkpoint,
     Command,
     CreateAccount,
     Credit,
+    FreezeWithdrawals,
     ListAsset,
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    RejectDeposit,
+    ReportDeposit,
+    RequestWithdrawal,
     ScheduleMaintenance,
     SetIndexPrices,
     SetMarketState,
     Tick,
+    UpdateWithdrawal,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
 from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, TradeExecuted
@@ -46,6 +53,15 @@ from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_
 from keel.core.matching import cancel_all_orders, cancel_order, place_order
 from keel.core.perps import on_tick, set_index_prices
 from keel.core.state import ExchangeState
+from keel.core.transfers import (
+    adjust,
+    cancel_withdrawal,
+    freeze_withdrawals,
+    reject_deposit,
+    report_deposit,
+    request_withdrawal,
+    update_withdrawal,
+)
 
 ENGINE_VERSION = 1
 
@@ -92,6 +108,13 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     SetMarketState: set_market_state,
     ScheduleMaintenance: schedule_maintenance,
     CancelMaintenance: cancel_maintenance,
+    ReportDeposit: report_deposit,
+    RejectDeposit: reject_deposit,
+    RequestWithdrawal: request_withdrawal,
+    UpdateWithdrawal: update_withdrawal,
+    CancelWithdrawal: cancel_withdrawal,
+    FreezeWithdrawals: freeze_withdrawals,
+    Adjust: adjust,
     SetIndexPrices: set_index_prices,
 }
 

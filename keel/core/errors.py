@@ -64,6 +64,14 @@ class RejectCode(enum.IntEnum):
     UNKNOWN_ORDER = 4001
     DUPLICATE_CLIENT_ID = 4002
     UNKNOWN_SCHEDULE = 4003
+    # 5xxx: deposits and withdrawals
+    DEPOSIT_MISMATCH = 5001
+    UNKNOWN_DEPOSIT = 5002
+    ADDRESS_INVALID = 5003
+    WITHDRAWALS_FROZEN = 5004
+    WITHDRAWAL_LIMIT = 5005
+    UNKNOWN_WITHDRAWAL = 5006
+    WITHDRAWAL_STATE = 5007
 
 
 class KeelError(Exception):

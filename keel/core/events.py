@@ -208,6 +208,48 @@ class MaintenanceStepBlocked(_Event, frozen=True, tag=19):
     problem: str
 
 
+class DepositUpdated(_Event, frozen=True, tag=20):
+    deposit_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    chain: str
+    tx_id: str
+    output_index: int
+    confirmations: int
+    status: int  # transfers.DepositStatus
+
+
+class WithdrawalUpdated(_Event, frozen=True, tag=21):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    fee_atomic: int
+    status: int  # transfers.WithdrawalStatus
+    chain: str
+    address: str
+    tx_id: str
+    operator: str  # "" for the user's own steps
+    reason: str
+
+
+class WithdrawalsFrozen(_Event, frozen=True, tag=22):
+    frozen: bool
+    reason: str
+    operator: str
+
+
+class Adjusted(_Event, frozen=True, tag=23):
+    """A correction: the ledger entry (reason adjustment) follows."""
+
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    incident: str
+    operator: str
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -228,6 +270,10 @@ Event = (
     | MaintenanceCancelled
     | MaintenanceStepApplied
     | MaintenanceStepBlocked
+    | DepositUpdated
+    | WithdrawalUpdated
+    | WithdrawalsFrozen
+    | Adjusted
 )
 
 _encoder = msgspec.msgpack.Encoder()

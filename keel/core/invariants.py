@@ -78,6 +78,10 @@ def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]
             findings.append(f"{where}: missing from account {order.account_id}'s open orders")
         if order.client_id != -1 and (account is None or account.client_orders.get(order.client_id) is not order):
             findings.append(f"{where}: client id {order.client_id} not indexed on its account")
+    for withdrawal in state.withdrawals.values():
+        if withdrawal.status in (0, 1, 2):  # requested, approved, sent: still locked
+            key = (withdrawal.account_id, withdrawal.asset_id)
+            holds[key] = holds.get(key, 0) + withdrawal.amount_atomic + withdrawal.fee_atomic
     for account_id, account in state.accounts.items():
         for order_id, order in account.orders_open.items():
             if state.orders.get(order_id) is not order:
@@ -105,7 +109,9 @@ def audit(state: ExchangeState, ledger: LedgerTotals | None = None) -> list[str]
                         findings.append(f"{where}: locked {locked} outside 0..balance {balance}")
             expected_locked = holds.get((account_id, asset_id), 0)
             if locked != expected_locked:
-                findings.append(f"{where}: locked {locked} != holds of open orders {expected_locked}")
+                findings.append(
+                    f"{where}: locked {locked} != holds of open orders and pending withdrawals {expected_locked}"
+                )
             if ledger is not None and ledger.total(account_id, asset_id) != balance:
                 findings.append(
                     f"{where}: balance {balance} != sum of its ledger lines {ledger.total(account_id, asset_id)}"

@@ -20,6 +20,8 @@ fee_bps_abs_max = 1_000  # 10%
 text_max = 200  # reasons and announcements in operator commands
 maintenance_steps_max = 16
 maintenances_active_max = 8
+deposits_max = 100_000_000
+withdrawals_max = 100_000_000
 
 assert fills_per_command_max >= batch_orders_max
 assert price_ticks_max * quantity_steps_max <= 2**80  # notional before scaling stays small

@@ -38,8 +38,30 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
         raise Rejected(RejectCode.ASSET_CONFIG_INVALID, f"at most {limits.assets_max} assets")
     if not 0 <= command.collateral_weight_bps <= BPS:
         raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "a collateral weight is 0 to 10,000 bps")
+    if len(command.chain) > 32 or not command.chain.isprintable():
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "a chain name is at most 32 printable characters")
+    amounts = (
+        command.withdrawal_fee_atomic,
+        command.withdrawal_daily_limit_atomic,
+        command.withdrawal_auto_approve_atomic,
+        command.two_person_min_atomic,
+    )
+    if not 1 <= command.confirmations_required <= 10_000 or not all(
+        0 <= amount <= limits.amount_atomic_max for amount in amounts
+    ):
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "confirmations 1 to 10,000; withdrawal amounts not negative")
     asset_id = len(state.assets)
-    state.assets.append(Asset(asset_id, command.symbol, command.decimals, command.collateral_weight_bps))
+    state.assets.append(
+        Asset(
+            asset_id,
+            command.symbol,
+            command.decimals,
+            command.collateral_weight_bps,
+            command.chain,
+            command.confirmations_required,
+            *amounts,
+        )
+    )
     state.index_prices.append(0)
     state.index_updated_ns.append(0)
     state.asset_ids_by_symbol[command.symbol] = asset_id

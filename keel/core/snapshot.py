@@ -24,6 +24,7 @@ from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
+from keel.core.transfer_records import Deposit, Withdrawal
 
 IMAGE_VERSION = 2
 
@@ -45,6 +46,9 @@ class _Image(msgspec.Struct, array_like=True):
     index_updated_ns: list[int]
     margin_asset_id: int
     maintenances: list[Maintenance]
+    deposits: list[Deposit]
+    withdrawals: list[Withdrawal]
+    withdrawals_frozen: tuple[bool, str]
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -88,6 +92,9 @@ def encode_state(state: ExchangeState) -> bytes:
         index_updated_ns=state.index_updated_ns,
         margin_asset_id=state.margin_asset_id,
         maintenances=state.maintenances,
+        deposits=list(state.deposits.values()),
+        withdrawals=list(state.withdrawals.values()),
+        withdrawals_frozen=(state.withdrawals_frozen, state.withdrawals_frozen_reason),
     )
     return _encoder.encode(image)
 
@@ -108,6 +115,13 @@ def decode_state(data: bytes) -> ExchangeState:
     state.index_prices = list(image.index_prices)
     state.index_updated_ns = list(image.index_updated_ns)
     state.maintenances = list(image.maintenances)
+    state.withdrawals_frozen, state.withdrawals_frozen_reason = image.withdrawals_frozen
+    for deposit in image.deposits:
+        state.deposits[deposit.deposit_id] = deposit
+        state.deposit_keys[(deposit.chain, deposit.tx_id, deposit.output_index)] = deposit.deposit_id
+    for withdrawal in image.withdrawals:
+        state.withdrawals[withdrawal.withdrawal_id] = withdrawal
+        state.withdrawals_by_account.setdefault(withdrawal.account_id, []).append(withdrawal.withdrawal_id)
     state.margin_asset_id = image.margin_asset_id
     state.positions_by_market = [{} for _ in state.markets]
     state.accounts = {}
@@ -149,4 +163,5 @@ def decode_state(data: bytes) -> ExchangeState:
     state.dirty_accounts = []
     state.dirty_orders = []
     state.dirty_levels = []
+    state.dirty_transfers = []
     return state

@@ -19,6 +19,7 @@ from keel.core.book import Book, Level
 from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
 from keel.core.positions import Position
+from keel.core.transfer_records import Deposit, Withdrawal
 
 
 class ExchangeState:
@@ -28,9 +29,12 @@ class ExchangeState:
         "asset_ids_by_symbol",
         "assets",
         "books",
+        "deposit_keys",
+        "deposits",
         "dirty_accounts",
         "dirty_levels",
         "dirty_orders",
+        "dirty_transfers",
         "entry_id_next",
         "index_prices",
         "index_updated_ns",
@@ -44,6 +48,10 @@ class ExchangeState:
         "seq_last",
         "timestamp_ns_last",
         "trade_id_next",
+        "withdrawals",
+        "withdrawals_by_account",
+        "withdrawals_frozen",
+        "withdrawals_frozen_reason",
     )
 
     def __init__(self) -> None:
@@ -57,6 +65,13 @@ class ExchangeState:
         self.index_prices: list[int] = []  # per asset: quote atomic units per whole unit; 0: none
         self.index_updated_ns: list[int] = []  # per asset: when its index price was last set
         self.maintenances: list[Maintenance] = []  # schedules by id - 1 (market_states.py)
+        self.deposits: dict[int, Deposit] = {}  # every deposit ever reported, by id (transfers.py)
+        self.deposit_keys: dict[tuple[str, str, int], int] = {}  # (chain, tx, output) -> deposit id
+        self.withdrawals: dict[int, Withdrawal] = {}  # every withdrawal ever requested, by id
+        self.withdrawals_by_account: dict[int, list[int]] = {}
+        self.withdrawals_frozen = False
+        self.withdrawals_frozen_reason = ""
+        self.dirty_transfers: list[Deposit | Withdrawal] = []
         self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1

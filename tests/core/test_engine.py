@@ -10,21 +10,28 @@ import pytest
 from keel.core import canonical, limits
 from keel.core.accounts import EXTERNAL_ACCOUNT_ID
 from keel.core.commands import (
+    Adjust,
     CancelAllOrders,
     CancelMaintenance,
     CancelOrder,
+    CancelWithdrawal,
     Checkpoint,
     Command,
     CreateAccount,
     Credit,
+    FreezeWithdrawals,
     ListAsset,
     ListMarket,
     PlaceOrder,
     PlaceOrders,
+    RejectDeposit,
+    ReportDeposit,
+    RequestWithdrawal,
     ScheduleMaintenance,
     SetIndexPrices,
     SetMarketState,
     Tick,
+    UpdateWithdrawal,
     decode_command,
     encode_command,
 )
@@ -32,9 +39,11 @@ from keel.core.engine import Engine
 from keel.core.errors import CheckpointMismatch, RejectCode
 from keel.core.events import (
     AccountCreated,
+    Adjusted,
     AssetListed,
     CheckpointPassed,
     CommandRejected,
+    DepositUpdated,
     EntryReason,
     Event,
     FundingSettled,
@@ -52,6 +61,8 @@ from keel.core.events import (
     OrderExpired,
     PositionChanged,
     TradeExecuted,
+    WithdrawalsFrozen,
+    WithdrawalUpdated,
     decode_events,
     encode_events,
 )
@@ -430,6 +441,23 @@ ALL_COMMANDS: list[Command] = [
         steps=((10, (), 4), (20, (0, 3), 1), (30, (), 0)),
     ),
     CancelMaintenance(seq=16, timestamp_ns=2**63 - 1, schedule_id=1, reason="postponed", operator="ops"),
+    ReportDeposit(
+        seq=17,
+        timestamp_ns=2**63 - 1,
+        chain="Solana",
+        tx_id="5h3x",
+        output_index=2,
+        account_id=1,
+        asset_id=0,
+        amount_atomic=10**6,
+        confirmations=3,
+    ),
+    RejectDeposit(seq=18, timestamp_ns=2**63 - 1, deposit_id=1, reason="sanctioned", operator="ops"),
+    RequestWithdrawal(seq=19, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, amount_atomic=5, address="So1"),
+    UpdateWithdrawal(seq=20, timestamp_ns=2**63 - 1, withdrawal_id=1, action=2, operator="ops", tx_id="abc"),
+    CancelWithdrawal(seq=21, timestamp_ns=2**63 - 1, account_id=1, withdrawal_id=1),
+    FreezeWithdrawals(seq=22, timestamp_ns=2**63 - 1, frozen=True, reason="audit", operator="auditor"),
+    Adjust(seq=23, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, amount_atomic=-7, incident="INC-1", operator="o"),
 ]
 
 ALL_EVENTS: list[Event] = [
@@ -453,6 +481,10 @@ ALL_EVENTS: list[Event] = [
     MaintenanceCancelled(1, "postponed", "ops"),
     MaintenanceStepApplied(1, 0, 4),
     MaintenanceStepBlocked(1, 1, "index not refreshed"),
+    DepositUpdated(1, 1, 0, 10**6, "Solana", "5h3x", 2, 3, 2),
+    WithdrawalUpdated(1, 1, 0, 5, 1, 3, "Solana", "So1", "abc", "ops", ""),
+    WithdrawalsFrozen(True, "audit", "auditor"),
+    Adjusted(1, 0, -7, "INC-1", "o"),
 ]
 
 
