@@ -38,8 +38,8 @@ import msgspec
 
 from keel.core.commands import Command, Tick, encode_command
 from keel.core.engine import Engine
-from keel.core.errors import KeelError
-from keel.core.events import Event
+from keel.core.errors import KeelError, RejectCode
+from keel.core.events import CommandRejected, Event
 from keel.core.snapshot import encode_state
 from keel.log.appender import Appender, Item
 from keel.sequencer.clock import Clock
@@ -47,7 +47,8 @@ from keel.snapshots.store import prune_snapshots, write_snapshot_bytes
 
 
 class Outcome(msgspec.Struct, frozen=True, gc=False):
-    """What a command did, released only once its record is durable."""
+    """What a command did, released only once its record is durable. `seq` 0: the command
+    could not be logged (an integer beyond 64 bits) and was refused before sequencing."""
 
     seq: int
     timestamp_ns: int
@@ -215,9 +216,18 @@ class Sequencer:
         if timestamp_ns < state.timestamp_ns_last:
             timestamp_ns = state.timestamp_ns_last
         stamped = msgspec.structs.replace(command, seq=seq, timestamp_ns=timestamp_ns)
+        try:
+            # Encode before applying: a command the log cannot hold (an integer beyond
+            # 64 bits) is refused here, before it takes a seq, instead of stopping the node.
+            payload = encode_command(stamped)
+        except (OverflowError, msgspec.EncodeError) as error:
+            if callback is not None:
+                refused = CommandRejected(int(RejectCode.VALUE_TOO_LARGE), f"the command cannot be logged: {error}")
+                batch.acks.append((callback, Outcome(0, timestamp_ns, [refused])))
+            return 0
         with self.read_lock:
             events = engine.apply(stamped)
-        batch.items.append((seq, timestamp_ns, encode_command(stamped)))
+        batch.items.append((seq, timestamp_ns, payload))
         if self._publish:
             batch.published.append(Published(seq, timestamp_ns, stamped, events))
         if callback is not None:

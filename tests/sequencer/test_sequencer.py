@@ -31,6 +31,8 @@ import pytest
 
 from keel.core import canonical
 from keel.core.commands import Checkpoint, Command, CreateAccount, Credit, Tick, decode_command
+from keel.core.errors import RejectCode
+from keel.core.events import CommandRejected
 from keel.log.base import CommandLog
 from keel.log.open import open_log
 from keel.log.record import Record, decode_record
@@ -168,6 +170,26 @@ def test_call_returns_the_durable_outcome_with_its_events(log_config: dict[str, 
             assert log.row(credited.seq) is not None
         finally:
             log.close()
+
+
+def test_a_command_the_log_cannot_hold_is_refused_before_it_takes_a_seq(
+    log_config: dict[str, str], tmp_path: Path
+) -> None:
+    """An integer beyond 64 bits cannot be encoded: the command is refused (seq 0,
+    VALUE_TOO_LARGE), nothing is applied or logged, and the node goes on."""
+    clock = ManualClock()
+    with open_node(log_config, tmp_path / "data", clock) as node:
+        last = node.report.last_seq
+        sequencer = node.start(clock)
+        created = sequencer.call(CreateAccount(seq=0, timestamp_ns=0))
+        huge = Credit(seq=0, timestamp_ns=0, account_id=1, asset_id=0, amount_atomic=2**70)
+        refused = sequencer.call(huge)
+        assert refused.seq == 0
+        (event,) = refused.events
+        assert isinstance(event, CommandRejected) and event.code == RejectCode.VALUE_TOO_LARGE
+        after = sequencer.call(CreateAccount(seq=0, timestamp_ns=0))
+        assert after.seq == created.seq + 1 == last + 2
+        assert sequencer.failed is None
 
 
 # ---- acknowledged means durable -------------------------------------------------------
