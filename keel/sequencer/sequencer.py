@@ -322,7 +322,7 @@ class Sequencer:
                             item = inbox.get(timeout=batch_window_s - waited)
                         except queue.Empty:
                             break
-                if batch.items:
+                if batch.items or batch.acks:  # acks alone: refusals that took no seq
                     self._committer_idle.clear()
                     self._to_commit.put(batch)
                     batch = _Batch([], [], [])
@@ -360,7 +360,8 @@ class Sequencer:
             try:
                 if self._append_failed:
                     raise SequencerStopped("an earlier batch could not be written", self.failed)
-                self.appender.append(items)
+                if items:
+                    self.appender.append(items)
             except BaseException as error:
                 self._append_failed = True
                 self.failed = self.failed or error
