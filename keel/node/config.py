@@ -19,6 +19,10 @@
     every = 100000                # write a snapshot at the first checkpoint M commands after the last
     keep = 3                      # how many snapshot files to keep
 
+    [auditor]                     # the continuous auditor (keel/audit, docs/operator-guide.md)
+    enabled = true                # a shadow engine re-applies every durable command
+    every = 1                     # full invariant audit at every Nth checkpoint
+
     [views]                       # optional: the history store (keel/views, docs/views.md)
     backend = "sqlite"            # or "postgres"
     dsn = "views.sqlite"          # sqlite: a path relative to the data directory (the default);
@@ -122,6 +126,8 @@ class Config:
     views_backend: str = "sqlite"
     views_dsn: str = ""  # "": views.sqlite in the data directory, or the log's DSN for postgres
     views_schema: str = ""  # "": "<schema>_views"
+    auditor_enabled: bool = True  # [auditor] enabled: a shadow engine audits every durable command
+    auditor_every: int = 1  # [auditor] every: run the full invariant audit at every Nth checkpoint
     assets: tuple[AssetConfig, ...] = DEFAULT_ASSETS
     markets: tuple[MarketConfig, ...] = DEFAULT_MARKETS
     extra: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +151,7 @@ class Config:
             "checkpoint_every",
             "snapshot_every",
             "snapshot_keep",
+            "auditor_every",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -167,6 +174,7 @@ def load_config(data_dir: Path) -> Config:
     sequencer = raw.get("sequencer", {})
     snapshots = raw.get("snapshots", {})
     views = raw.get("views", {})
+    auditor = raw.get("auditor", {})
     try:
         config = Config(
             backend=str(log.get("backend", "sqlite")),
@@ -183,6 +191,8 @@ def load_config(data_dir: Path) -> Config:
             views_backend=str(views.get("backend", "sqlite")),
             views_dsn=str(views.get("dsn", "")),
             views_schema=str(views.get("schema", "")),
+            auditor_enabled=bool(auditor.get("enabled", True)),
+            auditor_every=int(auditor.get("every", 1)),
             assets=tuple(AssetConfig(**entry) for entry in raw.get("assets", [])),
             markets=tuple(MarketConfig(**entry) for entry in raw.get("markets", [])),
         )
@@ -225,6 +235,7 @@ def render_config(config: Config) -> str:
         f"every = {config.snapshot_every}",
         f"keep = {config.snapshot_keep}",
     ]
+    lines += ["", "[auditor]", f"enabled = {_toml_value(config.auditor_enabled)}", f"every = {config.auditor_every}"]
     if (config.views_backend, config.views_dsn, config.views_schema) != ("sqlite", "", ""):
         lines += [
             "",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +21,12 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from keel.core.commands import encode_command
+from keel.audit.auditor import Auditor
+from keel.core.commands import FreezeWithdrawals, SetMarketState, encode_command
 from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import CommandRejected
+from keel.core.markets import MarketState
 from keel.log.appender import Appender, InlineAppender, Item, ProcessAppender
 from keel.log.base import CommandLog
 from keel.log.open import open_log as open_backend
@@ -172,6 +174,7 @@ class Node:
         self.report = report
         self._lock = lock
         self._sequencer: Sequencer | None = None
+        self.auditor: Auditor | None = None
 
     @classmethod
     def open(
@@ -239,6 +242,10 @@ class Node:
         else:
             appender = InlineAppender(self.log, self.prev_hash)
         snapshots = list_snapshots(self.data_dir)
+        listeners = list(listeners)
+        if config.auditor_enabled:
+            self.auditor = Auditor(self.engine.state, self.data_dir, self._halt, every=config.auditor_every)
+            listeners.append(self.auditor)
         self._sequencer = Sequencer(
             self.engine,
             appender,
@@ -250,6 +257,27 @@ class Node:
             listeners=listeners,
         ).start()
         return self._sequencer
+
+    def _halt(self, reason: str) -> None:
+        """The auditor found a violation: freeze withdrawals and stop trading, as logged commands."""
+        sequencer = self._sequencer
+        if sequencer is None:
+            return
+        ignore: Callable[[object], None] = lambda _: None  # noqa: E731 - the outcome is in the log
+        sequencer.submit(
+            FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason=reason, operator="auditor"), ignore
+        )
+        sequencer.submit(
+            SetMarketState(
+                seq=0,
+                timestamp_ns=0,
+                market_id=-1,
+                state=int(MarketState.CANCEL_ONLY),
+                reason=reason,
+                operator="auditor",
+            ),
+            ignore,
+        )
 
     def snapshot_now(self, clock: Clock | None = None) -> tuple[int, Path]:
         """Append a checkpoint and write a snapshot at it (sequencer not running)."""
@@ -270,6 +298,9 @@ class Node:
     def close(self) -> None:
         if self._sequencer is not None:
             self._sequencer.stop()
+            if self.auditor is not None:
+                self.auditor.wait_idle(10)
+                self.auditor.close()
             self._sequencer.appender.close()
             self.prev_hash = self._sequencer.appender.prev_hash
             self._sequencer = None

@@ -1,0 +1,1 @@
+"""The continuous auditor (auditor.py)."""
