@@ -149,22 +149,28 @@ def bench_recovery_command(
 
 @app.command("demo")
 def demo(
-    offline: bool = typer.Option(False, "--offline", help="Run the session on an engine in this process."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port on 127.0.0.1 to serve on (0: any free port)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the temporary data directory on exit."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Instead: a scripted session on an engine in this process (no server)."
+    ),
 ) -> None:
-    """Run a scripted trading session and print trades, balances, ledger lines and the audit."""
-    from rich.console import Console
+    """Serve a live demo exchange (market makers, a funded account, a ccxt snippet) until Ctrl-C."""
+    if offline:
+        from rich.console import Console
 
-    from keel.demo import run_offline_demo
+        from keel.demo import run_offline_demo
 
-    console = Console()
-    if not offline:
-        console.print(
-            "The served demo (a node behind the Backpack-compatible API) arrives with the API issue; "
-            "it is not built yet, so this runs the offline demo instead.\n"
-        )
-    summary = run_offline_demo(console)
-    if summary["audit"]:
-        raise typer.Exit(1)
+        summary = run_offline_demo(Console())
+        if summary["audit"]:
+            raise typer.Exit(1)
+        return
+    import sys
+
+    from keel.demo.served import run_served_demo
+
+    # The gateway's entry point, as `keel serve` execs it: the demo runs it, never imports it.
+    raise typer.Exit(run_served_demo([sys.executable, "-m", "keel.gateway", "serve"], port=port, keep=keep))
 
 
 def main() -> None:

@@ -1,21 +1,35 @@
-"""`keel demo --offline`: the README's first command runs, shows what it promises, and adds up.
+"""`keel demo`: the served demo that ccxt drives, and the scripted `keel demo --offline`.
 
-The command is run as a real subprocess (the same entry point as `.venv/bin/keel`) and its
-text is checked for a trade, ledger lines, the post-only refusal's stable code and a clean
-audit; a second process with another PYTHONHASHSEED must print exactly the same text,
-state hash included. The summary test recomputes every balance by hand from the fee rules
-in keel/core/matching.py (fees are ceil(notional x bps / 10,000) per role and order).
+Served: `keel demo --port 0` runs as a real subprocess (the README's first command); the
+test reads the URL, key and secret it prints, and with the real, pinned, unmodified ccxt
+backpack class loads the markets, sees both sides of the SOL_USDC book filled by the
+simulated market makers within seconds, reads its balance, places and cancels an order,
+and runs the printed ccxt snippet verbatim in a fresh interpreter. SIGINT must then stop
+it cleanly (exit 0) and remove its temporary data directory. A taken port is refused at
+once, naming the port.
+
+Offline: the command's text is checked for a trade, ledger lines, the post-only
+refusal's stable code and a clean audit; a second process with another PYTHONHASHSEED
+must print exactly the same text, state hash included. The summary test recomputes every
+balance by hand from the fee rules in keel/core/matching.py (fees are ceil(notional x bps
+/ 10,000) per role and order).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import queue
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
+import ccxt
 from rich.console import Console
 
 from keel.demo import run_offline_demo
@@ -58,13 +72,6 @@ def test_demo_output_does_not_depend_on_hash_seed() -> None:
     assert first.stdout == second.stdout
 
 
-def test_demo_without_offline_says_the_served_demo_is_not_built_and_runs_offline() -> None:
-    result, _ = run_demo()
-    assert result.returncode == 0, result.stderr
-    assert "not built yet" in result.stdout
-    assert "invariants: all hold" in result.stdout
-
-
 def test_summary_balances_equal_hand_computed_values() -> None:
     summary = run_offline_demo(Console(file=io.StringIO(), width=120))
     usdc, sol = 10**6, 10**9  # atomic units per whole USDC and SOL
@@ -88,3 +95,106 @@ def test_summary_balances_equal_hand_computed_values() -> None:
     assert summary["ledger_entries"] == 5  # three credits, two trades
     assert summary["audit"] == []
     assert len(summary["state_hash"]) == 64
+
+
+def _lines_of(process: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """Return a queue that receives the process's stdout line by line (None at its end)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _read_until(lines: queue.Queue[str | None], last: str, timeout_s: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if line.startswith(last):
+            return seen
+    raise AssertionError(f"no line starting {last!r} within {timeout_s} s; got:\n" + "\n".join(seen))
+
+
+def test_served_demo_is_driven_by_ccxt_and_stops_cleanly_on_sigint() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keel.cli.main", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    try:
+        lines = _lines_of(process)
+        out = "\n".join(_read_until(lines, "Ctrl-C stops the demo.", timeout_s=90))
+        url = re.search(r"^Keel demo exchange at (http://127\.0\.0\.1:\d+)$", out, re.M)
+        api_key = re.search(r"^  API key:    (\S+)$", out, re.M)
+        api_secret = re.search(r"^  API secret: (\S+)$", out, re.M)
+        data_dir = re.search(r"^  data directory: (\S+) \(removed on exit", out, re.M)
+        assert url and api_key and api_secret and data_dir, out
+        assert Path(data_dir[1]).is_dir()
+
+        exchange = ccxt.backpack(
+            {
+                "apiKey": api_key[1],
+                "secret": api_secret[1],
+                "urls": {"api": {"public": url[1], "private": url[1]}},
+            }
+        )
+        markets = exchange.load_markets()
+        assert {"SOL/USDC", "BTC/USDC", "ETH/USDC", "SOL/USDC:USDC"} <= set(markets)
+        deadline = time.monotonic() + 5
+        book = exchange.fetch_order_book("SOL/USDC")
+        while not (book["bids"] and book["asks"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            book = exchange.fetch_order_book("SOL/USDC")
+        assert book["bids"] and book["asks"], book
+        assert book["bids"][0][0] < book["asks"][0][0]
+        balance = exchange.fetch_balance()
+        assert (balance["USDC"]["free"], balance["SOL"]["free"]) == (10_000.0, 100.0)
+        bid = book["bids"][-1][0]  # the deepest bid shown: far from the makers' takers
+        order = exchange.create_order("SOL/USDC", "limit", "buy", 1, bid)
+        assert order["status"] == "open"
+        assert exchange.fetch_balance()["USDC"]["used"] > 0
+        assert exchange.cancel_order(order["id"], "SOL/USDC")["status"] == "canceled"
+
+        # The snippet as printed, in a fresh interpreter: it must run as pasted.
+        snippet = out[out.index("import ccxt") :].split("\n\n")[0]
+        ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert "placed" in ran.stdout and "cancelled canceled" in ran.stdout, ran.stdout
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+        rest = "\n".join(line for line in iter(lines.get, None))
+        assert "stopped: the market makers placed" in rest, rest
+        assert not Path(data_dir[1]).exists()
+        stderr = process.stderr.read() if process.stderr else ""
+        assert "failed" not in stderr, stderr  # no market maker request failed
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_served_demo_refuses_a_taken_port_at_once() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result, elapsed = run_demo("--port", str(port))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr
+    assert "--port 0" in result.stderr
+    assert elapsed < 10
