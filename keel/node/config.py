@@ -32,6 +32,13 @@
     [[assets]]                    # listed by `keel init` as logged commands
     symbol = "USDC"
     decimals = 6
+    collateral_weight = "1"       # the share of its value that counts as margin collateral
+    chain = "Solana"              # deposits and withdrawals ("": neither)
+    confirmations = 32            # a deposit is credited once it has this many
+    withdrawal_fee = "1"          # decimals in the asset's units; "0" turns a rule off
+    withdrawal_daily_limit = "1000000"   # per account and UTC day
+    withdrawal_auto_approve = "10000"    # at or below: approved without an operator
+    two_person_min = "100000"     # at or above: two operators must approve
 
     [[markets]]
     symbol = "SOL_USDC"
@@ -62,9 +69,18 @@ CONFIG_NAME = "keel.toml"
 
 @dataclass(frozen=True, slots=True)
 class AssetConfig:
+    """An asset to list. Amounts are decimal strings in the asset's units; "0" turns a
+    withdrawal rule off (no fee, no daily limit, no automatic approval, no second person)."""
+
     symbol: str
     decimals: int
     collateral_weight: str = "1"  # haircut: the share of its value that counts as collateral
+    chain: str = ""  # where deposits come from and withdrawals go ("": neither)
+    confirmations: int = 1  # a deposit is credited once it has this many
+    withdrawal_fee: str = "0"  # charged on top of each withdrawal, to the fee account
+    withdrawal_daily_limit: str = "0"  # per account and UTC day
+    withdrawal_auto_approve: str = "0"  # at or below: approved without an operator
+    two_person_min: str = "0"  # at or above: two different operators must approve
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +110,12 @@ def perp_config(symbol: str, base: str, tick: str, step: str) -> MarketConfig:
     )
 
 
+# Chains by Backpack's names (spec 1.4); fees near Backpack's; limits an operator would tune.
 DEFAULT_ASSETS = (
-    AssetConfig("USDC", 6),
-    AssetConfig("SOL", 9, "0.9"),
-    AssetConfig("BTC", 8, "0.9"),
-    AssetConfig("ETH", 8, "0.9"),
+    AssetConfig("USDC", 6, "1", "Solana", 32, "1", "1000000", "10000", "100000"),
+    AssetConfig("SOL", 9, "0.9", "Solana", 32, "0.01", "10000", "50", "1000"),
+    AssetConfig("BTC", 8, "0.9", "Bitcoin", 3, "0.0001", "20", "0.1", "2"),
+    AssetConfig("ETH", 8, "0.9", "Ethereum", 12, "0.002", "300", "3", "30"),
 )
 DEFAULT_MARKETS = (
     MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),

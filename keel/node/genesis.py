@@ -22,8 +22,14 @@ def genesis_commands(config: Config) -> list[Command]:
         decimals[asset.symbol] = asset.decimals
         try:
             weight_bps = parse_decimal(asset.collateral_weight, 4, field=f"{asset.symbol} collateral_weight")
+            amounts = {
+                name: parse_decimal(getattr(asset, name), asset.decimals, field=f"{asset.symbol} {name}")
+                for name in ("withdrawal_fee", "withdrawal_daily_limit", "withdrawal_auto_approve", "two_person_min")
+            }
         except Exception as error:
             raise ValueError(str(error)) from error
+        if any(amount < 0 for amount in amounts.values()):
+            raise ValueError(f"asset {asset.symbol}: withdrawal amounts must not be negative")
         commands.append(
             ListAsset(
                 seq=0,
@@ -31,6 +37,12 @@ def genesis_commands(config: Config) -> list[Command]:
                 symbol=asset.symbol,
                 decimals=asset.decimals,
                 collateral_weight_bps=weight_bps,
+                chain=asset.chain,
+                confirmations_required=asset.confirmations,
+                withdrawal_fee_atomic=amounts["withdrawal_fee"],
+                withdrawal_daily_limit_atomic=amounts["withdrawal_daily_limit"],
+                withdrawal_auto_approve_atomic=amounts["withdrawal_auto_approve"],
+                two_person_min_atomic=amounts["two_person_min"],
             )
         )
     for market in config.markets:
