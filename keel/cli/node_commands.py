@@ -278,12 +278,54 @@ def replay(
     typer.echo(json.dumps(summary))
 
 
+def rehearse_command(
+    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Replay the whole log with the code installed now; name every checkpoint and entity it cannot reproduce."""
+    from keel.node.rehearsal import rehearse
+
+    try:
+        result = rehearse(data)
+    except Exception as error:  # no data dir, a database down: a message, not a traceback
+        if json_output:
+            typer.echo(json.dumps({"ok": False, "error": str(error)}))
+            raise typer.Exit(1) from None
+        raise fail(str(error)) from None
+    if json_output:
+        typer.echo(json.dumps(result.as_dict()))
+        raise typer.Exit(0 if result.ok else 1)
+    if result.ok:
+        console.print(
+            f"[green]rehearsal passed[/]: {result.records} records replayed from genesis, "
+            f"{result.checkpoints} checkpoints reproduced, last seq {result.last_seq}, {result.seconds:.2f} s"
+        )
+        console.print(f"state hash {result.state_hash}")
+        return
+    console.print(f"[red]rehearsal failed[/]: this code does not reproduce the log. {result.error}")
+    if result.differences:
+        first = result.differences[0]
+        console.print(
+            f"first differing checkpoint: seq {first.seq} (the command that diverged is after seq "
+            f"{first.previous_good_seq}, the last checkpoint that matched); sections: {', '.join(first.sections)}"
+        )
+        table = Table("checkpoint seq", "last good seq", "sections that differ")
+        for difference in result.differences[:20]:
+            table.add_row(str(difference.seq), str(difference.previous_good_seq), ", ".join(difference.sections))
+        console.print(table)
+    for seq, sections in result.entities.items():
+        for section, keys in sections.items():
+            console.print(f"at snapshot seq {seq}, {section} that differ: {', '.join(keys)}")
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the node commands to the `keel` app."""
     app.command("init")(init)
     app.command("verify")(verify)
     app.command("snapshot")(snapshot)
     app.command("replay")(replay)
+    app.command("rehearse")(rehearse_command)
     log_app = typer.Typer(help="Read the command log.", no_args_is_help=True)
     log_app.command("show")(log_show)
     app.add_typer(log_app, name="log")
