@@ -147,6 +147,32 @@ def bench_recovery_command(
         typer.echo(f"{key:>28}: {value}")
 
 
+@bench_app.command("api")
+def bench_api_command(
+    clients: int = typer.Option(8, min=1, help="Client processes, each one keep-alive connection and one account."),
+    seconds: float = typer.Option(10.0, min=0.1, help="Length of the timed run."),
+    data: Path | None = typer.Option(None, "--data", help="Use (and keep) this new data directory."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Place and cancel signed orders over HTTP against keel serve; report orders/s and latency to ack."""
+    import json
+    import sys
+
+    from keel.bench.api import bench_api
+
+    if data is not None and data.exists() and any(data.iterdir()):
+        raise typer.BadParameter(f"{data} exists and is not empty", param_hint="--data")
+    # The gateway's entry point, as `keel serve` execs it: the benchmark runs it, never imports it.
+    result = bench_api([sys.executable, "-m", "keel.gateway", "serve"], clients, seconds, data)
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:>26}: {value}")
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo(
     port: int = typer.Option(8080, min=0, max=65535, help="Port on 127.0.0.1 to serve on (0: any free port)."),
