@@ -1,7 +1,8 @@
 """History views: engine events projected into a history store (SQLite or PostgreSQL).
 
 Everything a user reads about the past (orders with every status change, fills, ledger
-lines, trades, klines) is read from here, and all of it can be rebuilt from the command
+lines, trades, klines, deposits, withdrawals, funding, position changes, liquidations,
+market states, maintenance, adjustments) is read from here, and all of it can be rebuilt from the command
 log with identical contents. docs/views.md describes the schema and the rules.
 
 - store.py: `HistoryStore` (tables, queries), `open_store`, `StoreSettings`
@@ -17,14 +18,31 @@ from keel.views.catchup import CatchUp, CatchUpReport, RebuildReport, ViewsMisma
 from keel.views.klines import KLINE_INTERVALS
 from keel.views.projector import Item, Projector, ViewsGap
 from keel.views.records import (
+    NO_ENTRY,
     ORDER_STATUS_NAMES,
+    Adjustment,
+    CreditRecord,
+    DepositRecord,
+    DepositUpdate,
     FillRecord,
+    FundingPayment,
+    FundingRound,
+    FundsIn,
     Kline,
     LedgerLine,
+    Liquidation,
+    MaintenanceEvent,
+    MaintenanceKind,
+    MaintenanceStep,
+    MarketStateChange,
     OrderRecord,
     OrderUpdate,
     Position,
+    PositionChange,
     TradeRecord,
+    WithdrawalFreeze,
+    WithdrawalRecord,
+    WithdrawalUpdate,
 )
 from keel.views.store import (
     KLINES_LIMIT_MAX,
@@ -44,17 +62,31 @@ __all__ = [
     "KLINE_INTERVALS",
     "LIMIT_DEFAULT",
     "LIMIT_MAX",
+    "NO_ENTRY",
     "ORDER_STATUS_NAMES",
+    "Adjustment",
     "CatchUp",
     "CatchUpReport",
+    "CreditRecord",
+    "DepositRecord",
+    "DepositUpdate",
     "FillRecord",
+    "FundingPayment",
+    "FundingRound",
+    "FundsIn",
     "HistoryStore",
     "Item",
     "Kline",
     "LedgerLine",
+    "Liquidation",
+    "MaintenanceEvent",
+    "MaintenanceKind",
+    "MaintenanceStep",
+    "MarketStateChange",
     "OrderRecord",
     "OrderUpdate",
     "Position",
+    "PositionChange",
     "Projector",
     "QueryInvalid",
     "RebuildReport",
@@ -65,6 +97,9 @@ __all__ = [
     "ViewsGap",
     "ViewsMismatch",
     "ViewsWriter",
+    "WithdrawalFreeze",
+    "WithdrawalRecord",
+    "WithdrawalUpdate",
     "open_store",
     "rebuild",
     "settings_for",

@@ -20,7 +20,17 @@ Projection rules (docs/views.md has the full table):
   PartiallyFilled; each change of status is an `order_updates` row.
 - OrderCancelled -> Cancelled, OrderExpired -> Expired, with their reason and the steps
   given up.
-- LedgerPosted: one `ledger_lines` row per line, system accounts included.
+- LedgerPosted: one `ledger_lines` row per line, system accounts included. An entry of a
+  `Credit` command is also a `credits` row; a funding entry gives one `funding_payments`
+  row per line (the FundingSettled before it names the market and rate); a deposit,
+  withdrawal or adjustment entry gives its id to the deposit, withdrawal or adjustment
+  the event after it reports.
+- DepositUpdated, WithdrawalUpdated: the deposit's or withdrawal's current row (created by
+  its first event, updated by later ones) and an append-only `*_updates` row.
+- FundingSettled: a `funding_rounds` row. PositionChanged, LiquidationStarted,
+  MarketStateChanged, Adjusted, WithdrawalsFrozen: one row each. MaintenanceScheduled,
+  MaintenanceCancelled, MaintenanceStepApplied, MaintenanceStepBlocked: a
+  `maintenance_events` row; a schedule's steps are also `maintenance_steps` rows.
 - At the end of a command, an order it accepted that cannot rest (IOC, FOK, market) and
   did not end by an event is Filled: the engine emits no event when such an order fills
   completely, and a market order by quote quantity has no quantity to compare with.
@@ -35,23 +45,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from keel.core.commands import Command, ListMarket
+from keel.core.commands import Command, Credit, ListMarket
 from keel.core.errors import KeelError
 from keel.core.events import (
     AccountCreated,
+    Adjusted,
     AssetListed,
+    DepositUpdated,
+    EntryReason,
     Event,
+    FundingSettled,
     LedgerPosted,
+    LiquidationStarted,
+    MaintenanceCancelled,
+    MaintenanceScheduled,
+    MaintenanceStepApplied,
+    MaintenanceStepBlocked,
     MarketListed,
+    MarketStateChanged,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
+    PositionChanged,
     TradeExecuted,
+    WithdrawalsFrozen,
+    WithdrawalUpdated,
 )
 from keel.core.orders import OrderStatus, OrderType, TimeInForce
 from keel.views import schema
 from keel.views.klines import BAR_WIDTHS_S, bar_start_ns
-from keel.views.records import NO_END_REASON
+from keel.views.records import NO_END_REASON, NO_ENTRY, MaintenanceKind
 from keel.views.store import HistoryStore
 
 # One durable command with its events: (seq, timestamp_ns, command, events).
@@ -66,6 +89,13 @@ _CANCELLED = int(OrderStatus.CANCELLED)
 _EXPIRED = int(OrderStatus.EXPIRED)
 _GTC = int(TimeInForce.GTC)
 _LIMIT = int(OrderType.LIMIT)
+_TRADE = int(EntryReason.TRADE)
+# Enum values go into rows as plain ints: a live event may carry an IntEnum member, which
+# psycopg would write by name.
+_SCHEDULED = int(MaintenanceKind.SCHEDULED)
+_CANCELLED_SCHEDULE = int(MaintenanceKind.CANCELLED)
+_STEP_APPLIED = int(MaintenanceKind.STEP_APPLIED)
+_STEP_BLOCKED = int(MaintenanceKind.STEP_BLOCKED)
 
 # Positions of the orders table's columns in an order row (a list, updated in place).
 _COLUMN = {name: index for index, name in enumerate(schema.ORDERS.column_names)}
@@ -86,6 +116,14 @@ _UPDATED_NS = _COLUMN["updated_ns"]
 
 _UPSERT_ORDERS = schema.insert_statement(schema.ORDERS, upsert=True)
 _UPSERT_BARS = schema.insert_statement(schema.KLINE_BARS, upsert=True)
+_UPSERT_DEPOSITS = schema.insert_statement(schema.DEPOSITS, upsert=True)
+_UPSERT_WITHDRAWALS = schema.insert_statement(schema.WITHDRAWALS, upsert=True)
+_DEPOSIT = int(EntryReason.DEPOSIT)
+_WITHDRAWAL = int(EntryReason.WITHDRAWAL)
+_FUNDING = int(EntryReason.FUNDING)
+_ADJUSTMENT = int(EntryReason.ADJUSTMENT)
+_DEPOSIT_COLUMN = {name: index for index, name in enumerate(schema.DEPOSITS.column_names)}
+_WITHDRAWAL_COLUMN = {name: index for index, name in enumerate(schema.WITHDRAWALS.column_names)}
 
 
 class ViewsGap(KeelError):
@@ -97,6 +135,38 @@ class ViewsGap(KeelError):
         )
         self.position = position
         self.seq = seq
+
+
+# Events of schema version 2, projected by Projector._project_v2.
+_V2_EVENTS: Final = frozenset(
+    (
+        DepositUpdated,
+        WithdrawalUpdated,
+        FundingSettled,
+        PositionChanged,
+        LiquidationStarted,
+        MarketStateChanged,
+        MaintenanceScheduled,
+        MaintenanceCancelled,
+        MaintenanceStepApplied,
+        MaintenanceStepBlocked,
+        Adjusted,
+        WithdrawalsFrozen,
+    )
+)
+
+
+class _Links:
+    """What one command's events say about each other: the ledger entry a deposit,
+    withdrawal or adjustment event goes with, the funding round an entry pays."""
+
+    __slots__ = ("adjustment", "deposit_entry", "funding_round", "withdrawal_entry")
+
+    def __init__(self) -> None:
+        self.deposit_entry = NO_ENTRY  # a deposit entry, for the DepositUpdated after it
+        self.withdrawal_entry = NO_ENTRY  # a withdrawal entry, for the WithdrawalUpdated after it
+        self.adjustment: list[Any] | None = None  # an adjustments row waiting for its entry
+        self.funding_round: list[Any] | None = None  # a funding_rounds row waiting for its entry
 
 
 class _Batch:
@@ -114,6 +184,14 @@ class _Batch:
         self.accounts: list[tuple[int, ...]] = []
         # (market, width, start) -> [open, high, low, close, volume, quote volume, trades, first id, last id]
         self.bars: dict[tuple[int, int, int], list[int]] = {}
+        # Current rows of the deposits and withdrawals touched, by id (written with an upsert).
+        self.deposits: dict[int, list[Any]] = {}
+        self.withdrawals: dict[int, list[Any]] = {}
+        # Append-only rows of the version 2 tables, by table.
+        self.rows: dict[schema.Table, list[Sequence[Any]]] = {}
+
+    def add(self, table: schema.Table, row: Sequence[Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
 
 
 class Projector:
@@ -203,6 +281,7 @@ class Projector:
     # ---- projection -------------------------------------------------------------------
     def _project(self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, events: Sequence[Event]) -> None:
         accepted: list[list[int]] = []
+        links = _Links()
         for index, event in enumerate(events):
             kind = type(event)
             if kind is TradeExecuted:
@@ -210,6 +289,8 @@ class Projector:
                 self._trade(batch, seq, timestamp_ns, index, event)
             elif kind is LedgerPosted:
                 assert isinstance(event, LedgerPosted)
+                if event.reason != _TRADE:
+                    self._link_entry(batch, seq, timestamp_ns, command, event, links)
                 batch.ledger_lines.extend(
                     (
                         event.entry_id,
@@ -245,6 +326,8 @@ class Projector:
             elif kind is AccountCreated:
                 assert isinstance(event, AccountCreated)
                 batch.accounts.append((event.account_id, seq, timestamp_ns))
+            elif kind in _V2_EVENTS:
+                self._project_v2(batch, seq, timestamp_ns, command, index, event, links)
             # Anything else (rejections, checkpoints, kinds this version does not know)
             # leaves history as it is.
         for order in accepted:
@@ -398,6 +481,284 @@ class Projector:
         )
         self._markets[event.market_id] = (command.quote_asset_id, lot_atomic)
 
+    # ---- version 2: transfers, perpetuals, market states --------------------------------
+    def _link_entry(
+        self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, event: LedgerPosted, links: _Links
+    ) -> None:
+        """Note a non-trade entry for the event that reports its cause (the event after it),
+        or, for a funding round, write its payments (the event before it named the round)."""
+        reason = event.reason
+        if reason == _DEPOSIT:
+            if type(command) is Credit:
+                assert len(event.lines) == 2, "a credit moves funds from the external account to one account"
+                account_id, asset_id, amount = event.lines[1]
+                batch.add(schema.CREDITS, (event.entry_id, account_id, asset_id, amount, seq, timestamp_ns))
+            else:
+                links.deposit_entry = event.entry_id
+        elif reason == _WITHDRAWAL:
+            links.withdrawal_entry = event.entry_id
+        elif reason == _ADJUSTMENT:
+            assert links.adjustment is not None, "an adjustment entry follows its Adjusted event"
+            links.adjustment[7] = event.entry_id
+            links.adjustment = None
+        elif reason == _FUNDING:
+            round_row = links.funding_round
+            assert round_row is not None, "a funding entry follows its FundingSettled event"
+            round_row[8] = event.entry_id
+            market_id, rate_e9 = round_row[0], round_row[2]
+            for line_no, (account_id, asset_id, amount) in enumerate(event.lines):
+                batch.add(
+                    schema.FUNDING_PAYMENTS,
+                    (event.entry_id, line_no, account_id, market_id, asset_id, amount, rate_e9, seq, timestamp_ns),
+                )
+            links.funding_round = None
+
+    def _current(self, rows: dict[int, list[Any]], table: schema.Table, row_id: int) -> list[Any] | None:
+        """Return the current row of a deposit or withdrawal, from this batch or the store."""
+        row = rows.get(row_id)
+        if row is None:
+            found = self.store.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {table.key[0]} = ?", (row_id,)
+            )
+            if found:
+                row = rows[row_id] = list(found[0])
+        return row
+
+    def _project_v2(
+        self,
+        batch: _Batch,
+        seq: int,
+        timestamp_ns: int,
+        command: Command,
+        index: int,
+        event: Event,
+        links: _Links,
+    ) -> None:
+        if isinstance(event, DepositUpdated):
+            self._deposit(batch, seq, timestamp_ns, index, event, links)
+        elif isinstance(event, WithdrawalUpdated):
+            self._withdrawal(batch, seq, timestamp_ns, index, event, links)
+        elif isinstance(event, FundingSettled):
+            round_row = [
+                event.market_id,
+                seq,
+                event.rate_e9,
+                event.mark_ticks,
+                event.index_ticks,
+                event.paid_atomic,
+                event.received_atomic,
+                event.positions,
+                NO_ENTRY,
+                timestamp_ns,
+            ]
+            batch.add(schema.FUNDING_ROUNDS, round_row)
+            links.funding_round = round_row
+        elif isinstance(event, PositionChanged):
+            batch.add(
+                schema.POSITION_CHANGES,
+                (
+                    seq,
+                    index,
+                    event.account_id,
+                    event.market_id,
+                    event.size_before_steps,
+                    event.size_after_steps,
+                    event.cost_after_atomic,
+                    event.realized_pnl_atomic,
+                    event.trade_id,
+                    timestamp_ns,
+                ),
+            )
+        elif isinstance(event, LiquidationStarted):
+            batch.add(
+                schema.LIQUIDATIONS,
+                (seq, index, event.account_id, event.equity_atomic, event.maintenance_atomic, timestamp_ns),
+            )
+        elif isinstance(event, MarketStateChanged):
+            batch.add(
+                schema.MARKET_STATE_CHANGES,
+                (
+                    seq,
+                    index,
+                    event.market_id,
+                    int(event.state_before),
+                    int(event.state),
+                    event.reason,
+                    event.operator,
+                    timestamp_ns,
+                ),
+            )
+        elif isinstance(event, MaintenanceScheduled):
+            schedule_id = event.schedule_id
+            batch.add(
+                schema.MAINTENANCE_EVENTS,
+                (
+                    seq,
+                    index,
+                    schedule_id,
+                    _SCHEDULED,
+                    -1,
+                    -1,
+                    event.announcement,
+                    event.operator,
+                    timestamp_ns,
+                ),
+            )
+            for step, (time_ns, market_ids, state) in enumerate(event.steps):
+                for market_id in sorted(market_ids) or (-1,):
+                    batch.add(schema.MAINTENANCE_STEPS, (schedule_id, step, market_id, time_ns, int(state)))
+        elif isinstance(event, MaintenanceCancelled):
+            batch.add(
+                schema.MAINTENANCE_EVENTS,
+                (
+                    seq,
+                    index,
+                    event.schedule_id,
+                    _CANCELLED_SCHEDULE,
+                    -1,
+                    -1,
+                    event.reason,
+                    event.operator,
+                    timestamp_ns,
+                ),
+            )
+        elif isinstance(event, MaintenanceStepApplied):
+            batch.add(
+                schema.MAINTENANCE_EVENTS,
+                (
+                    seq,
+                    index,
+                    event.schedule_id,
+                    _STEP_APPLIED,
+                    event.step,
+                    int(event.state),
+                    "",
+                    "",
+                    timestamp_ns,
+                ),
+            )
+        elif isinstance(event, MaintenanceStepBlocked):
+            batch.add(
+                schema.MAINTENANCE_EVENTS,
+                (
+                    seq,
+                    index,
+                    event.schedule_id,
+                    _STEP_BLOCKED,
+                    event.step,
+                    -1,
+                    event.problem,
+                    "",
+                    timestamp_ns,
+                ),
+            )
+        elif isinstance(event, Adjusted):
+            row = [
+                seq,
+                index,
+                event.account_id,
+                event.asset_id,
+                event.amount_atomic,
+                event.incident,
+                event.operator,
+                NO_ENTRY,
+                timestamp_ns,
+            ]
+            batch.add(schema.ADJUSTMENTS, row)
+            links.adjustment = row
+        elif isinstance(event, WithdrawalsFrozen):
+            batch.add(
+                schema.WITHDRAWAL_FREEZES,
+                (seq, index, int(event.frozen), event.reason, event.operator, timestamp_ns),
+            )
+
+    def _deposit(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: DepositUpdated, links: _Links
+    ) -> None:
+        row = self._current(batch.deposits, schema.DEPOSITS, event.deposit_id)
+        entry_id = NO_ENTRY
+        if links.deposit_entry != NO_ENTRY:
+            entry_id, links.deposit_entry = links.deposit_entry, NO_ENTRY
+        if row is None:
+            row = batch.deposits[event.deposit_id] = [
+                event.deposit_id,
+                event.account_id,
+                event.asset_id,
+                event.amount_atomic,
+                event.chain,
+                event.tx_id,
+                event.output_index,
+                event.confirmations,
+                int(event.status),
+                entry_id,
+                seq,
+                timestamp_ns,
+                seq,
+                timestamp_ns,
+            ]
+        else:
+            assert row[_DEPOSIT_COLUMN["account_id"]] == event.account_id, f"deposit {event.deposit_id} changed account"
+            row[_DEPOSIT_COLUMN["confirmations"]] = event.confirmations
+            row[_DEPOSIT_COLUMN["status"]] = int(event.status)
+            if entry_id != NO_ENTRY:
+                row[_DEPOSIT_COLUMN["entry_id"]] = entry_id
+            row[_DEPOSIT_COLUMN["updated_seq"]] = seq
+            row[_DEPOSIT_COLUMN["updated_ns"]] = timestamp_ns
+        batch.add(
+            schema.DEPOSIT_UPDATES,
+            (event.deposit_id, seq, index, event.account_id, int(event.status), event.confirmations, timestamp_ns),
+        )
+
+    def _withdrawal(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: WithdrawalUpdated, links: _Links
+    ) -> None:
+        row = self._current(batch.withdrawals, schema.WITHDRAWALS, event.withdrawal_id)
+        entry_id = NO_ENTRY
+        if links.withdrawal_entry != NO_ENTRY:
+            entry_id, links.withdrawal_entry = links.withdrawal_entry, NO_ENTRY
+        if row is None:
+            row = batch.withdrawals[event.withdrawal_id] = [
+                event.withdrawal_id,
+                event.account_id,
+                event.asset_id,
+                event.amount_atomic,
+                event.fee_atomic,
+                event.chain,
+                event.address,
+                event.tx_id,
+                int(event.status),
+                event.reason,
+                entry_id,
+                seq,
+                timestamp_ns,
+                seq,
+                timestamp_ns,
+            ]
+        else:
+            column = _WITHDRAWAL_COLUMN
+            assert row[column["account_id"]] == event.account_id, f"withdrawal {event.withdrawal_id} changed account"
+            row[column["tx_id"]] = event.tx_id
+            row[column["status"]] = int(event.status)
+            row[column["reason"]] = event.reason
+            if entry_id != NO_ENTRY:
+                row[column["entry_id"]] = entry_id
+            row[column["updated_seq"]] = seq
+            row[column["updated_ns"]] = timestamp_ns
+        batch.add(
+            schema.WITHDRAWAL_UPDATES,
+            (
+                event.withdrawal_id,
+                seq,
+                index,
+                event.account_id,
+                int(event.status),
+                event.operator,
+                event.tx_id,
+                event.reason,
+                timestamp_ns,
+            ),
+        )
+
     # ---- writing ----------------------------------------------------------------------
     def _write(self, batch: _Batch, seq: int, timestamp_ns: int) -> None:
         connection = self.store.connection
@@ -420,4 +781,10 @@ class Projector:
             connection.executemany(_UPSERT_ORDERS, [order for order_id, order in orders.items() if order_id not in new])
         if batch.bars:
             connection.executemany(_UPSERT_BARS, [(*key, *bar) for key, bar in batch.bars.items()])
+        if batch.deposits:
+            connection.executemany(_UPSERT_DEPOSITS, list(batch.deposits.values()))
+        if batch.withdrawals:
+            connection.executemany(_UPSERT_WITHDRAWALS, list(batch.withdrawals.values()))
+        for table, appended in batch.rows.items():
+            connection.insert_many(table, appended)
         connection.execute("UPDATE position SET seq = ?, timestamp_ns = ? WHERE id = 1", (seq, timestamp_ns))

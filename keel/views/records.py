@@ -2,8 +2,10 @@
 
 Fields carry the schema's column names (schema.py) and units; enum-valued fields hold the
 core's enum numbers (`keel.core.orders.Side`, `OrderType`, `TimeInForce`,
-`SelfTradePrevention`, `EndReason`, `keel.core.events.EntryReason`) and order statuses
-`OrderStatus`, whose names in the API (spec section 3) are `ORDER_STATUS_NAMES`. The
+`SelfTradePrevention`, `EndReason`, `keel.core.events.EntryReason`,
+`keel.core.transfers.DepositStatus` and `WithdrawalStatus`, `keel.core.markets.MarketState`,
+`MaintenanceKind` below) and order statuses `OrderStatus`, whose names in the API (spec
+section 3) are `ORDER_STATUS_NAMES`. The
 gateway turns ticks, steps and atomic units into decimal strings and nanoseconds into
 the units each endpoint uses.
 
@@ -12,6 +14,7 @@ Imports: keel.core.orders.
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
 import msgspec
@@ -147,3 +150,204 @@ class Kline(_Record, frozen=True):
     volume_steps: int
     quote_volume_atomic: int
     trades: int
+
+
+@enum.unique
+class MaintenanceKind(enum.IntEnum):
+    """What a `maintenance_events` row records."""
+
+    SCHEDULED = 0  # text: the announcement
+    CANCELLED = 1  # text: the reason
+    STEP_APPLIED = 2
+    STEP_BLOCKED = 3  # text: why the step could not be applied yet
+
+
+NO_ENTRY: Final = -1  # entry_id of a deposit not credited, a withdrawal not completed, a round nobody paid
+
+
+class DepositRecord(_Record, frozen=True):
+    """A deposit a chain watcher reported, with its current status."""
+
+    deposit_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    chain: str
+    tx_id: str
+    output_index: int
+    confirmations: int
+    status: int  # DepositStatus
+    entry_id: int  # its ledger entry once credited, else -1
+    created_seq: int
+    created_ns: int
+    updated_seq: int
+    updated_ns: int
+
+
+class DepositUpdate(_Record, frozen=True):
+    deposit_id: int
+    seq: int
+    event_index: int
+    account_id: int
+    status: int
+    confirmations: int
+    timestamp_ns: int
+
+
+class CreditRecord(_Record, frozen=True):
+    """An operator credit (the Credit command): funds in without a chain deposit."""
+
+    entry_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    seq: int
+    timestamp_ns: int
+
+
+class FundsIn(_Record, frozen=True):
+    """One line of an account's deposit history: a chain deposit (`deposit_id` > 0) or an
+    operator credit (`deposit_id` 0, `entry_id` its ledger entry)."""
+
+    deposit_id: int
+    entry_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    chain: str  # "" for a credit
+    tx_id: str
+    status: int  # DepositStatus (CREDITED for a credit)
+    created_ns: int
+
+
+class WithdrawalRecord(_Record, frozen=True):
+    """A withdrawal with its current status."""
+
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    fee_atomic: int
+    chain: str
+    address: str
+    tx_id: str  # "" until sent
+    status: int  # WithdrawalStatus
+    reason: str  # why it was rejected or failed
+    entry_id: int  # its ledger entry once completed, else -1
+    created_seq: int
+    created_ns: int
+    updated_seq: int
+    updated_ns: int
+
+
+class WithdrawalUpdate(_Record, frozen=True):
+    withdrawal_id: int
+    seq: int
+    event_index: int
+    account_id: int
+    status: int
+    operator: str  # "" for the user's own steps
+    tx_id: str
+    reason: str
+    timestamp_ns: int
+
+
+class FundingRound(_Record, frozen=True):
+    market_id: int
+    seq: int
+    rate_e9: int
+    mark_ticks: int
+    index_ticks: int
+    paid_atomic: int
+    received_atomic: int
+    positions: int
+    entry_id: int
+    timestamp_ns: int
+
+
+class FundingPayment(_Record, frozen=True):
+    """One account's funding in one round: amount < 0 paid, > 0 received."""
+
+    entry_id: int
+    line_no: int
+    account_id: int
+    market_id: int
+    asset_id: int
+    amount_atomic: int
+    rate_e9: int
+    seq: int
+    timestamp_ns: int
+
+
+class PositionChange(_Record, frozen=True):
+    seq: int
+    event_index: int
+    account_id: int
+    market_id: int
+    size_before_steps: int
+    size_after_steps: int
+    cost_after_atomic: int
+    realized_pnl_atomic: int
+    trade_id: int  # 0: not from a trade (auto-deleveraging)
+    timestamp_ns: int
+
+
+class Liquidation(_Record, frozen=True):
+    seq: int
+    event_index: int
+    account_id: int
+    equity_atomic: int
+    maintenance_atomic: int
+    timestamp_ns: int
+
+
+class MarketStateChange(_Record, frozen=True):
+    seq: int
+    event_index: int
+    market_id: int
+    state_before: int
+    state: int
+    reason: str
+    operator: str
+    timestamp_ns: int
+
+
+class MaintenanceEvent(_Record, frozen=True):
+    seq: int
+    event_index: int
+    schedule_id: int
+    kind: int  # MaintenanceKind
+    step: int  # -1 unless a step event
+    state: int  # -1 unless a step event
+    text: str
+    operator: str
+    timestamp_ns: int
+
+
+class MaintenanceStep(_Record, frozen=True):
+    schedule_id: int
+    step: int
+    market_id: int  # -1: every market
+    time_ns: int
+    state: int
+
+
+class Adjustment(_Record, frozen=True):
+    seq: int
+    event_index: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int  # > 0 credited, < 0 debited
+    incident: str
+    operator: str
+    entry_id: int
+    timestamp_ns: int
+
+
+class WithdrawalFreeze(_Record, frozen=True):
+    seq: int
+    event_index: int
+    frozen: bool
+    reason: str
+    operator: str
+    timestamp_ns: int

@@ -1,8 +1,9 @@
 """The history store's tables: one definition, rendered for SQLite and for PostgreSQL.
 
 Every column is an integer (atomic units, ticks, steps, ids, nanosecond timestamps,
-enum numbers) except the symbols of assets and markets. Decimal strings, status names
-and ISO times are the gateway's business. Each table has a primary key that makes its
+enum numbers) except the symbols of assets and markets and the words operators and
+chains supply (chain names, transaction ids, addresses, reasons, operators). Decimal
+strings, status names and ISO times are the gateway's business. Each table has a primary key that makes its
 rows unique and gives the canonical order `HistoryStore.dump` reads them in.
 
 Adding a kind of history (deposits, withdrawals, funding payments, interest, position
@@ -18,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Bump when a table is added or changed: stores of another version are rebuilt from the log.
-SCHEMA_VERSION = 1
+# 2: deposits, operator credits, withdrawals, funding, position changes, liquidations,
+#    market states, maintenance, adjustments and withdrawal freezes.
+SCHEMA_VERSION = 2
 
 INT = "int"
 TEXT = "text"
@@ -194,6 +197,173 @@ KLINE_BARS = Table(
     ("market_id", "width_s", "start_ns"),
 )
 
+# ---- schema version 2: value crossing the boundary, perpetuals, market states ----------
+# One row per deposit a chain watcher reported (transfers.py), updated as it is confirmed,
+# credited or rejected; `entry_id` is its ledger entry once credited (-1 before).
+DEPOSITS = Table(
+    "deposits",
+    (
+        *_ints("deposit_id", "account_id", "asset_id", "amount_atomic"),
+        ("chain", TEXT),
+        ("tx_id", TEXT),
+        *_ints(
+            "output_index",
+            "confirmations",
+            "status",  # keel.core.transfers.DepositStatus
+            "entry_id",
+            "created_seq",
+            "created_ns",
+            "updated_seq",
+            "updated_ns",
+        ),
+    ),
+    ("deposit_id",),
+    (("account_id", "deposit_id"),),
+)
+# Append-only: every DepositUpdated (a status or confirmation change).
+DEPOSIT_UPDATES = Table(
+    "deposit_updates",
+    _ints("deposit_id", "seq", "event_index", "account_id", "status", "confirmations", "timestamp_ns"),
+    ("deposit_id", "seq", "event_index"),
+    (("account_id", "seq"),),
+)
+# Operator credits (the `Credit` command, ledger reason deposit): funds that arrived
+# without a chain deposit; the API lists them with the deposits (source administrator).
+CREDITS = Table(
+    "credits",
+    _ints("entry_id", "account_id", "asset_id", "amount_atomic", "seq", "timestamp_ns"),
+    ("entry_id",),
+    (("account_id", "entry_id"),),
+)
+# One row per withdrawal with its current status; `entry_id` is its ledger entry once
+# completed (-1 before and for the other ends).
+WITHDRAWALS = Table(
+    "withdrawals",
+    (
+        *_ints("withdrawal_id", "account_id", "asset_id", "amount_atomic", "fee_atomic"),
+        ("chain", TEXT),
+        ("address", TEXT),
+        ("tx_id", TEXT),
+        ("status", INT),  # keel.core.transfers.WithdrawalStatus
+        ("reason", TEXT),
+        *_ints("entry_id", "created_seq", "created_ns", "updated_seq", "updated_ns"),
+    ),
+    ("withdrawal_id",),
+    (("account_id", "withdrawal_id"), ("status", "withdrawal_id")),
+)
+# Append-only: every status change of a withdrawal, with who made it ("" for the user)
+# and the transaction id and reason as they stood after it.
+WITHDRAWAL_UPDATES = Table(
+    "withdrawal_updates",
+    (
+        *_ints("withdrawal_id", "seq", "event_index", "account_id", "status"),
+        ("operator", TEXT),
+        ("tx_id", TEXT),
+        ("reason", TEXT),
+        ("timestamp_ns", INT),
+    ),
+    ("withdrawal_id", "seq", "event_index"),
+    (("account_id", "seq"),),
+)
+# One row per funding round of a perpetual (FundingSettled); `entry_id` is the round's
+# ledger entry (-1 when nobody paid: a zero rate or no positions).
+FUNDING_ROUNDS = Table(
+    "funding_rounds",
+    _ints(
+        "market_id",
+        "seq",
+        "rate_e9",  # > 0: longs paid shorts; units of 1e-9 per round
+        "mark_ticks",
+        "index_ticks",
+        "paid_atomic",
+        "received_atomic",
+        "positions",
+        "entry_id",
+        "timestamp_ns",
+    ),
+    ("market_id", "seq"),
+)
+# One row per line of a funding entry: what each account paid (< 0) or received (> 0);
+# the insurance fund's line is the round's rounding.
+FUNDING_PAYMENTS = Table(
+    "funding_payments",
+    _ints(
+        "entry_id", "line_no", "account_id", "market_id", "asset_id", "amount_atomic", "rate_e9", "seq", "timestamp_ns"
+    ),
+    ("entry_id", "line_no"),
+    (("account_id", "entry_id"), ("account_id", "market_id", "entry_id")),
+)
+# Append-only: every PositionChanged (a trade, or auto-deleveraging: trade_id 0).
+POSITION_CHANGES = Table(
+    "position_changes",
+    _ints(
+        "seq",
+        "event_index",
+        "account_id",
+        "market_id",
+        "size_before_steps",
+        "size_after_steps",
+        "cost_after_atomic",
+        "realized_pnl_atomic",
+        "trade_id",
+        "timestamp_ns",
+    ),
+    ("seq", "event_index"),
+    (("account_id", "seq"), ("account_id", "market_id", "seq")),
+)
+LIQUIDATIONS = Table(
+    "liquidations",
+    _ints("seq", "event_index", "account_id", "equity_atomic", "maintenance_atomic", "timestamp_ns"),
+    ("seq", "event_index"),
+    (("account_id", "seq"),),
+)
+MARKET_STATE_CHANGES = Table(
+    "market_state_changes",
+    (
+        *_ints("seq", "event_index", "market_id", "state_before", "state"),  # keel.core.markets.MarketState
+        ("reason", TEXT),
+        ("operator", TEXT),
+        ("timestamp_ns", INT),
+    ),
+    ("seq", "event_index"),
+    (("market_id", "seq"),),
+)
+# Append-only: a schedule recorded (kind 0: text = announcement), cancelled (1: text =
+# reason), a step applied (2) or blocked (3: text = the problem); records.MaintenanceKind.
+MAINTENANCE_EVENTS = Table(
+    "maintenance_events",
+    (
+        *_ints("seq", "event_index", "schedule_id", "kind", "step", "state"),  # step, state -1: none
+        ("text", TEXT),
+        ("operator", TEXT),
+        ("timestamp_ns", INT),
+    ),
+    ("seq", "event_index"),
+    (("schedule_id", "seq"),),
+)
+# The steps of each schedule as recorded: one row per (step, market); market -1: every market.
+MAINTENANCE_STEPS = Table(
+    "maintenance_steps",
+    _ints("schedule_id", "step", "market_id", "time_ns", "state"),
+    ("schedule_id", "step", "market_id"),
+)
+ADJUSTMENTS = Table(
+    "adjustments",
+    (
+        *_ints("seq", "event_index", "account_id", "asset_id", "amount_atomic"),
+        ("incident", TEXT),
+        ("operator", TEXT),
+        *_ints("entry_id", "timestamp_ns"),
+    ),
+    ("seq", "event_index"),
+    (("account_id", "seq"),),
+)
+WITHDRAWAL_FREEZES = Table(
+    "withdrawal_freezes",
+    (*_ints("seq", "event_index", "frozen"), ("reason", TEXT), ("operator", TEXT), ("timestamp_ns", INT)),
+    ("seq", "event_index"),
+)
+
 TABLES: tuple[Table, ...] = (
     META,
     POSITION,
@@ -206,6 +376,20 @@ TABLES: tuple[Table, ...] = (
     TRADES,
     LEDGER_LINES,
     KLINE_BARS,
+    DEPOSITS,
+    DEPOSIT_UPDATES,
+    CREDITS,
+    WITHDRAWALS,
+    WITHDRAWAL_UPDATES,
+    FUNDING_ROUNDS,
+    FUNDING_PAYMENTS,
+    POSITION_CHANGES,
+    LIQUIDATIONS,
+    MARKET_STATE_CHANGES,
+    MAINTENANCE_EVENTS,
+    MAINTENANCE_STEPS,
+    ADJUSTMENTS,
+    WITHDRAWAL_FREEZES,
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}
 

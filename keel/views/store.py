@@ -34,16 +34,32 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from keel.core.errors import KeelError
+from keel.core.transfers import DepositStatus
 from keel.views import schema
 from keel.views.klines import KLINE_INTERVALS, MINUTE_S, NS_PER_S, Bar, KlineInterval, aggregate
 from keel.views.records import (
+    Adjustment,
+    CreditRecord,
+    DepositRecord,
+    DepositUpdate,
     FillRecord,
+    FundingPayment,
+    FundingRound,
+    FundsIn,
     Kline,
     LedgerLine,
+    Liquidation,
+    MaintenanceEvent,
+    MaintenanceStep,
+    MarketStateChange,
     OrderRecord,
     OrderUpdate,
     Position,
+    PositionChange,
     TradeRecord,
+    WithdrawalFreeze,
+    WithdrawalRecord,
+    WithdrawalUpdate,
 )
 
 LIMIT_DEFAULT: Final = 100
@@ -57,6 +73,7 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # as the log's (keel/log/p
 _BARS_PAGE = 2_000
 _IN_CHUNK = 500  # ids per `IN (...)`, below both databases' parameter limits
 _BIGINT_MAX = 2**63 - 1
+_CREDITED = int(DepositStatus.CREDITED)  # an operator credit is credited when it is made
 
 
 class StoreError(KeelError):
@@ -315,6 +332,20 @@ for _record, _table in (
     (FillRecord, schema.FILLS),
     (TradeRecord, schema.TRADES),
     (LedgerLine, schema.LEDGER_LINES),
+    (DepositRecord, schema.DEPOSITS),
+    (DepositUpdate, schema.DEPOSIT_UPDATES),
+    (CreditRecord, schema.CREDITS),
+    (WithdrawalRecord, schema.WITHDRAWALS),
+    (WithdrawalUpdate, schema.WITHDRAWAL_UPDATES),
+    (FundingRound, schema.FUNDING_ROUNDS),
+    (FundingPayment, schema.FUNDING_PAYMENTS),
+    (PositionChange, schema.POSITION_CHANGES),
+    (Liquidation, schema.LIQUIDATIONS),
+    (MarketStateChange, schema.MARKET_STATE_CHANGES),
+    (MaintenanceEvent, schema.MAINTENANCE_EVENTS),
+    (MaintenanceStep, schema.MAINTENANCE_STEPS),
+    (Adjustment, schema.ADJUSTMENTS),
+    (WithdrawalFreeze, schema.WITHDRAWAL_FREEZES),
 ):
     assert _record.__struct_fields__ == _table.column_names, _table.name
 _POST_ONLY = schema.ORDERS.column_names.index("post_only")
@@ -487,6 +518,327 @@ class HistoryStore:
                 [*parameters, limit, offset],
             )
         return [LedgerLine(*row) for row in rows]
+
+    # ---- version 2: transfers, perpetuals, market states --------------------------------
+    def _page(
+        self,
+        table: schema.Table,
+        filters: list[tuple[str, int | None]],
+        time_column: str,
+        start_ns: int | None,
+        end_ns: int | None,
+        limit: int,
+        offset: int,
+        descending: bool,
+    ) -> list[tuple[Any, ...]]:
+        """Return a page of a table's rows in key order (newest first when descending)."""
+        _check_page(limit, offset)
+        _check_times(start_ns, end_ns)
+        where, parameters = _where(filters, time_column, start_ns, end_ns)
+        direction = "DESC" if descending else "ASC"
+        order = ", ".join(f"{column} {direction}" for column in table.key)
+        with self.lock:
+            return self.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*parameters, limit, offset],
+            )
+
+    def _by_key(self, table: schema.Table, column: str, value: int) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {column} = ? "
+                f"ORDER BY {', '.join(table.key)}",
+                (value,),
+            )
+
+    def deposits(
+        self,
+        account_id: int,
+        *,
+        asset_id: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[DepositRecord]:
+        """Return the account's chain deposits in any status, newest first; times filter on
+        when the deposit was first reported."""
+        rows = self._page(
+            schema.DEPOSITS,
+            [("account_id", account_id), ("asset_id", asset_id)],
+            "created_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [DepositRecord(*row) for row in rows]
+
+    def deposit(self, deposit_id: int) -> DepositRecord | None:
+        """Return one deposit whoever it pays, or None."""
+        rows = self._by_key(schema.DEPOSITS, "deposit_id", deposit_id)
+        return DepositRecord(*rows[0]) if rows else None
+
+    def deposit_updates(self, deposit_id: int) -> list[DepositUpdate]:
+        """Return every change of one deposit, oldest first."""
+        return [DepositUpdate(*row) for row in self._by_key(schema.DEPOSIT_UPDATES, "deposit_id", deposit_id)]
+
+    def credits(
+        self,
+        account_id: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[CreditRecord]:
+        """Return the account's operator credits, newest first."""
+        rows = self._page(
+            schema.CREDITS, [("account_id", account_id)], "timestamp_ns", start_ns, end_ns, limit, offset, descending
+        )
+        return [CreditRecord(*row) for row in rows]
+
+    def funds_in(
+        self,
+        account_id: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[FundsIn]:
+        """Return the account's deposit history: chain deposits (any status, at the time they
+        were first reported) and operator credits together, newest first (spec 9.1 Deposit)."""
+        _check_page(limit, offset)
+        _check_times(start_ns, end_ns)
+        deposits_where, deposits_parameters = _where([("account_id", account_id)], "created_ns", start_ns, end_ns)
+        credits_where, credits_parameters = _where([("account_id", account_id)], "timestamp_ns", start_ns, end_ns)
+        direction = "DESC" if descending else "ASC"
+        with self.lock:
+            rows = self.connection.query(
+                "SELECT deposit_id, entry_id, account_id, asset_id, amount_atomic, chain, tx_id, status, created_ns "
+                f"FROM deposits{deposits_where} UNION ALL "
+                "SELECT 0, entry_id, account_id, asset_id, amount_atomic, '', '', ?, timestamp_ns "
+                f"FROM credits{credits_where} "
+                f"ORDER BY created_ns {direction}, deposit_id {direction}, entry_id {direction} LIMIT ? OFFSET ?",
+                [*deposits_parameters, _CREDITED, *credits_parameters, limit, offset],
+            )
+        return [FundsIn(*row) for row in rows]
+
+    def withdrawals(
+        self,
+        account_id: int | None,
+        *,
+        asset_id: int | None = None,
+        status: int | None = None,
+        withdrawal_id: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[WithdrawalRecord]:
+        """Return withdrawals (one account's, or every account's for None) with their current
+        status, newest first; times filter on when each was requested; `status` is a WithdrawalStatus."""
+        rows = self._page(
+            schema.WITHDRAWALS,
+            [("account_id", account_id), ("asset_id", asset_id), ("status", status), ("withdrawal_id", withdrawal_id)],
+            "created_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [WithdrawalRecord(*row) for row in rows]
+
+    def withdrawal(self, withdrawal_id: int) -> WithdrawalRecord | None:
+        """Return one withdrawal whoever made it, or None."""
+        rows = self._by_key(schema.WITHDRAWALS, "withdrawal_id", withdrawal_id)
+        return WithdrawalRecord(*rows[0]) if rows else None
+
+    def withdrawal_updates(self, withdrawal_id: int) -> list[WithdrawalUpdate]:
+        """Return every status change of one withdrawal, oldest first."""
+        rows = self._by_key(schema.WITHDRAWAL_UPDATES, "withdrawal_id", withdrawal_id)
+        return [WithdrawalUpdate(*row) for row in rows]
+
+    def funding_rounds(
+        self,
+        market_id: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[FundingRound]:
+        """Return a perpetual's funding rounds (its funding rate history), newest first."""
+        rows = self._page(
+            schema.FUNDING_ROUNDS,
+            [("market_id", market_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [FundingRound(*row) for row in rows]
+
+    def funding_payments(
+        self,
+        account_id: int,
+        *,
+        market_id: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[FundingPayment]:
+        """Return the account's funding payments (paid < 0, received > 0), newest first."""
+        rows = self._page(
+            schema.FUNDING_PAYMENTS,
+            [("account_id", account_id), ("market_id", market_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [FundingPayment(*row) for row in rows]
+
+    def position_changes(
+        self,
+        account_id: int,
+        *,
+        market_id: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[PositionChange]:
+        """Return every change of the account's perpetual positions, newest first."""
+        rows = self._page(
+            schema.POSITION_CHANGES,
+            [("account_id", account_id), ("market_id", market_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [PositionChange(*row) for row in rows]
+
+    def liquidations(
+        self,
+        account_id: int | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[Liquidation]:
+        """Return liquidations (of one account, or all), newest first."""
+        rows = self._page(
+            schema.LIQUIDATIONS,
+            [("account_id", account_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [Liquidation(*row) for row in rows]
+
+    def market_state_changes(
+        self,
+        market_id: int | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[MarketStateChange]:
+        """Return market state changes (of one market, or all), newest first."""
+        rows = self._page(
+            schema.MARKET_STATE_CHANGES,
+            [("market_id", market_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [MarketStateChange(*row) for row in rows]
+
+    def maintenance_events(
+        self,
+        schedule_id: int | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[MaintenanceEvent]:
+        """Return maintenance events (of one schedule, or all), newest first."""
+        rows = self._page(
+            schema.MAINTENANCE_EVENTS,
+            [("schedule_id", schedule_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [MaintenanceEvent(*row) for row in rows]
+
+    def maintenance_steps(self, schedule_id: int) -> list[MaintenanceStep]:
+        """Return a schedule's steps as recorded, in step then market order."""
+        return [MaintenanceStep(*row) for row in self._by_key(schema.MAINTENANCE_STEPS, "schedule_id", schedule_id)]
+
+    def adjustments(
+        self,
+        account_id: int | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[Adjustment]:
+        """Return adjustments (of one account, or all), newest first."""
+        rows = self._page(
+            schema.ADJUSTMENTS,
+            [("account_id", account_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [Adjustment(*row) for row in rows]
+
+    def withdrawal_freezes(
+        self, *, limit: int = LIMIT_DEFAULT, offset: int = 0, descending: bool = True
+    ) -> list[WithdrawalFreeze]:
+        """Return every freeze and unfreeze of withdrawals, newest first."""
+        rows = self._page(schema.WITHDRAWAL_FREEZES, [], "timestamp_ns", None, None, limit, offset, descending)
+        return [WithdrawalFreeze(row[0], row[1], bool(row[2]), *row[3:]) for row in rows]
 
     def trades(self, market_id: int, *, limit: int = LIMIT_DEFAULT, offset: int = 0) -> list[TradeRecord]:
         """Return a market's trades, newest first (spec 6: /api/v1/trades and /trades/history)."""

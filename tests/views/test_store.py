@@ -4,8 +4,11 @@ The session (views_session.py) is applied by the engine alone and projected into
 store; each query is checked against rows worked out from the session's table: owner
 and status of one order, every status change, newest-first pagination with limit and
 offset, market, order, asset, reason and time filters (half-open), public trades, klines
-of every width class and a rolling window exact to the nanosecond; and out-of-range
-arguments are refused with QueryInvalid, never answered with a partial or unbounded page.
+of every width class and a rolling window exact to the nanosecond; deposit history
+(chain deposits with operator credits), withdrawals with every change, funding rounds and
+payments, position changes, liquidations, adjustments, market states and maintenance;
+and out-of-range arguments are refused with QueryInvalid, never answered with a partial
+or unbounded page.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from views_session import (
     NS,
     PF,
     SOL,
+    SOL_PERP,
     SOL_USDC,
     T_BASE,
     USDC,
     A,
     B,
     C,
+    D,
+    E,
+    F,
     expected_dump,
     session_items,
     t,
@@ -41,6 +48,7 @@ from keel.views import (
     ORDER_STATUS_NAMES,
     HistoryStore,
     Kline,
+    MaintenanceKind,
     Projector,
     QueryInvalid,
     StoreSettings,
@@ -128,7 +136,8 @@ def test_ledger_lines_by_asset_and_reason(store: HistoryStore) -> None:
     deposits = store.ledger(A, reason=int(EntryReason.DEPOSIT))
     assert [(line.entry_id, line.asset_id, line.reference) for line in deposits] == [(2, SOL, 11), (1, USDC, 10)]
     fees = store.ledger(FEES)
-    assert [line.amount_atomic for line in fees] == [6_363, 14_140, 21_210, 105_000, 35_000]
+    # a withdrawal fee (entry 16) and the perpetual trade's fees (entry 13), then the spot trades'
+    assert [line.amount_atomic for line in fees] == [1_000_000, 70_000, 6_363, 14_140, 21_210, 105_000, 35_000]
     assert store.ledger(A, start_ns=t(3_600), end_ns=t(3_621), asset_id=SOL, descending=False)[0].entry_id == 7
 
 
@@ -189,6 +198,87 @@ def test_a_rolling_window_is_exact_at_any_nanosecond(store: HistoryStore) -> Non
     )
 
 
+def test_deposit_history_joins_chain_deposits_and_operator_credits(store: HistoryStore) -> None:
+    """funds_in: chain deposits in any status at the time first reported, and operator
+    credits, newest first, paged; a deposit's every change is kept."""
+    history = store.funds_in(D)
+    assert [(one.deposit_id, one.entry_id, one.status) for one in history] == [(2, -1, 3), (1, 12, 2)]
+    assert (history[1].chain, history[1].tx_id, history[1].amount_atomic) == ("Solana", "tx-d", 20_000_000)
+    assert [(one.deposit_id, one.entry_id, one.chain) for one in store.funds_in(E)] == [(0, 10, "")]
+    assert [one.entry_id for one in store.funds_in(A)] == [2, 1]
+    assert [one.asset_id for one in store.funds_in(A, descending=False)] == [USDC, SOL]
+    assert [one.entry_id for one in store.funds_in(A, limit=1, offset=1)] == [1]
+    assert store.funds_in(D, start_ns=t(3_844)) == store.funds_in(D, limit=1)
+    assert [one.deposit_id for one in store.funds_in(D, end_ns=t(3_844))] == [1]
+    assert [one.deposit_id for one in store.deposits(D, asset_id=USDC, descending=False)] == [1, 2]
+    assert store.deposits(E) == []
+    assert [one.entry_id for one in store.credits(F)] == [11]
+    deposit = store.deposit(1)
+    assert deposit is not None and (deposit.confirmations, deposit.updated_seq) == (2, 37)
+    assert store.deposit(3) is None
+    assert [(one.seq, one.status, one.confirmations) for one in store.deposit_updates(1)] == [
+        (35, 0, 0),
+        (36, 1, 1),
+        (37, 2, 2),
+    ]
+
+
+def test_withdrawals_of_an_account_or_all_by_status_with_every_change(store: HistoryStore) -> None:
+    assert [one.withdrawal_id for one in store.withdrawals(E)] == [2, 1]
+    assert [one.withdrawal_id for one in store.withdrawals(None)] == [4, 3, 2, 1]
+    assert [one.withdrawal_id for one in store.withdrawals(None, status=6)] == [4]  # Failed
+    assert [one.withdrawal_id for one in store.withdrawals(F, withdrawal_id=3)] == [3]
+    assert store.withdrawals(E, withdrawal_id=3) == []  # another account's
+    assert [one.withdrawal_id for one in store.withdrawals(None, start_ns=t(7_730), end_ns=t(7_830))] == [3, 2]
+    completed = store.withdrawal(1)
+    assert completed is not None
+    assert (completed.status, completed.tx_id, completed.entry_id, completed.fee_atomic) == (3, "sig-1", 16, 1_000_000)
+    assert [(one.status, one.operator) for one in store.withdrawal_updates(2)] == [
+        (0, ""),
+        (0, "alice"),
+        (1, "bob"),
+        (5, ""),
+    ]
+    assert [(one.frozen, one.reason) for one in store.withdrawal_freezes()] == [(False, "checked"), (True, "audit")]
+
+
+def test_funding_positions_liquidations_and_adjustments(store: HistoryStore) -> None:
+    assert [(one.rate_e9, one.entry_id) for one in store.funding_rounds(SOL_PERP)] == [(10_000_000, 14)]
+    assert store.funding_rounds(SOL_USDC) == []
+    assert [one.amount_atomic for one in store.funding_payments(D)] == [-1_000_000]
+    assert [one.amount_atomic for one in store.funding_payments(E, market_id=SOL_PERP)] == [1_000_000]
+    assert store.funding_payments(E, market_id=SOL_USDC) == []
+    changes = store.position_changes(D)
+    assert [(one.size_before_steps, one.size_after_steps, one.trade_id) for one in changes] == [
+        (100, 0, 0),
+        (0, 100, 6),
+    ]
+    assert [one.realized_pnl_atomic for one in store.position_changes(E, descending=False)] == [0, 15_000_000]
+    assert [(one.account_id, one.equity_atomic) for one in store.liquidations()] == [(D, 3_950_000)]
+    assert store.liquidations(E) == []
+    assert [one.amount_atomic for one in store.adjustments(D)] == [-1_000_000, 2_500_000]
+    assert [one.incident for one in store.adjustments(limit=1, descending=False)] == ["INC-1"]
+
+
+def test_market_states_and_maintenance(store: HistoryStore) -> None:
+    assert [(one.state_before, one.state) for one in store.market_state_changes(SOL_USDC, descending=False)] == [
+        (0, 4),
+        (4, 1),
+        (1, 0),
+    ]
+    assert [one.reason for one in store.market_state_changes(SOL_PERP)] == ["maintenance 3 step 1", "oracle"]
+    assert len(store.market_state_changes()) == 5
+    kinds = [(one.kind, one.step) for one in store.maintenance_events(3, descending=False)]
+    assert kinds == [
+        (MaintenanceKind.SCHEDULED, -1),
+        (MaintenanceKind.STEP_BLOCKED, 0),
+        (MaintenanceKind.STEP_APPLIED, 0),
+    ]
+    assert [one.text for one in store.maintenance_events(2)] == ["postponed", "ETH_USDC maintenance"]
+    assert [(one.step, one.market_id, one.state) for one in store.maintenance_steps(1)] == [(0, 0, 1), (1, 0, 0)]
+    assert store.maintenance_steps(9) == []
+
+
 @pytest.mark.parametrize(
     ("query", "phrase"),
     [
@@ -200,6 +290,9 @@ def test_a_rolling_window_is_exact_at_any_nanosecond(store: HistoryStore) -> Non
         (lambda store: store.trades(0, limit=5_000), "limit must be between 1 and 1000"),
         (lambda store: store.klines(0, "2m", 0), "unknown kline interval '2m'"),
         (lambda store: store.klines(0, "1m", 0, limit=1_001), "limit must be between 1 and 1000"),
+        (lambda store: store.funds_in(D, limit=0), "limit must be between 1 and 1000"),
+        (lambda store: store.withdrawals(None, offset=-1), "offset must not be negative"),
+        (lambda store: store.funding_rounds(3, start_ns=5, end_ns=1), "end time is before the start time"),
     ],
 )
 def test_out_of_range_queries_are_refused(store: HistoryStore, query: object, phrase: str) -> None:

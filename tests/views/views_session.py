@@ -24,6 +24,49 @@ maker, 5 bps taker, each rounded up per order and role. Accounts: A = 1, B = 2, 
 Times are seconds after T_BASE, 2023-11-14 22:00:00 UTC (an hour boundary), so trades 1
 and 2 fall in the minute and hour starting at T_BASE + 120 s and T_BASE, trades 3 and 4
 in the minute and hour starting at T_BASE + 3600 s, trade 5 in the minute at +3660 s.
+
+Then value crossing the boundary, a perpetual, market states and maintenance (schema
+version 2), with accounts D = 4, E = 5, F = 6 so that A, B and C's history stays as above.
+USDC is on chain Solana: 2 confirmations, withdrawal fee 1 USDC, auto-approval up to 10,
+two operators from 500, a daily limit of 1,000. SOL_USDC_PERP (market 3) has SOL_USDC's
+grid (lot 100 atomic USDC), margin fractions 10% initial and 5% maintenance, hourly
+funding capped at 1%.
+
+| seq | time (s) | command | outcome |
+|---:|---:|---|---|
+| 28 | 3800 | list SOL_USDC_PERP | market 3; first funding at 7200 s |
+| 29 | 3810 | index SOL 100 | index and mark 100.00 |
+| 30-32 | 3820-3822 | create D, E, F | accounts 4, 5, 6 |
+| 33, 34 | 3830, 3831 | credit E 1,000 USDC, F 100 USDC | credits, entries 10 and 11 |
+| 35-37 | 3840-3842 | deposit tx-d:0, 20 USDC to D, at 0, 1, 2 confirmations | deposit 1: Seen, Confirming, Credited |
+| 38 | 3843 | the same at 3 confirmations | nothing (already credited) |
+| 39, 40 | 3844, 3845 | deposit tx-x:1 of 5 USDC to D, then rejected | deposit 2: Seen, Rejected |
+| 41 | 3900 | E sells 1 SOL perp @ 100.00 | order 11 rests |
+| 42 | 3910 | D buys 1 SOL perp @ 100.00 | order 12, trade 6: D long 100 steps, E short; fees 0.05 and 0.02 (entry 13) |
+| 43, 44 | 3920, 3930 | F bids 0.02 @ 99.90, asks 0.02 @ 100.10 | orders 13, 14 rest |
+| 45 | 3940 | index SOL 99 | index 99.00; mark = median(99, mid 100, last 100) = 100.00 |
+| 46 | 7200 | Tick | funding at rate 1% (capped): D pays 1 USDC, E receives 1 (entry 14) |
+| 47 | 7210 | F cancels order 13 | the book has no bid: the mark follows the index |
+| 48 | 7220 | index SOL 85 | D (equity 3.95 < maintenance 4.25) is liquidated: see below |
+| 49 | 7300 | SOL_USDC Closed ("incident 7") | |
+| 50 | 7310 | schedule 1: SOL_USDC PostOnly at 7400 s, Open at 7500 s | |
+| 51 | 7400 | Tick | step 1: SOL_USDC PostOnly |
+| 52, 53 | 7410, 7420 | schedule 2 (ETH_USDC Closed at 9000 s), cancelled | |
+| 54 | 7500 | Tick | step 2: SOL_USDC Open |
+| 55 | 7510 | SOL_USDC_PERP Closed ("oracle") | |
+| 56 | 7520 | schedule 3: SOL_USDC_PERP PostOnly at 7600 s | |
+| 57 | 7600 | Tick | step blocked: the index was not refreshed since the close |
+| 58 | 7610 | index SOL 86 | |
+| 59 | 7620 | Tick | step 1 of schedule 3: SOL_USDC_PERP PostOnly |
+| 60-62 | 7700-7720 | E withdraws 5 USDC (auto-approved), sent (sig-1), completed | withdrawal 1; entry 16 |
+| 63-67 | 7730-7770 | E withdraws 600; alice approves; alice again (refused); bob; E cancels | withdrawal 2 |
+| 68-70 | 7780-7800 | freeze withdrawals; F's request refused; unfreeze | |
+| 71, 72 | 7810, 7820 | F withdraws 20 USDC; rejected ("address sanctioned") | withdrawal 3 |
+| 73, 74 | 7830, 7840 | F withdraws 2 USDC (auto-approved); failed ("chain halted") | withdrawal 4 |
+| 75, 76 | 7900, 7910 | adjust D +2.5 USDC (INC-1), -1 USDC (INC-2) | entries 17, 18 |
+
+D's liquidation (seq 48): its reduce-only market sell (order 15) finds no bid and expires,
+so its position goes to E by auto-deleveraging at the mark, 85.00 (entry 15).
 """
 
 from __future__ import annotations
@@ -34,22 +77,36 @@ from typing import Any
 import msgspec
 
 from keel.core.commands import (
+    Adjust,
     CancelAllOrders,
+    CancelMaintenance,
     CancelOrder,
+    CancelWithdrawal,
     Command,
     CreateAccount,
     Credit,
+    FreezeWithdrawals,
+    ListMarket,
     PlaceOrder,
     PlaceOrders,
+    RejectDeposit,
+    ReportDeposit,
+    RequestWithdrawal,
+    ScheduleMaintenance,
+    SetIndexPrices,
+    SetMarketState,
     Tick,
+    UpdateWithdrawal,
 )
 from keel.core.engine import Engine
+from keel.core.markets import MarketState
 from keel.core.orders import EndReason, OrderStatus
+from keel.core.transfers import DepositStatus, WithdrawalAction, WithdrawalStatus
 from keel.node.config import AssetConfig, Config, MarketConfig
 from keel.node.genesis import genesis_commands
 from keel.sequencer.sequencer import Outcome, Sequencer
 from keel.testing.clock import ManualClock
-from keel.views import Item
+from keel.views import Item, schema
 
 NS = 1_000_000_000
 T_BASE = 1_699_999_200 * NS  # 2023-11-14 22:00:00 UTC
@@ -59,7 +116,9 @@ A, B, C = 1, 2, 3
 SOL_USDC = 0
 USDC, SOL = 0, 1
 GENESIS_LAST_SEQ = 8
-LAST_SEQ = 27
+LAST_SEQ = 76
+D, E, F = 4, 5, 6
+SOL_PERP = 3
 NEW, PF, FILLED, CANCELLED, EXPIRED = (int(status) for status in OrderStatus)
 USER_CANCEL = int(EndReason.USER_CANCEL)
 IOC_END = int(EndReason.IMMEDIATE_OR_CANCEL)
@@ -74,7 +133,12 @@ def t(seconds: int) -> int:
 
 # The session's exchange, stated here rather than taken from keel.toml's defaults (which
 # grow as markets are added): genesis is 4 ListAsset, 3 ListMarket and a Checkpoint.
-SESSION_ASSETS = (AssetConfig("USDC", 6), AssetConfig("SOL", 9), AssetConfig("BTC", 8), AssetConfig("ETH", 8))
+SESSION_ASSETS = (
+    AssetConfig("USDC", 6, "1", "Solana", 2, "1", "1000", "10", "500"),
+    AssetConfig("SOL", 9),
+    AssetConfig("BTC", 8),
+    AssetConfig("ETH", 8),
+)
 SESSION_MARKETS = (
     MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),
     MarketConfig("BTC_USDC", "BTC", "USDC", "0.1", "0.00001", "0.00001", "1", 2, 5),
@@ -110,6 +174,91 @@ def _credit(account_id: int, asset_id: int, amount_atomic: int) -> Credit:
     return Credit(seq=0, timestamp_ns=0, account_id=account_id, asset_id=asset_id, amount_atomic=amount_atomic)
 
 
+ADDRESS = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"  # a Solana address (base58)
+PERP_LISTING: dict[str, Any] = {
+    "symbol": "SOL_USDC_PERP",
+    "base_asset_id": SOL,
+    "quote_asset_id": USDC,
+    "tick_atomic": 10_000,
+    "step_atomic": 10_000_000,
+    "quantity_min_steps": 1,
+    "quantity_max_steps": 0,
+    "notional_min_atomic": 1_000_000,
+    "fee_maker_bps": 2,
+    "fee_taker_bps": 5,
+    "kind": 1,
+    "imf_base_e9": 100_000_000,
+    "mmf_base_e9": 50_000_000,
+    "funding_interval_ns": 3_600 * NS,
+    "funding_cap_bps": 100,
+}
+
+
+def _report(tx_id: str, output_index: int, amount_atomic: int, confirmations: int) -> ReportDeposit:
+    return ReportDeposit(
+        seq=0,
+        timestamp_ns=0,
+        chain="Solana",
+        tx_id=tx_id,
+        output_index=output_index,
+        account_id=D,
+        asset_id=USDC,
+        amount_atomic=amount_atomic,
+        confirmations=confirmations,
+    )
+
+
+def _perp(account_id: int, side: int, price_ticks: int, quantity_steps: int) -> PlaceOrder:
+    return PlaceOrder(
+        seq=0,
+        timestamp_ns=0,
+        account_id=account_id,
+        market_id=SOL_PERP,
+        side=side,
+        order_type=0,
+        price_ticks=price_ticks,
+        quantity_steps=quantity_steps,
+    )
+
+
+def _state(market_id: int, state: MarketState, reason: str) -> SetMarketState:
+    return SetMarketState(seq=0, timestamp_ns=0, market_id=market_id, state=int(state), reason=reason, operator="ops")
+
+
+def _schedule(announcement: str, steps: tuple[tuple[int, tuple[int, ...], int], ...]) -> ScheduleMaintenance:
+    return ScheduleMaintenance(
+        seq=0,
+        timestamp_ns=0,
+        announcement=announcement,
+        operator="ops",
+        steps=tuple((t(seconds), market_ids, state) for seconds, market_ids, state in steps),
+    )
+
+
+def _withdraw(account_id: int, amount_atomic: int) -> RequestWithdrawal:
+    return RequestWithdrawal(
+        seq=0, timestamp_ns=0, account_id=account_id, asset_id=USDC, amount_atomic=amount_atomic, address=ADDRESS
+    )
+
+
+def _update(withdrawal_id: int, action: WithdrawalAction, operator: str, **fields: str) -> UpdateWithdrawal:
+    return UpdateWithdrawal(
+        seq=0, timestamp_ns=0, withdrawal_id=withdrawal_id, action=int(action), operator=operator, **fields
+    )
+
+
+def _adjust(amount_atomic: int, incident: str) -> Adjust:
+    return Adjust(
+        seq=0,
+        timestamp_ns=0,
+        account_id=D,
+        asset_id=USDC,
+        amount_atomic=amount_atomic,
+        incident=incident,
+        operator="ops",
+    )
+
+
 # (seq, seconds after T_BASE, command)
 SCRIPT: list[tuple[int, int, Command]] = [
     (9, 60, CreateAccount(seq=0, timestamp_ns=0)),
@@ -140,8 +289,57 @@ SCRIPT: list[tuple[int, int, Command]] = [
         ),
     ),
     (27, 3_720, CancelAllOrders(seq=0, timestamp_ns=0, account_id=B, market_id=SOL_USDC)),
+    (28, 3_800, ListMarket(seq=0, timestamp_ns=0, **PERP_LISTING)),  # type: ignore[arg-type]
+    (29, 3_810, SetIndexPrices(seq=0, timestamp_ns=0, prices=((SOL, 100_000_000),))),
+    (30, 3_820, CreateAccount(seq=0, timestamp_ns=0)),
+    (31, 3_821, CreateAccount(seq=0, timestamp_ns=0)),
+    (32, 3_822, CreateAccount(seq=0, timestamp_ns=0)),
+    (33, 3_830, _credit(E, USDC, 1_000_000_000)),
+    (34, 3_831, _credit(F, USDC, 100_000_000)),
+    (35, 3_840, _report("tx-d", 0, 20_000_000, 0)),
+    (36, 3_841, _report("tx-d", 0, 20_000_000, 1)),
+    (37, 3_842, _report("tx-d", 0, 20_000_000, 2)),
+    (38, 3_843, _report("tx-d", 0, 20_000_000, 3)),
+    (39, 3_844, _report("tx-x", 1, 5_000_000, 0)),
+    (40, 3_845, RejectDeposit(seq=0, timestamp_ns=0, deposit_id=2, reason="not ours", operator="ops")),
+    (41, 3_900, _perp(E, 1, 10_000, 100)),
+    (42, 3_910, _perp(D, 0, 10_000, 100)),
+    (43, 3_920, _perp(F, 0, 9_990, 2)),
+    (44, 3_930, _perp(F, 1, 10_010, 2)),
+    (45, 3_940, SetIndexPrices(seq=0, timestamp_ns=0, prices=((SOL, 99_000_000),))),
+    (46, 7_200, Tick(seq=0, timestamp_ns=0)),
+    (47, 7_210, CancelOrder(seq=0, timestamp_ns=0, account_id=F, market_id=SOL_PERP, order_id=13)),
+    (48, 7_220, SetIndexPrices(seq=0, timestamp_ns=0, prices=((SOL, 85_000_000),))),
+    (49, 7_300, _state(SOL_USDC, MarketState.CLOSED, "incident 7")),
+    (50, 7_310, _schedule("SOL_USDC reopens", ((7_400, (SOL_USDC,), 1), (7_500, (SOL_USDC,), 0)))),
+    (51, 7_400, Tick(seq=0, timestamp_ns=0)),
+    (52, 7_410, _schedule("ETH_USDC maintenance", ((9_000, (2,), 4),))),
+    (53, 7_420, CancelMaintenance(seq=0, timestamp_ns=0, schedule_id=2, reason="postponed", operator="ops")),
+    (54, 7_500, Tick(seq=0, timestamp_ns=0)),
+    (55, 7_510, _state(SOL_PERP, MarketState.CLOSED, "oracle")),
+    (56, 7_520, _schedule("perp reopens", ((7_600, (SOL_PERP,), 1),))),
+    (57, 7_600, Tick(seq=0, timestamp_ns=0)),
+    (58, 7_610, SetIndexPrices(seq=0, timestamp_ns=0, prices=((SOL, 86_000_000),))),
+    (59, 7_620, Tick(seq=0, timestamp_ns=0)),
+    (60, 7_700, _withdraw(E, 5_000_000)),
+    (61, 7_710, _update(1, WithdrawalAction.MARK_SENT, "ops", tx_id="sig-1")),
+    (62, 7_720, _update(1, WithdrawalAction.MARK_COMPLETED, "ops")),
+    (63, 7_730, _withdraw(E, 600_000_000)),
+    (64, 7_740, _update(2, WithdrawalAction.APPROVE, "alice")),
+    (65, 7_750, _update(2, WithdrawalAction.APPROVE, "alice")),
+    (66, 7_760, _update(2, WithdrawalAction.APPROVE, "bob")),
+    (67, 7_770, CancelWithdrawal(seq=0, timestamp_ns=0, account_id=E, withdrawal_id=2)),
+    (68, 7_780, FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason="audit", operator="auditor")),
+    (69, 7_790, _withdraw(F, 20_000_000)),
+    (70, 7_800, FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=False, reason="checked", operator="ops")),
+    (71, 7_810, _withdraw(F, 20_000_000)),
+    (72, 7_820, _update(3, WithdrawalAction.REJECT, "ops", reason="address sanctioned")),
+    (73, 7_830, _withdraw(F, 2_000_000)),
+    (74, 7_840, _update(4, WithdrawalAction.MARK_FAILED, "ops", reason="chain halted")),
+    (75, 7_900, _adjust(2_500_000, "INC-1")),
+    (76, 7_910, _adjust(-1_000_000, "INC-2")),
 ]
-REJECTED_SEQS = (24,)
+REJECTED_SEQS = (24, 65, 69)
 
 
 def run_script(
@@ -186,8 +384,9 @@ MARKETS = [
     (0, "SOL_USDC", 1, 0, 10_000, 10_000_000, 100, 0, 5, T_BASE),
     (1, "BTC_USDC", 2, 0, 100_000, 1_000, 1, 0, 6, T_BASE),
     (2, "ETH_USDC", 3, 0, 10_000, 10_000, 1, 0, 7, T_BASE),
+    (3, "SOL_USDC_PERP", 1, 0, 10_000, 10_000_000, 100, 1, 28, t(3_800)),
 ]
-ACCOUNTS = [(A, 9, t(60)), (B, 12, t(63)), (C, 14, t(65))]
+ACCOUNTS = [(A, 9, t(60)), (B, 12, t(63)), (C, 14, t(65)), (D, 30, t(3_820)), (E, 31, t(3_821)), (F, 32, t(3_822))]
 
 # Each trade: quote = price x quantity x 100; taker fee = ceil(5 bps of the taker order's
 # notional so far) minus what it already paid; maker fee likewise at 2 bps.
@@ -205,6 +404,8 @@ TRADES = [
     (3, 0, 10_100, 30, 30_300_000, 0, 5, 2, 20, t(3_610)),
     (4, 0, 10_100, 20, 20_200_000, 0, 6, 2, 21, t(3_620)),
     (5, 0, 10_100, 9, 9_090_000, 0, 7, 2, 22, t(3_670)),
+    # the perpetual: D buys 100 steps from E at 100.00; taker fee 5 bps of 100 USDC, maker 2 bps
+    (6, SOL_PERP, 10_000, 100, 100_000_000, 0, 12, 11, 42, t(3_910)),
 ]
 FILLS = [
     (1, 0, 3, B, 0, 0, 10_000, 50, 50_000_000, 25_000, USDC, -1, 18, t(150)),
@@ -217,6 +418,8 @@ FILLS = [
     (4, 1, 2, A, 0, 1, 10_100, 20, 20_200_000, 4_040, USDC, 22, 21, t(3_620)),
     (5, 0, 7, C, 0, 0, 10_100, 9, 9_090_000, 4_545, USDC, -1, 22, t(3_670)),
     (5, 1, 2, A, 0, 1, 10_100, 9, 9_090_000, 1_818, USDC, 22, 22, t(3_670)),
+    (6, 0, 12, D, SOL_PERP, 0, 10_000, 100, 100_000_000, 50_000, USDC, -1, 42, t(3_910)),
+    (6, 1, 11, E, SOL_PERP, 1, 10_000, 100, 100_000_000, 20_000, USDC, -1, 42, t(3_910)),
 ]
 
 
@@ -227,14 +430,16 @@ def _order_row(
     outcome: tuple[int, ...],
     created: tuple[int, int],
     updated: tuple[int, int],
+    market_id: int = SOL_USDC,
+    self_trade_prevention: int = 0,
 ) -> tuple[int, ...]:
-    """terms: side, type, time in force, price, quantity, quote quantity, client id (SOL_USDC,
-    not post-only, RejectTaker); outcome: status, executed, executed quote, fee, cancelled
-    steps, end reason; created and updated: (seq, seconds after T_BASE)."""
+    """terms: side, type, time in force, price, quantity, quote quantity, client id (not
+    post-only; RejectTaker unless given); outcome: status, executed, executed quote, fee,
+    cancelled steps, end reason; created and updated: (seq, seconds after T_BASE)."""
     side, order_type, time_in_force, price, quantity, quote_quantity, client_id = terms
-    post_only, self_trade_prevention = 0, 0
+    post_only = 0
     return (
-        *(order_id, account_id, SOL_USDC, side, order_type, time_in_force, price, quantity, quote_quantity, client_id),
+        *(order_id, account_id, market_id, side, order_type, time_in_force, price, quantity, quote_quantity, client_id),
         *(post_only, self_trade_prevention, *outcome),
         *(created[0], t(created[1]), updated[0], t(updated[1])),
     )
@@ -264,6 +469,39 @@ ORDERS = [
     _order_row(8, C, (1, 1, 0, 0, 50, 0, -1), (EXPIRED, 0, 0, 0, 50, NO_LIQUIDITY_END), (25, 3_700), (25, 3_700)),
     _order_row(9, B, (0, 0, 0, 9_900, 100, 0, 5), (CANCELLED, 0, 0, 0, 100, USER_CANCEL), (26, 3_710), (27, 3_720)),
     _order_row(10, B, (0, 0, 0, 9_800, 10, 0, -1), (CANCELLED, 0, 0, 0, 10, USER_CANCEL), (26, 3_710), (27, 3_720)),
+    _order_row(
+        11,
+        E,
+        (1, 0, 0, 10_000, 100, 0, -1),
+        (FILLED, 100, 100_000_000, 20_000, 0, -1),
+        (41, 3_900),
+        (42, 3_910),
+        SOL_PERP,
+    ),
+    _order_row(
+        12,
+        D,
+        (0, 0, 0, 10_000, 100, 0, -1),
+        (FILLED, 100, 100_000_000, 50_000, 0, -1),
+        (42, 3_910),
+        (42, 3_910),
+        SOL_PERP,
+    ),
+    _order_row(
+        13, F, (0, 0, 0, 9_990, 2, 0, -1), (CANCELLED, 0, 0, 0, 2, USER_CANCEL), (43, 3_920), (47, 7_210), SOL_PERP
+    ),
+    _order_row(14, F, (1, 0, 0, 10_010, 2, 0, -1), (NEW, 0, 0, 0, 0, -1), (44, 3_930), (44, 3_930), SOL_PERP),
+    # D's liquidation: a reduce-only market sell (RejectMaker) that finds no bid
+    _order_row(
+        15,
+        D,
+        (1, 1, 0, 0, 100, 0, -1),
+        (EXPIRED, 0, 0, 0, 100, NO_LIQUIDITY_END),
+        (48, 7_220),
+        (48, 7_220),
+        SOL_PERP,
+        1,
+    ),
 ]
 # order_id, seq, index of the causing event, account, status, executed, executed quote, end reason, time
 ORDER_UPDATES = [
@@ -292,9 +530,18 @@ ORDER_UPDATES = [
     (9, 27, 0, B, CANCELLED, 0, 0, USER_CANCEL, t(3_720)),
     (10, 26, 2, B, NEW, 0, 0, -1, t(3_710)),  # event 1 of the batch is item 1's rejection
     (10, 27, 1, B, CANCELLED, 0, 0, USER_CANCEL, t(3_720)),
+    (11, 41, 0, E, NEW, 0, 0, -1, t(3_900)),
+    (11, 42, 1, E, FILLED, 100, 100_000_000, -1, t(3_910)),
+    (12, 42, 0, D, NEW, 0, 0, -1, t(3_910)),
+    (12, 42, 1, D, FILLED, 100, 100_000_000, -1, t(3_910)),
+    (13, 43, 0, F, NEW, 0, 0, -1, t(3_920)),
+    (13, 47, 0, F, CANCELLED, 0, 0, USER_CANCEL, t(7_210)),
+    (14, 44, 0, F, NEW, 0, 0, -1, t(3_930)),
+    (15, 48, 2, D, NEW, 0, 0, -1, t(7_220)),  # after MarkPriceChanged and LiquidationStarted
+    (15, 48, 3, D, EXPIRED, 0, 0, NO_LIQUIDITY_END, t(7_220)),
 ]
-EXTERNAL, FEES = -1, -2
-DEPOSIT, TRADE = 2, 1
+EXTERNAL, FEES, CLEARING, INSURANCE = -1, -2, -3, -4
+DEPOSIT, TRADE, WITHDRAWAL, FUNDING, ADJUSTMENT, ADL = 2, 1, 3, 4, 8, 9
 
 
 def _deposit(
@@ -324,6 +571,16 @@ def _trade_entry(
     ]
 
 
+def _entry(
+    entry_id: int, reason: int, reference: int, seq: int, seconds: int, lines: list[tuple[int, int]]
+) -> list[tuple[int, ...]]:
+    """An entry of USDC lines (account, amount)."""
+    return [
+        (entry_id, line_no, reason, reference, account, USDC, amount, seq, t(seconds))
+        for line_no, (account, amount) in enumerate(lines)
+    ]
+
+
 LEDGER_LINES = [
     *_deposit(1, 10, 61, A, USDC, 10_000_000_000),
     *_deposit(2, 11, 62, A, SOL, 100_000_000_000),
@@ -334,6 +591,17 @@ LEDGER_LINES = [
     *_trade_entry(7, TRADES[2], C, A, 15_150, 6_060),
     *_trade_entry(8, TRADES[3], C, A, 10_100, 4_040),
     *_trade_entry(9, TRADES[4], C, A, 4_545, 1_818),
+    *_deposit(10, 33, 3_830, E, USDC, 1_000_000_000),  # operator credits
+    *_deposit(11, 34, 3_831, F, USDC, 100_000_000),
+    *_deposit(12, 37, 3_842, D, USDC, 20_000_000),  # the chain deposit, at its second confirmation
+    *_entry(13, TRADE, 6, 42, 3_910, [(D, -50_000), (E, -20_000), (FEES, 70_000), (CLEARING, 0)]),  # fees only
+    # funding at 1% of 1 SOL at mark 100: D (long) pays 1 USDC, E (short) receives it, no rounding
+    *_entry(14, FUNDING, 46, 46, 7_200, [(D, -1_000_000), (E, 1_000_000), (INSURANCE, 0)]),
+    # ADL at the mark 85.00: D's long (cost 100) closes at a loss of 15, E's short at a gain of 15
+    *_entry(15, ADL, 48, 48, 7_220, [(D, -15_000_000), (E, 15_000_000), (CLEARING, 0)]),
+    *_entry(16, WITHDRAWAL, 62, 62, 7_720, [(E, -6_000_000), (EXTERNAL, 5_000_000), (FEES, 1_000_000)]),
+    *_entry(17, ADJUSTMENT, 75, 75, 7_900, [(EXTERNAL, -2_500_000), (D, 2_500_000)]),
+    *_entry(18, ADJUSTMENT, 76, 76, 7_910, [(EXTERNAL, 1_000_000), (D, -1_000_000)]),
 ]
 # market, width, start, open, high, low, close, volume, quote volume, trades, first and last trade id
 KLINE_BARS = [
@@ -343,13 +611,155 @@ KLINE_BARS = [
     (0, 3_600, T_BASE, 10_000, 10_000, 10_000, 10_000, 200, 200_000_000, 2, 1, 2),
     (0, 3_600, t(3_600), 10_100, 10_100, 10_100, 10_100, 59, 59_590_000, 3, 3, 5),
     (0, 86_400, DAY_START, 10_000, 10_100, 10_000, 10_100, 259, 259_590_000, 5, 1, 5),
+    (SOL_PERP, 60, t(3_900), 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
+    (SOL_PERP, 3_600, t(3_600), 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
+    (SOL_PERP, 86_400, DAY_START, 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
 ]
 
+# ---- schema version 2 ------------------------------------------------------------------
+SEEN, CONFIRMING, CREDITED, DEPOSIT_REJECTED = (int(status) for status in DepositStatus)
+REQUESTED, APPROVED, SENT, COMPLETED, W_REJECTED, W_CANCELLED, FAILED = (int(status) for status in WithdrawalStatus)
+OPEN_STATE, POST_ONLY_STATE, CLOSED_STATE = int(MarketState.OPEN), int(MarketState.POST_ONLY), int(MarketState.CLOSED)
+SCHEDULED, SCHEDULE_CANCELLED, STEP_APPLIED, STEP_BLOCKED = 0, 1, 2, 3
+NO_ENTRY = -1
+SANCTIONED = "address sanctioned"
+DEPOSITS = [
+    # id, account, asset, amount, chain, tx, output, confirmations, status, entry, created and updated seq and ns
+    (
+        1,
+        D,
+        USDC,
+        20_000_000,
+        "Solana",
+        "tx-d",
+        0,
+        2,
+        CREDITED,
+        12,
+        35,
+        t(3_840),
+        37,
+        t(3_842),
+    ),  # seq 38 changed nothing
+    (2, D, USDC, 5_000_000, "Solana", "tx-x", 1, 0, DEPOSIT_REJECTED, NO_ENTRY, 39, t(3_844), 40, t(3_845)),
+]
+DEPOSIT_UPDATES = [
+    (1, 35, 0, D, SEEN, 0, t(3_840)),
+    (1, 36, 0, D, CONFIRMING, 1, t(3_841)),
+    (1, 37, 1, D, CREDITED, 2, t(3_842)),  # event 0 is its ledger entry
+    (2, 39, 0, D, SEEN, 0, t(3_844)),
+    (2, 40, 0, D, DEPOSIT_REJECTED, 0, t(3_845)),
+]
+CREDITS = [
+    (1, A, USDC, 10_000_000_000, 10, t(61)),
+    (2, A, SOL, 100_000_000_000, 11, t(62)),
+    (3, B, USDC, 10_000_000_000, 13, t(64)),
+    (4, C, USDC, 10_000_000_000, 15, t(66)),
+    (10, E, USDC, 1_000_000_000, 33, t(3_830)),
+    (11, F, USDC, 100_000_000, 34, t(3_831)),
+]
+WITHDRAWALS = [
+    # id, account, asset, amount, fee, chain, address, tx, status, reason, entry, created and updated
+    (1, E, USDC, 5_000_000, 1_000_000, "Solana", ADDRESS, "sig-1", COMPLETED, "", 16, 60, t(7_700), 62, t(7_720)),
+    (2, E, USDC, 600_000_000, 1_000_000, "Solana", ADDRESS, "", W_CANCELLED, "", NO_ENTRY, 63, t(7_730), 67, t(7_770)),
+    (
+        3,
+        F,
+        USDC,
+        20_000_000,
+        1_000_000,
+        "Solana",
+        ADDRESS,
+        "",
+        W_REJECTED,
+        SANCTIONED,
+        NO_ENTRY,
+        71,
+        t(7_810),
+        72,
+        t(7_820),
+    ),
+    (
+        4,
+        F,
+        USDC,
+        2_000_000,
+        1_000_000,
+        "Solana",
+        ADDRESS,
+        "",
+        FAILED,
+        "chain halted",
+        NO_ENTRY,
+        73,
+        t(7_830),
+        74,
+        t(7_840),
+    ),
+]
+WITHDRAWAL_UPDATES = [
+    (1, 60, 0, E, APPROVED, "", "", "", t(7_700)),  # at most the auto-approval amount
+    (1, 61, 0, E, SENT, "ops", "sig-1", "", t(7_710)),
+    (1, 62, 1, E, COMPLETED, "ops", "sig-1", "", t(7_720)),
+    (2, 63, 0, E, REQUESTED, "", "", "", t(7_730)),  # 600 USDC: two operators must approve
+    (2, 64, 0, E, REQUESTED, "alice", "", "", t(7_740)),
+    (2, 66, 0, E, APPROVED, "bob", "", "", t(7_760)),  # seq 65 (alice again) was refused
+    (2, 67, 0, E, W_CANCELLED, "", "", "", t(7_770)),
+    (3, 71, 0, F, REQUESTED, "", "", "", t(7_810)),  # seq 69 was refused: withdrawals were frozen
+    (3, 72, 0, F, W_REJECTED, "ops", "", SANCTIONED, t(7_820)),
+    (4, 73, 0, F, APPROVED, "", "", "", t(7_830)),
+    (4, 74, 0, F, FAILED, "ops", "", "chain halted", t(7_840)),
+]
+# market, seq, rate (1e-9), mark, index, paid, received, positions, entry, time
+FUNDING_ROUNDS = [(SOL_PERP, 46, 10_000_000, 10_000, 9_900, 1_000_000, 1_000_000, 2, 14, t(7_200))]
+FUNDING_PAYMENTS = [
+    (14, 0, D, SOL_PERP, USDC, -1_000_000, 10_000_000, 46, t(7_200)),
+    (14, 1, E, SOL_PERP, USDC, 1_000_000, 10_000_000, 46, t(7_200)),
+    (14, 2, INSURANCE, SOL_PERP, USDC, 0, 10_000_000, 46, t(7_200)),  # the round's rounding
+]
+POSITION_CHANGES = [
+    (42, 2, D, SOL_PERP, 0, 100, 100_000_000, 0, 6, t(3_910)),
+    (42, 3, E, SOL_PERP, 0, -100, -100_000_000, 0, 6, t(3_910)),
+    (48, 4, D, SOL_PERP, 100, 0, 0, -15_000_000, 0, t(7_220)),  # auto-deleveraging: no trade
+    (48, 5, E, SOL_PERP, -100, 0, 0, 15_000_000, 0, t(7_220)),
+]
+# D at index 85: equity 20 - 0.05 fee - 1 funding - 15 unrealized = 3.95; maintenance 5% of 85 = 4.25
+LIQUIDATIONS = [(48, 1, D, 3_950_000, 4_250_000, t(7_220))]
+MARKET_STATE_CHANGES = [
+    (49, 0, SOL_USDC, OPEN_STATE, CLOSED_STATE, "incident 7", "ops", t(7_300)),
+    (51, 0, SOL_USDC, CLOSED_STATE, POST_ONLY_STATE, "maintenance 1 step 1", "ops", t(7_400)),
+    (54, 0, SOL_USDC, POST_ONLY_STATE, OPEN_STATE, "maintenance 1 step 2", "ops", t(7_500)),
+    (55, 0, SOL_PERP, OPEN_STATE, CLOSED_STATE, "oracle", "ops", t(7_510)),
+    (59, 0, SOL_PERP, CLOSED_STATE, POST_ONLY_STATE, "maintenance 3 step 1", "ops", t(7_620)),
+]
+BLOCKED = "SOL_USDC_PERP: the index price has not been refreshed since the market closed"
+MAINTENANCE_EVENTS = [
+    (50, 0, 1, SCHEDULED, -1, -1, "SOL_USDC reopens", "ops", t(7_310)),
+    (51, 1, 1, STEP_APPLIED, 0, POST_ONLY_STATE, "", "", t(7_400)),
+    (52, 0, 2, SCHEDULED, -1, -1, "ETH_USDC maintenance", "ops", t(7_410)),
+    (53, 0, 2, SCHEDULE_CANCELLED, -1, -1, "postponed", "ops", t(7_420)),
+    (54, 1, 1, STEP_APPLIED, 1, OPEN_STATE, "", "", t(7_500)),
+    (56, 0, 3, SCHEDULED, -1, -1, "perp reopens", "ops", t(7_520)),
+    (57, 0, 3, STEP_BLOCKED, 0, -1, BLOCKED, "", t(7_600)),
+    (59, 1, 3, STEP_APPLIED, 0, POST_ONLY_STATE, "", "", t(7_620)),
+]
+MAINTENANCE_STEPS = [
+    (1, 0, SOL_USDC, t(7_400), POST_ONLY_STATE),
+    (1, 1, SOL_USDC, t(7_500), OPEN_STATE),
+    (2, 0, 2, t(9_000), CLOSED_STATE),
+    (3, 0, SOL_PERP, t(7_600), POST_ONLY_STATE),
+]
+ADJUSTMENTS = [
+    (75, 0, D, USDC, 2_500_000, "INC-1", "ops", 17, t(7_900)),
+    (76, 0, D, USDC, -1_000_000, "INC-2", "ops", 18, t(7_910)),
+]
+WITHDRAWAL_FREEZES = [(68, 0, 1, "audit", "auditor", t(7_780)), (70, 0, 0, "checked", "ops", t(7_800))]
 
-def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(3_720)) -> dict[str, Sequence[tuple[Any, ...]]]:
+
+def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(7_910)) -> dict[str, Sequence[tuple[Any, ...]]]:
     """Return every table's rows after the whole session, as HistoryStore.dump gives them."""
     return {
-        "meta": [("schema_version", 1)],
+        "meta": [("schema_version", schema.SCHEMA_VERSION)],
         "position": [(1, last_seq, last_ns)],
         "assets": ASSETS,
         "markets": MARKETS,
@@ -360,4 +770,18 @@ def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(3_720)) -> dict[str
         "trades": TRADES,
         "ledger_lines": sorted(LEDGER_LINES),
         "kline_bars": KLINE_BARS,
+        "deposits": DEPOSITS,
+        "deposit_updates": DEPOSIT_UPDATES,
+        "credits": CREDITS,
+        "withdrawals": WITHDRAWALS,
+        "withdrawal_updates": WITHDRAWAL_UPDATES,
+        "funding_rounds": FUNDING_ROUNDS,
+        "funding_payments": FUNDING_PAYMENTS,
+        "position_changes": POSITION_CHANGES,
+        "liquidations": LIQUIDATIONS,
+        "market_state_changes": MARKET_STATE_CHANGES,
+        "maintenance_events": MAINTENANCE_EVENTS,
+        "maintenance_steps": MAINTENANCE_STEPS,
+        "adjustments": ADJUSTMENTS,
+        "withdrawal_freezes": WITHDRAWAL_FREEZES,
     }
