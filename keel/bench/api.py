@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -312,6 +313,21 @@ def _create_accounts(host: str, port: int, data_dir: Path, count: int) -> list[t
     return keys
 
 
+def _one_message_each(receivers: list[Connection]) -> list[tuple[Any, ...]]:
+    """Return the next message from every client's pipe, in the order they arrive."""
+    messages = []
+    waiting = list(receivers)
+    while waiting:
+        for ready in multiprocessing.connection.wait(waiting):
+            assert isinstance(ready, Connection)
+            try:
+                messages.append(ready.recv())
+            except EOFError:
+                messages.append(("failed", -1, "a client process exited without reporting"))
+            waiting.remove(ready)
+    return messages
+
+
 def _run_clients(
     serve_command: Sequence[str], data_dir: Path, clients: int, seconds: float
 ) -> tuple[list[tuple[Any, ...]], list[str], float, int | None]:
@@ -328,29 +344,27 @@ def _run_clients(
         port = int(port_text)
         keys = _create_accounts(host, port, data_dir, clients)
         start_at = context.Value("q", 0, lock=False)
-        receiver, sender = context.Pipe(duplex=False)
+        # A pipe per client: messages larger than PIPE_BUF from several writers would interleave.
+        receivers: list[Connection] = []
         for index, (api_key, secret) in enumerate(keys):
+            receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_client_loop,
                 args=(host, port, api_key, secret, index, seconds, start_at, sender),
                 daemon=True,
             )
             process.start()
+            sender.close()
             processes.append(process)
-        sender.close()
-        ready = 0
-        while ready + len(failures) < clients:
-            message = receiver.recv()
-            if message[0] == "ready":
-                ready += 1
-            else:
+            receivers.append(receiver)
+        for message in _one_message_each(receivers):
+            if message[0] != "ready":
                 failures.append(str(message[2]))
         if failures:
             raise RuntimeError(f"{len(failures)} client(s) failed to warm up: {failures[0]}")
         server_cpu_before = _cpu_s(server.pid)
         start_at.value = time.time_ns() + 50_000_000  # all clients begin at the same instant
-        while len(done) + len(failures) < clients:
-            message = receiver.recv()
+        for message in _one_message_each(receivers):
             if message[0] == "done":
                 done.append(message)
             else:
