@@ -22,24 +22,44 @@ EXTERNAL_ACCOUNT_ID: Final = -1
 FEE_ACCOUNT_ID: Final = -2
 CLEARING_ACCOUNT_ID: Final = -3  # the counterparty of realized perpetual PnL (perps.py)
 INSURANCE_ACCOUNT_ID: Final = -4  # the insurance fund; also receives funding rounding
-SYSTEM_ACCOUNT_IDS: Final = (EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID, CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID)
+LENDING_POOL_ACCOUNT_ID: Final = -5  # holds what lenders lent and borrowers did not take (lending.py)
+SYSTEM_ACCOUNT_IDS: Final = (
+    EXTERNAL_ACCOUNT_ID,
+    FEE_ACCOUNT_ID,
+    CLEARING_ACCOUNT_ID,
+    INSURANCE_ACCOUNT_ID,
+    LENDING_POOL_ACCOUNT_ID,
+)
 SYSTEM_ACCOUNT_NAMES: Final = {
     EXTERNAL_ACCOUNT_ID: "external",
     FEE_ACCOUNT_ID: "fees",
     CLEARING_ACCOUNT_ID: "clearing",
     INSURANCE_ACCOUNT_ID: "insurance",
+    LENDING_POOL_ACCOUNT_ID: "lending-pool",
 }
 
 
 class Account:
     """One account. Mutable state owned by the engine."""
 
-    __slots__ = ("account_id", "balances", "client_orders", "digest", "locked", "orders_open", "positions")
+    __slots__ = (
+        "account_id",
+        "balances",
+        "borrowed",
+        "client_orders",
+        "digest",
+        "lent",
+        "locked",
+        "orders_open",
+        "positions",
+    )
 
     def __init__(self, account_id: int, assets_count: int) -> None:
         self.account_id = account_id
         self.balances: list[int] = [0] * assets_count
         self.locked: list[int] = [0] * assets_count
+        self.lent: list[int] = [0] * assets_count  # lend positions per asset (lending.py)
+        self.borrowed: list[int] = [0] * assets_count  # borrow positions per asset
         # Open orders by order id, in creation order; and by client id where one was given.
         self.orders_open: dict[int, Order] = {}
         self.client_orders: dict[int, Order] = {}

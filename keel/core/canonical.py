@@ -65,6 +65,7 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
                     state.margin_asset_id,
                     state.withdrawals_frozen,
                     state.withdrawals_frozen_reason,
+                    state.interest_next_ns,
                 )
             ),
         )
@@ -199,16 +200,7 @@ class StateHasher:
         prefix = b"accounts\0"
         for account in dict.fromkeys(state.dirty_accounts):
             digest = from_bytes(
-                sha256(
-                    prefix
-                    + encode(account.account_id)
-                    + b"\0"
-                    + (
-                        encode((account.balances, account.locked, _sorted_positions(account)))
-                        if account.positions
-                        else encode((account.balances, account.locked))
-                    )
-                ).digest(),
+                sha256(prefix + encode(account.account_id) + b"\0" + encode(account_fields(account))).digest(),
                 "big",
             )
             total += digest - account.digest
@@ -261,9 +253,14 @@ class StateHasher:
 def account_encoding(account: Account) -> bytes:
     """Return an account's canonical encoding: balances, locks and (when it has any) its
     position records in market order."""
-    if account.positions:
-        return _encode((account.balances, account.locked, _sorted_positions(account)))
-    return _encode((account.balances, account.locked))
+    return _encode(account_fields(account))
+
+
+def account_fields(account: Account) -> tuple[object, ...]:
+    """Balances and locks; with positions, lends or borrows, those too (in a fixed shape)."""
+    if account.positions or any(account.lent) or any(account.borrowed):
+        return (account.balances, account.locked, _sorted_positions(account), account.lent, account.borrowed)
+    return (account.balances, account.locked)
 
 
 def _sorted_positions(account: Account) -> list[Position]:

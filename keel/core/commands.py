@@ -38,6 +38,13 @@ class ListAsset(_Command, frozen=True, tag=1):
     withdrawal_daily_limit_atomic: int = 0  # per account; 0: no limit
     withdrawal_auto_approve_atomic: int = 0  # at or below: approved without an operator
     two_person_min_atomic: int = 0  # at or above: two operators must approve; 0: never
+    borrow_imf_bps: int = 0  # initial margin on a borrow's value; 0: the asset cannot be borrowed
+    borrow_mmf_bps: int = 0  # maintenance margin on a borrow's value
+    rate_base_e9: int = 0  # yearly borrow rate at zero utilization (lending.py)
+    rate_slope1_e9: int = 0  # added up to the optimal utilization
+    rate_slope2_e9: int = 0  # added from the optimal utilization to full
+    optimal_utilization_bps: int = 8_000
+    interest_spread_bps: int = 1_000  # the exchange's share of borrowers' interest
 
 
 class ListMarket(_Command, frozen=True, tag=2):
@@ -228,6 +235,15 @@ class Adjust(_Command, frozen=True, tag=21):
     operator: str
 
 
+class BorrowLend(_Command, frozen=True, tag=22):
+    """Borrow or lend an asset (lending.py); side is lending.BorrowLendSide."""
+
+    account_id: int
+    asset_id: int
+    side: int
+    amount_atomic: int
+
+
 Command = (
     ListAsset
     | ListMarket
@@ -250,6 +266,7 @@ Command = (
     | CancelWithdrawal
     | FreezeWithdrawals
     | Adjust
+    | BorrowLend
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -23,6 +23,7 @@ from keel.core import limits
 from keel.core.canonical import SECTIONS, StateHasher, combine
 from keel.core.commands import (
     Adjust,
+    BorrowLend,
     CancelAllOrders,
     CancelMaintenance,
     CancelOrder,
@@ -47,6 +48,7 @@ from keel.core.commands import (
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
 from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, TradeExecuted
+from keel.core.lending import accrue_interest, borrow_lend
 from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
@@ -93,6 +95,8 @@ def _tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
     if state.maintenances:
         run_due_steps(state, command, events)
     on_tick(state, command, events)
+    if state.lending_accounts:
+        accrue_interest(state, command, events)
 
 
 _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
@@ -115,11 +119,12 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     CancelWithdrawal: cancel_withdrawal,
     FreezeWithdrawals: freeze_withdrawals,
     Adjust: adjust,
+    BorrowLend: borrow_lend,
     SetIndexPrices: set_index_prices,
 }
 
 
-_MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick)
+_MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, BorrowLend)
 
 
 def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -> None:

@@ -60,6 +60,8 @@ class RejectCode(enum.IntEnum):
     ACCOUNT_NOT_USER = 3004
     ACCOUNT_LIMIT = 3005
     INSUFFICIENT_MARGIN = 3006
+    BORROW_NOT_ENABLED = 3007
+    POOL_INSUFFICIENT = 3008
     # 4xxx: orders that must exist
     UNKNOWN_ORDER = 4001
     DUPLICATE_CLIENT_ID = 4002

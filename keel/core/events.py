@@ -27,6 +27,7 @@ class EntryReason(enum.IntEnum):
     ADJUSTMENT = 8
     ADL = 9
     REALIZED_PNL = 10
+    BORROW_LEND = 11
 
 
 class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="k", gc=False):
@@ -250,6 +251,30 @@ class Adjusted(_Event, frozen=True, tag=23):
     operator: str
 
 
+class BorrowLendChanged(_Event, frozen=True, tag=24):
+    account_id: int
+    asset_id: int
+    side: int  # lending.BorrowLendSide
+    amount_atomic: int
+    lent_after_atomic: int
+    borrowed_after_atomic: int
+
+
+class InterestAccrued(_Event, frozen=True, tag=25):
+    """An hour of interest on one asset: borrows grew by `paid`, lends by `to_lenders`,
+    and `spread` went to the fee account. `payments` are (account, amount) per position,
+    borrowers negative, lenders and the fee account positive: they sum to zero."""
+
+    asset_id: int
+    rate_e9: int
+    borrowed_atomic: int
+    lent_atomic: int
+    paid_atomic: int
+    to_lenders_atomic: int
+    spread_atomic: int
+    payments: tuple[tuple[int, int], ...]
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -274,6 +299,8 @@ Event = (
     | WithdrawalUpdated
     | WithdrawalsFrozen
     | Adjusted
+    | BorrowLendChanged
+    | InterestAccrued
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -25,7 +25,7 @@ Imports: state, accounts, ledger, matching (hold rules), errors.
 
 from __future__ import annotations
 
-from keel.core.accounts import CLEARING_ACCOUNT_ID, is_user_account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, is_user_account
 from keel.core.errors import InvariantViolation
 from keel.core.ledger import LedgerTotals
 from keel.core.liquidation import below_maintenance
@@ -178,6 +178,23 @@ def _audit_positions(state: ExchangeState) -> list[str]:
                 f"account {account_id}: equity {equity_atomic(state, account)} below maintenance "
                 f"{maintenance_requirement_atomic(state, account)} after the command"
             )
+    pool = state.accounts[LENDING_POOL_ACCOUNT_ID]
+    for asset_id, asset in enumerate(state.assets):
+        lent = sum(account.lent[asset_id] for account in state.accounts.values())
+        borrowed = sum(account.borrowed[asset_id] for account in state.accounts.values())
+        if pool.balances[asset_id] != lent - borrowed:
+            findings.append(
+                f"{asset.symbol}: lending pool {pool.balances[asset_id]} != lent {lent} - borrowed {borrowed}"
+            )
+        if borrowed > lent:
+            findings.append(f"{asset.symbol}: borrowed {borrowed} exceeds lent {lent}")
+    for account_id, account in state.accounts.items():
+        for asset_id, asset in enumerate(state.assets):
+            lent, borrowed = account.lent[asset_id], account.borrowed[asset_id]
+            if lent < 0 or borrowed < 0 or (lent and borrowed):
+                findings.append(f"account {account_id} {asset.symbol}: lent {lent} and borrowed {borrowed}")
+            if (lent or borrowed) and account_id not in state.lending_accounts:
+                findings.append(f"account {account_id}: lends or borrows but is not indexed as a lender")
     if state.margin_asset_id >= 0:
         clearing = state.accounts[CLEARING_ACCOUNT_ID].balances[state.margin_asset_id]
         if clearing + cost_total != 0:

@@ -50,6 +50,18 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
         0 <= amount <= limits.amount_atomic_max for amount in amounts
     ):
         raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "confirmations 1 to 10,000; withdrawal amounts not negative")
+    rates = (command.rate_base_e9, command.rate_slope1_e9, command.rate_slope2_e9)
+    if (
+        not 0 <= command.borrow_mmf_bps <= command.borrow_imf_bps <= BPS
+        or not all(0 <= rate <= 100 * E9 for rate in rates)
+        or not 0 < command.optimal_utilization_bps < BPS
+        or not 0 <= command.interest_spread_bps <= BPS
+    ):
+        raise Rejected(
+            RejectCode.ASSET_CONFIG_INVALID,
+            "borrow margins 0 <= maintenance <= initial <= 10,000 bps; rates 0 to 100 (x1e9); "
+            "optimal utilization strictly between 0 and 10,000 bps; spread 0 to 10,000 bps",
+        )
     asset_id = len(state.assets)
     state.assets.append(
         Asset(
@@ -60,6 +72,11 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
             command.chain,
             command.confirmations_required,
             *amounts,
+            command.borrow_imf_bps,
+            command.borrow_mmf_bps,
+            *rates,
+            command.optimal_utilization_bps,
+            command.interest_spread_bps,
         )
     )
     state.index_prices.append(0)
@@ -68,6 +85,8 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
     for account in state.accounts.values():
         account.balances.append(0)
         account.locked.append(0)
+        account.lent.append(0)
+        account.borrowed.append(0)
     state.dirty_accounts.extend(state.accounts.values())
     events.append(AssetListed(asset_id, command.symbol, command.decimals))
 

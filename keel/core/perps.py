@@ -139,8 +139,10 @@ def collateral_atomic(state: ExchangeState, account: Account) -> int:
     total = 0
     balances = account.balances
     locked = account.locked
+    lent = account.lent
+    borrowed = account.borrowed
     for asset_id in range(len(balances)):
-        amount = balances[asset_id] - locked[asset_id]
+        amount = balances[asset_id] - locked[asset_id] + lent[asset_id] - borrowed[asset_id]
         if amount == 0:
             continue
         if asset_id == margin_asset:
@@ -192,6 +194,20 @@ def initial_requirement_atomic(
         market = markets[market_id]
         notional = max(extra_buy, extra_sell) * market.mark_ticks * market.lot_atomic
         total += requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+    return total + _borrow_requirement(state, account, initial=True)
+
+
+def _borrow_requirement(state: ExchangeState, account: Account, *, initial: bool) -> int:
+    """Margin on borrows: their value x the asset's borrow IMF (or MMF), rounded up."""
+    total = 0
+    for asset_id, borrowed in enumerate(account.borrowed):
+        if borrowed:
+            asset = state.assets[asset_id]
+            if asset_id == state.margin_asset_id:
+                value = borrowed
+            else:
+                value = div_ceil(borrowed * state.index_prices[asset_id], 10**asset.decimals)
+            total += div_ceil(value * (asset.borrow_imf_bps if initial else asset.borrow_mmf_bps), BPS)
     return total
 
 
@@ -205,7 +221,7 @@ def maintenance_requirement_atomic(state: ExchangeState, account: Account) -> in
             market = markets[market_id]
             notional = abs(position.size_steps) * market.mark_ticks * market.lot_atomic
             total += requirement_atomic(notional, market.mmf_base_e9, market.mmf_factor_e9, decimals)
-    return total
+    return total + _borrow_requirement(state, account, initial=False)
 
 
 def check_order_margin(

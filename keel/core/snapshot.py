@@ -38,7 +38,7 @@ class _Image(msgspec.Struct, array_like=True):
     counters: tuple[int, int, int, int]
     assets: list[Asset]
     markets: list[Market]
-    accounts: list[tuple[int, list[int], list[int], list[Position]]]
+    accounts: list[tuple[int, list[int], list[int], list[Position], list[int], list[int]]]
     orders: list[Order]
     # per market: (bid levels, ask levels), each level (price, live order ids in time priority)
     books: list[tuple[list[tuple[int, list[int]]], list[tuple[int, list[int]]]]]
@@ -49,6 +49,7 @@ class _Image(msgspec.Struct, array_like=True):
     deposits: list[Deposit]
     withdrawals: list[Withdrawal]
     withdrawals_frozen: tuple[bool, str]
+    lending: tuple[list[int], int]  # (accounts that ever lent or borrowed, next interest time)
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -83,6 +84,8 @@ def encode_state(state: ExchangeState) -> bytes:
                     state.accounts[account_id].positions[market_id]
                     for market_id in sorted(state.accounts[account_id].positions)
                 ],
+                state.accounts[account_id].lent,
+                state.accounts[account_id].borrowed,
             )
             for account_id in sorted(state.accounts)
         ],
@@ -95,6 +98,7 @@ def encode_state(state: ExchangeState) -> bytes:
         deposits=list(state.deposits.values()),
         withdrawals=list(state.withdrawals.values()),
         withdrawals_frozen=(state.withdrawals_frozen, state.withdrawals_frozen_reason),
+        lending=(list(state.lending_accounts), state.interest_next_ns),
     )
     return _encoder.encode(image)
 
@@ -116,6 +120,8 @@ def decode_state(data: bytes) -> ExchangeState:
     state.index_updated_ns = list(image.index_updated_ns)
     state.maintenances = list(image.maintenances)
     state.withdrawals_frozen, state.withdrawals_frozen_reason = image.withdrawals_frozen
+    lending_accounts, state.interest_next_ns = image.lending
+    state.lending_accounts = dict.fromkeys(lending_accounts)
     for deposit in image.deposits:
         state.deposits[deposit.deposit_id] = deposit
         state.deposit_keys[(deposit.chain, deposit.tx_id, deposit.output_index)] = deposit.deposit_id
@@ -125,10 +131,12 @@ def decode_state(data: bytes) -> ExchangeState:
     state.margin_asset_id = image.margin_asset_id
     state.positions_by_market = [{} for _ in state.markets]
     state.accounts = {}
-    for account_id, balances, locked, positions in image.accounts:
+    for account_id, balances, locked, positions, lent, borrowed in image.accounts:
         account = Account(account_id, 0)
         account.balances = list(balances)
         account.locked = list(locked)
+        account.lent = list(lent)
+        account.borrowed = list(borrowed)
         for position in positions:
             if position.account_id != account_id:
                 raise ValueError(f"a position of account {position.account_id} is filed under {account_id}")

@@ -38,6 +38,8 @@ class ExchangeState:
         "entry_id_next",
         "index_prices",
         "index_updated_ns",
+        "interest_next_ns",
+        "lending_accounts",
         "maintenances",
         "margin_asset_id",
         "market_ids_by_symbol",
@@ -72,6 +74,8 @@ class ExchangeState:
         self.withdrawals_frozen = False
         self.withdrawals_frozen_reason = ""
         self.dirty_transfers: list[Deposit | Withdrawal] = []
+        self.lending_accounts: dict[int, None] = {}  # accounts that ever lent or borrowed (lending.py)
+        self.interest_next_ns = 0  # the next hourly interest accrual; 0: set at the first Tick
         self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1

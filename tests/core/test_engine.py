@@ -11,6 +11,7 @@ from keel.core import canonical, limits
 from keel.core.accounts import EXTERNAL_ACCOUNT_ID
 from keel.core.commands import (
     Adjust,
+    BorrowLend,
     CancelAllOrders,
     CancelMaintenance,
     CancelOrder,
@@ -41,12 +42,14 @@ from keel.core.events import (
     AccountCreated,
     Adjusted,
     AssetListed,
+    BorrowLendChanged,
     CheckpointPassed,
     CommandRejected,
     DepositUpdated,
     EntryReason,
     Event,
     FundingSettled,
+    InterestAccrued,
     LedgerPosted,
     LiquidationStarted,
     MaintenanceCancelled,
@@ -458,6 +461,7 @@ ALL_COMMANDS: list[Command] = [
     CancelWithdrawal(seq=21, timestamp_ns=2**63 - 1, account_id=1, withdrawal_id=1),
     FreezeWithdrawals(seq=22, timestamp_ns=2**63 - 1, frozen=True, reason="audit", operator="auditor"),
     Adjust(seq=23, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, amount_atomic=-7, incident="INC-1", operator="o"),
+    BorrowLend(seq=24, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, side=1, amount_atomic=10**6),
 ]
 
 ALL_EVENTS: list[Event] = [
@@ -485,6 +489,8 @@ ALL_EVENTS: list[Event] = [
     WithdrawalUpdated(1, 1, 0, 5, 1, 3, "Solana", "So1", "abc", "ops", ""),
     WithdrawalsFrozen(True, "audit", "auditor"),
     Adjusted(1, 0, -7, "INC-1", "o"),
+    BorrowLendChanged(1, 0, 0, 500, 0, 500),
+    InterestAccrued(0, 50_000_000, 500, 1_000, 3, 2, 1, ((1, -3), (2, 2), (-2, 1))),
 ]
 
 

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from keel.core import limits
-from keel.core.accounts import CLEARING_ACCOUNT_ID, EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID, INSURANCE_ACCOUNT_ID
+from keel.core.accounts import (
+    CLEARING_ACCOUNT_ID,
+    EXTERNAL_ACCOUNT_ID,
+    FEE_ACCOUNT_ID,
+    INSURANCE_ACCOUNT_ID,
+    LENDING_POOL_ACCOUNT_ID,
+)
 from keel.core.assets import Asset
 from keel.core.commands import CreateAccount, Credit, ListAsset, ListMarket
 from keel.core.errors import RejectCode
@@ -277,6 +283,7 @@ def test_create_account_numbers_accounts_from_one(h: Harness) -> None:
     assert account.locked == [0, 0, 0, 0]
     assert account.orders_open == {}
     assert sorted(h.state.accounts) == [
+        LENDING_POOL_ACCOUNT_ID,
         INSURANCE_ACCOUNT_ID,
         CLEARING_ACCOUNT_ID,
         FEE_ACCOUNT_ID,

@@ -96,7 +96,8 @@ def data_dir(tmp_path: Path) -> Path:
 def test_restart_gives_the_same_seq_and_state_hash(log_config: dict[str, str], data_dir: Path) -> None:
     """Close a node that ran a load, open it again: same last seq, same state hash, same state; it goes on
     from the next seq."""
-    init_data_dir(data_dir, node_config(log_config, checkpoint_every=CHECKPOINT_EVERY))
+    # No Ticks: one falling between the three commands at the end would take a seq.
+    init_data_dir(data_dir, node_config(log_config, checkpoint_every=CHECKPOINT_EVERY, tick_interval_ms=10**9))
     with Node.open(data_dir) as node:
         sequencer = node.start()
         run_load(sequencer, LoadGenerator(random.Random(7), node.engine.state), COMMANDS)
