@@ -7,7 +7,8 @@ given by the sequencer. A refused command yields one `CommandRejected` event and
 every part of the state except the log position (`seq_last`, `timestamp_ns_last`)
 exactly as it was, because every handler decides before it applies.
 
-This module dispatches only; the rules live in listing.py and matching.py.
+This module dispatches only; the rules live in listing.py, matching.py, perps.py,
+liquidation.py, lending.py, market_states.py and transfers.py.
 
 Imports: the core's own modules.
 """
@@ -47,7 +48,7 @@ from keel.core.commands import (
     UpdateWithdrawal,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
-from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, TradeExecuted
+from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, OrderAccepted, TradeExecuted
 from keel.core.lending import accrue_interest, borrow_lend
 from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
@@ -124,13 +125,16 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
 }
 
 
-_MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, BorrowLend)
+# Commands after which an account may be below maintenance margin: they move prices,
+# positions, balances or locks, or reopen a market whose liquidations were paused.
+_MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, BorrowLend, Adjust, SetMarketState)
+_MOVES_EVERYONE = (SetIndexPrices, Tick, SetMarketState)
 
 
 def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -> None:
     """Liquidate accounts this command left below maintenance margin (liquidation.py),
     until none is left: a liquidation can move other accounts too."""
-    if type(command) is SetIndexPrices or type(command) is Tick:
+    if type(command) in _MOVES_EVERYONE:
         candidates = perp_accounts(state, list(range(len(state.markets))))
     else:
         candidates = _touched(state, events, 0)
@@ -151,6 +155,8 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
             found.append(event.maker_account_id)
         elif isinstance(event, LedgerPosted):
             found.extend(line[0] for line in event.lines)
+        elif isinstance(event, OrderAccepted):  # a resting order's hold is no longer collateral
+            found.append(event.account_id)
     return [account_id for account_id in found if account_id > 0 and accounts[account_id].positions]
 
 

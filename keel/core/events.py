@@ -154,8 +154,8 @@ class MarkPriceChanged(_Event, frozen=True, tag=12):
 class FundingSettled(_Event, frozen=True, tag=13):
     """A funding round: positions paid `rate_e9` x notional at the mark; longs pay when
     the rate is positive. `paid_atomic` is what payers paid, `received_atomic` what
-    receivers got; the difference (rounding, toward the exchange) went to the funding
-    rounding account. The ledger entry follows."""
+    receivers got; the difference (rounding, toward the exchange) went to the insurance
+    fund. The ledger entry follows."""
 
     market_id: int
     rate_e9: int

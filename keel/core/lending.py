@@ -108,6 +108,10 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
         borrowed = amount - redeemed
         if borrowed and not asset.borrow_imf_bps:
             raise Rejected(RejectCode.BORROW_NOT_ENABLED, f"{asset.symbol} cannot be borrowed")
+        if borrowed and state.margin_asset_id < 0:
+            raise Rejected(
+                RejectCode.BORROW_NOT_ENABLED, "no margin asset yet: borrowing opens with the first perpetual"
+            )
         if borrowed and asset_id != state.margin_asset_id and state.index_prices[asset_id] == 0:
             raise Rejected(RejectCode.BORROW_NOT_ENABLED, f"{asset.symbol} has no index price to value a borrow")
         if amount > pool:

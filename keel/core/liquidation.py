@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+import msgspec
+
 from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, Account
 from keel.core.commands import PlaceOrder
 from keel.core.errors import Rejected
@@ -46,6 +48,7 @@ from keel.core.perps import (
 from keel.core.state import ExchangeState
 
 _ADL = int(EntryReason.ADL)
+_LIQUIDATION = int(EntryReason.LIQUIDATION)
 _INSURANCE = int(EntryReason.INSURANCE)
 _LIQUIDATION_END = int(EndReason.LIQUIDATION)
 
@@ -76,11 +79,13 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
         LiquidationStarted(account_id, equity_atomic(state, account), maintenance_requirement_atomic(state, account))
     )
     for order in sorted(account.orders_open.values(), key=lambda order: order.order_id):
-        cancel_open_order(state, order, account, _LIQUIDATION_END, events)
+        if state.markets[order.market_id].state != MarketState.CLOSED:  # a Closed book is not touched
+            cancel_open_order(state, order, account, _LIQUIDATION_END, events)
     for market_id in sorted(account.positions):
         size = account.positions[market_id].size_steps
         market = state.markets[market_id]
         if size and market.state == MarketState.OPEN:
+            start = len(events)
             with suppress(Rejected):  # e.g. below the market's minimum quantity: deleveraged below
                 place_order(
                     state,
@@ -97,6 +102,11 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
                     ),
                     events,
                 )
+            # The close-out's trades are posted with reason `liquidation`, not `trade`.
+            for index in range(start, len(events)):
+                event = events[index]
+                if isinstance(event, LedgerPosted):
+                    events[index] = msgspec.structs.replace(event, reason=_LIQUIDATION)
         left = account.positions.get(market_id)
         if left is not None and left.size_steps:
             _deleverage(state, account, market_id, seq, events)

@@ -53,7 +53,7 @@ def _transition_problem(state: ExchangeState, market: Market, target: int) -> st
         return f"{market.symbol} is Closed: it reopens through PostOnly"
     if (
         market.state == _CLOSED
-        and target != _CLOSED
+        and target not in (_CLOSED, MarketState.CANCEL_ONLY)  # CancelOnly trades nothing: no price needed
         and market.kind == MarketKind.PERP
         and state.index_updated_ns[market.base_asset_id] <= market.state_changed_ns
     ):

@@ -70,7 +70,14 @@ from keel.core.orders import (
     Side,
     TimeInForce,
 )
-from keel.core.perps import apply_fill, check_order_margin, forget_if_flat, position_for
+from keel.core.perps import (
+    apply_fill,
+    check_order_margin,
+    equity_atomic,
+    forget_if_flat,
+    initial_requirement_atomic,
+    position_for,
+)
 from keel.core.state import ExchangeState
 
 _PERP = int(MarketKind.PERP)
@@ -124,6 +131,45 @@ def user_account_for(state: ExchangeState, account_id: int) -> Account:
     if account is None or account_id <= 0:
         raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
     return account
+
+
+def _check_spot_margin(
+    state: ExchangeState,
+    account: Account,
+    market: Market,
+    is_buy: bool,
+    hold_asset: int,
+    hold: int,
+    quantity: int,
+    price: int,
+) -> None:
+    """Refuse a spot order that would leave a margin account below initial margin. Its
+    whole hold stops counting as collateral; only what can fill at once (`quantity`: the
+    steps the book holds up to its price) counts, what it buys at the index price and
+    the asset's weight, what it sells at its price less the taker fee. That bounds the
+    account's equity after the command from below."""
+    if is_buy:
+        base = state.assets[market.base_asset_id]
+        index = state.index_prices[market.base_asset_id] if market.base_asset_id != state.margin_asset_id else 0
+        bought = quantity * market.step_atomic
+        proceeds = div_floor(bought * index, 10**base.decimals) * base.collateral_weight_bps // BPS
+    else:
+        notional = price * quantity * market.lot_atomic
+        proceeds = notional - div_ceil(notional * market.fee_taker_bps, BPS) if market.fee_taker_bps > 0 else notional
+    account.locked[hold_asset] += hold
+    try:
+        equity = equity_atomic(state, account) + proceeds
+        required = initial_requirement_atomic(state, account)
+    finally:
+        account.locked[hold_asset] -= hold
+    if equity < required:
+        margin_asset = state.margin_asset_id
+        raise Rejected(
+            RejectCode.INSUFFICIENT_MARGIN,
+            f"insufficient margin: with this order's {amount_text(state, hold_asset, hold)} held, the account's "
+            f"equity would be {amount_text(state, margin_asset, equity)}, below its initial margin of "
+            f"{amount_text(state, margin_asset, required)}",
+        )
 
 
 def _check_market_state(market: Market, market_state: int, command: PlaceOrder) -> None:
@@ -466,6 +512,15 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
         hold_asset = market.base_asset_id
         hold = quantity * market.step_atomic if crosses or may_rest else 0
     locked = account.locked
+    if (
+        not is_perp
+        and hold
+        and state.margin_asset_id >= 0
+        and (account.positions or account_id in state.lending_accounts)
+    ):
+        # A margin account's spot hold stops counting as collateral: keep initial margin.
+        fillable = _fillable_steps(state, book, is_buy, price, account_id, stp, quantity) if crosses else 0
+        _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
     if hold > account.balances[hold_asset] - locked[hold_asset]:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,

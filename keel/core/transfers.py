@@ -14,8 +14,8 @@ reject a deposit that is not yet credited. So each output is credited at most on
 however often and in whatever order it is reported.
 
 Withdrawals. `RequestWithdrawal` checks the address for the asset's chain, the amount
-(positive, at least the fee), the available balance, the account's daily limit
-(requests since 00:00 UTC that did not fail or get cancelled) and, for an account with
+(positive; the fee is charged on top), the available balance, the account's daily limit
+(requests since 00:00 UTC that were not rejected, cancelled or failed) and, for an account with
 positions, that its equity after the withdrawal still covers its initial margin; then
 it locks amount + fee. It is `Approved` at once when it is under the asset's
 auto-approval amount, else it waits for an operator (two distinct operators at or above
@@ -187,6 +187,12 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a deposit must be a positive amount")
     if command.confirmations < 0:
         raise Rejected(RejectCode.ORDER_MALFORMED, "confirmations must not be negative")
+    expected_chain = state.assets[command.asset_id].chain
+    if expected_chain and command.chain != expected_chain:
+        raise Rejected(
+            RejectCode.DEPOSIT_MISMATCH,
+            f"{state.assets[command.asset_id].symbol} arrives on {expected_chain}, not on {command.chain}",
+        )
     key = (command.chain, command.tx_id, command.output_index)
     deposit_id = state.deposit_keys.get(key)
     required = state.assets[command.asset_id].confirmations_required
@@ -205,11 +211,12 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
             )
         if deposit.status >= DepositStatus.CREDITED or command.confirmations <= deposit.confirmations:
             return  # a duplicate, a late or reordered report: nothing to do
+        if command.confirmations >= required:
+            _check_fits(state, deposit)  # decide before the first write
         deposit.confirmations = command.confirmations
         deposit.updated_ns = now
         state.dirty_transfers.append(deposit)
         if command.confirmations >= required:
-            _check_fits(state, deposit)
             _credit(state, deposit, command.seq, events)
         else:
             deposit.status = DepositStatus.CONFIRMING
@@ -360,7 +367,10 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
     if len(state.withdrawals) >= limits.withdrawals_max:
         raise Rejected(RejectCode.ORDER_MALFORMED, "the withdrawal register is full")
     withdrawal_id = len(state.withdrawals) + 1
-    auto = amount <= asset.withdrawal_auto_approve_atomic
+    # Automatic approval never bypasses the two-person rule.
+    auto = amount <= asset.withdrawal_auto_approve_atomic and not (
+        asset.two_person_min_atomic and amount >= asset.two_person_min_atomic
+    )
     withdrawal = Withdrawal(
         withdrawal_id,
         account.account_id,
@@ -513,9 +523,14 @@ def adjust(state: ExchangeState, command: Adjust, events: list[Event]) -> None:
     amount = command.amount_atomic
     if amount == 0:
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "an adjustment moves a non-zero amount")
-    if abs(amount) > limits.amount_atomic_max:
-        raise Rejected(RejectCode.VALUE_TOO_LARGE, "amount is too large")
     asset_id = command.asset_id
+    external_after = state.accounts[EXTERNAL_ACCOUNT_ID].balances[asset_id] - amount
+    if (
+        abs(amount) > limits.amount_atomic_max
+        or account.balances[asset_id] + amount > limits.amount_atomic_max
+        or external_after < -limits.amount_atomic_max
+    ):
+        raise Rejected(RejectCode.VALUE_TOO_LARGE, "the adjustment would exceed the largest amount Keel holds")
     if amount < 0 and -amount > account.balances[asset_id] - account.locked[asset_id]:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,

@@ -261,3 +261,20 @@ def test_an_index_jump_beyond_the_cap_is_refused_and_logged() -> None:
     assert "would move from 100 to 0.000001" in event.message
     h.ok(SetIndexPrices, prices=((h.asset("SOL"), 110 * USDC),))  # exactly 10%: allowed
     assert h.state.markets[perp].index_ticks == 11_000
+
+
+def test_a_closed_perpetual_may_go_to_cancel_only_without_a_fresh_index() -> None:
+    """The auditor's halt must work during a maintenance: CancelOnly trades nothing."""
+    h, perp = perp_setup()
+    set_state(h, perp, CLOSED)
+    h.reject(
+        SetMarketState,
+        RejectCode.MARKET_STATE_TRANSITION,
+        "not been refreshed",
+        market_id=perp,
+        state=POST_ONLY,
+        reason="r",
+        operator="o",
+    )
+    set_state(h, perp, CANCEL_ONLY)
+    assert h.state.markets[perp].state == CANCEL_ONLY

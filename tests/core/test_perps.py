@@ -352,7 +352,7 @@ def test_long_falls_into_liquidation_closed_through_the_book_deficit_socialized_
     assert h.balance(long_, "USDC") == 0
     assert h.balance(short, "USDC") == 1_000 * USDC - 1 * USDC
     entries = [e for e in events if isinstance(e, LedgerPosted)]
-    assert [e.reason for e in entries] == [EntryReason.TRADE, EntryReason.ADL]
+    assert [e.reason for e in entries] == [EntryReason.LIQUIDATION, EntryReason.ADL]
     assert h.audit() == []
 
 
@@ -373,7 +373,7 @@ def test_insurance_fund_pays_first_then_nothing_is_socialized() -> None:
     h.ledger.totals[(FEE_ACCOUNT_ID, 0)] = h.ledger.totals.get((FEE_ACCOUNT_ID, 0), 0) - 2 * USDC
     events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 98 * USDC),))
     entries = [e for e in events if isinstance(e, LedgerPosted)]
-    assert [e.reason for e in entries] == [EntryReason.TRADE, EntryReason.INSURANCE]
+    assert [e.reason for e in entries] == [EntryReason.LIQUIDATION, EntryReason.INSURANCE]
     assert entries[1].lines == ((INSURANCE_ACCOUNT_ID, 0, -1 * USDC), (long_, 0, 1 * USDC))
     assert h.balance(short, "USDC") == 1_000 * USDC
     assert h.balance(INSURANCE_ACCOUNT_ID, "USDC") == 1 * USDC
@@ -400,4 +400,25 @@ def test_adl_when_the_book_is_empty() -> None:
     assert position(h, long_, perp) is None
     assert position(h, short_big, perp) is None and position(h, short_small, perp) is None
     assert h.state.markets[perp].open_interest_steps == 0
+    assert h.audit() == []
+
+
+def test_a_spot_order_cannot_take_a_margin_account_below_initial_margin() -> None:
+    """A resting spot buy holds USDC that then no longer counts as collateral: refused if
+    that would leave the account's positions without initial margin."""
+    h, perp = setup()
+    trader, other = h.new_account(USDC=3 * USDC), h.new_account(USDC=1_000 * USDC)
+    order(h, other, perp, 1, 10_000, 100)
+    order(h, trader, perp, 0, 10_000, 100)  # long 1 SOL: initial margin 2 USDC, equity 3
+    h.reject(
+        PlaceOrder,
+        RejectCode.INSUFFICIENT_MARGIN,
+        "below its initial margin of 2 USDC",
+        account_id=trader,
+        market_id=h.market("SOL_USDC"),
+        side=0,
+        order_type=0,
+        price_ticks=5_000,
+        quantity_steps=5,  # holds 2.5 USDC; buys 0.05 SOL worth 4.5 x 0.9... at index 100
+    )
     assert h.audit() == []

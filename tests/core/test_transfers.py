@@ -322,3 +322,62 @@ def test_transfers_survive_snapshots_and_hash_incrementally() -> None:
     assert canonical.state_hash(state) == canonical.state_hash(h.state)
     assert state.deposit_keys == h.state.deposit_keys
     assert state.withdrawals_by_account == h.state.withdrawals_by_account
+
+
+def test_a_refused_report_changes_nothing_and_the_chain_must_match() -> None:
+    h, account, _ = setup()
+    huge = 2**62
+    deposit(h, account, 0, amount=huge)
+    h.ok(
+        ReportDeposit,
+        chain="Solana",
+        tx_id="tx9",
+        output_index=0,
+        account_id=account,
+        asset_id=0,
+        amount_atomic=1,
+        confirmations=2,
+    )  # now the balance is 1: crediting 2**62 more overflows
+    h.reject(
+        ReportDeposit,
+        RejectCode.VALUE_TOO_LARGE,
+        "largest amount",
+        chain="Solana",
+        tx_id="tx1",
+        output_index=0,
+        account_id=account,
+        asset_id=0,
+        amount_atomic=huge,
+        confirmations=2,
+    )
+    assert h.state.deposits[1].confirmations == 0
+    h.reject(
+        ReportDeposit,
+        RejectCode.DEPOSIT_MISMATCH,
+        "arrives on Solana",
+        chain="Ethereum",
+        tx_id="tx2",
+        output_index=0,
+        account_id=account,
+        asset_id=0,
+        amount_atomic=USDC,
+        confirmations=2,
+    )
+
+
+def test_auto_approval_never_bypasses_the_two_person_rule() -> None:
+    h = Harness()
+    h.ok(
+        ListAsset,
+        symbol="USDC",
+        decimals=6,
+        chain="Solana",
+        withdrawal_auto_approve_atomic=10_000 * USDC,
+        two_person_min_atomic=500 * USDC,
+    )
+    account = h.new_account()
+    deposit(h, account, 2, amount=2_000 * USDC)
+    (event,) = request(h, account, 600 * USDC)
+    assert event.status == WithdrawalStatus.REQUESTED
+    (event,) = request(h, account, 100 * USDC)
+    assert event.status == WithdrawalStatus.APPROVED
