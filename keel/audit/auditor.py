@@ -74,6 +74,7 @@ class Auditor:
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name="keel-auditor", daemon=True)
         self._thread.start()
+        self._keep_previous_violation()
         self._write()
 
     def __call__(self, published: Sequence[Any]) -> None:
@@ -151,6 +152,18 @@ class Auditor:
             "audits": self.audits,
             "findings": self.findings,
         }
+
+    def _keep_previous_violation(self) -> None:
+        """A violation found before a restart stays on disk as audit-violation-<seq>.json."""
+        if self.data_dir is None:
+            return
+        path = self.data_dir / AUDIT_FILE
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if previous.get("status") == "violation":
+            os.replace(path, self.data_dir / f"audit-violation-{previous.get('audited_seq', 0)}.json")
 
     def _write(self) -> None:
         if self.data_dir is None:

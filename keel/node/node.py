@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from keel.audit.auditor import Auditor
-from keel.core.commands import FreezeWithdrawals, SetMarketState, encode_command
+from keel.core.commands import CancelMaintenance, FreezeWithdrawals, SetMarketState, encode_command
 from keel.core.engine import Engine
 from keel.core.errors import KeelError
 from keel.core.events import CommandRejected
@@ -267,6 +267,14 @@ class Node:
         sequencer.submit(
             FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason=reason, operator="auditor"), ignore
         )
+        # A scheduled maintenance must not reopen the markets after a violation.
+        with sequencer.read_lock:
+            active = [schedule.schedule_id for schedule in self.engine.state.maintenances if schedule.active]
+        for schedule_id in active:
+            cancel = CancelMaintenance(
+                seq=0, timestamp_ns=0, schedule_id=schedule_id, reason=reason, operator="auditor"
+            )
+            sequencer.submit(cancel, ignore)
         sequencer.submit(
             SetMarketState(
                 seq=0,
