@@ -22,6 +22,7 @@ from keel.gateway.convert import bounded_int
 from keel.gateway.errors import ApiError, bad_request, not_implemented
 from keel.gateway.format import MarketFormat
 from keel.gateway.history import INTERVALS, NS_PER_S
+from keel.gateway.streams import depth_update_id
 from keel.gateway.web import TEXT, gateway_of, json_response
 
 BOOK_STATES: Final = {
@@ -205,11 +206,13 @@ async def depth(request: Request[Any, Any, Any], symbol: str, limit: str | None 
     if levels not in DEPTH_LIMITS:
         raise bad_request(f"limit must be one of {', '.join(map(str, DEPTH_LIMITS))}")
     bids, asks, seq, timestamp_ns = gateway.read(lambda state: _depth_levels(state, market.market_id, levels))
+    # The market's depth update id as of that seq: the WebSocket depth stream's U/u sequence.
+    update_id = await depth_update_id(request.app.state, market.market_id, seq)
     return json_response(
         {
             "asks": [[market.price(price), market.quantity(steps)] for price, steps in asks],
             "bids": [[market.price(price), market.quantity(steps)] for price, steps in bids],
-            "lastUpdateId": str(seq),
+            "lastUpdateId": str(update_id),
             "timestamp": fmt.us(timestamp_ns),
         }
     )

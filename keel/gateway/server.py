@@ -13,6 +13,7 @@ Imports: keel.core, keel.log, keel.node, keel.gateway.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,6 +31,8 @@ from keel.gateway.app import app_factory
 from keel.gateway.context import Gateway, Limits
 from keel.gateway.history import ViewsHistory
 from keel.gateway.keys import KeyStore, operator_public_key_b64
+from keel.gateway.streams import HANDLERS as STREAM_HANDLERS
+from keel.gateway.streams import PING_INTERVAL_S, PING_TIMEOUT_S, StreamHub
 from keel.log.record import decode_record
 from keel.node.config import Config, load_config
 from keel.node.node import Node, open_log
@@ -76,10 +79,17 @@ def _remove_serve_file(data_dir: Path) -> None:
 class _Server(uvicorn.Server):
     """uvicorn, telling the data directory (and the caller) where it listens once it does."""
 
-    def __init__(self, config: uvicorn.Config, data_dir: Path, on_listening: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        data_dir: Path,
+        on_listening: Callable[[str], None],
+        streams: StreamHub | None = None,
+    ) -> None:
         super().__init__(config)
         self.data_dir = data_dir
         self.on_listening = on_listening
+        self.streams = streams
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -101,8 +111,16 @@ class _Server(uvicorn.Server):
             return
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         url = f"http://{host}:{port}"
+        if self.streams is not None:  # WebSocket streams: deliver on this loop from now on
+            self.streams.attach(asyncio.get_running_loop())
         _write_serve_file(self.data_dir, url)
         self.on_listening(url)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.streams is not None:  # WebSocket clients get a Close 1001 before the server goes
+            await self.streams.close_sessions()
+            self.streams.detach()
+        await super().shutdown(sockets)
 
 
 def _replay_read_only(data_dir: Path, config: Config) -> ReplayFromGenesis:
@@ -146,7 +164,8 @@ def serve(
         reader = open_store(settings, create=False)
         keys = KeyStore(data_dir)
         listed = listed_timestamps(node)
-        sequencer = node.start(listeners=[writer])
+        streams = StreamHub.seeded(node.engine.state)  # before the sequencer starts: nothing moves yet
+        sequencer = node.start(listeners=[writer, streams.listener])
         lots: dict[int, int] = {}
 
         def lot_of(market_id: int) -> int:
@@ -158,7 +177,9 @@ def serve(
         gateway = Gateway(
             node, sequencer, history, keys, operator_public_key_b64(data_dir), limits=limits, listed_ns=listed
         )
-        app = app_factory(gateway, extra_handlers)
+        streams.bind(gateway)
+        app = app_factory(gateway, [*extra_handlers, *STREAM_HANDLERS])
+        app.state.streams = streams
         server_config = uvicorn.Config(
             app,
             host=host,
@@ -167,8 +188,10 @@ def serve(
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=10,
+            ws_ping_interval=PING_INTERVAL_S,
+            ws_ping_timeout=PING_TIMEOUT_S,
         )
-        _Server(server_config, data_dir, on_listening).run()
+        _Server(server_config, data_dir, on_listening, streams).run()
     finally:
         _remove_serve_file(data_dir)
         node.close()  # the sequencer makes everything durable and publishes it to the writer

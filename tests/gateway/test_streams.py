@@ -1,0 +1,486 @@
+"""The WebSocket streams (spec 11) against the real engine and a real `keel serve`.
+
+First the fold on its own: random commands (limit, market by quantity and by quote,
+IOC, FOK, post-only, every self-trade mode, batches, cancels, cancel-all, perpetuals with
+index moves and liquidations) go through an engine, and after each one the streams'
+mirror must hold exactly the engine's book, its update id must have moved by one exactly
+when the book changed, and the order statuses it reports must be those the REST answers
+fold (orderbook.py). Then, over a real socket to a served node: a depth snapshot and
+gap-free deltas rebuild the book that REST depth shows at the same update id; the trade
+stream matches the fills; the private order stream delivers only the subscriber's orders
+and refuses a bad signature; unsubscribe stops one stream only; shutdown closes with 1001.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from gateway_support import Api, Key, keel, start_server, stop_server
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from keel.core.commands import CancelAllOrders, CancelOrder, PlaceOrder, PlaceOrders, SetIndexPrices, Tick
+from keel.gateway.client import sign_headers
+from keel.gateway.context import build_catalog
+from keel.gateway.orderbook import OrderRecord, fold_events
+from keel.gateway.shapes import STATUS_OUT
+from keel.gateway.streams.mirror import Mirror, Private
+from keel.sequencer.sequencer import Published
+from keel.testing.harness import Harness
+
+USDC = 1_000_000
+SOL = 1_000_000_000
+
+
+# ---- the fold against the engine ---------------------------------------------------------
+def _engine_book(harness: Harness, market_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    book = harness.state.books[market_id]
+    return (
+        {price: level.open_steps for price, level in book.bids.items()},
+        {price: level.open_steps for price, level in book.asks.items()},
+    )
+
+
+def _random_order(rng: random.Random, account_id: int, market_id: int) -> dict[str, Any]:
+    side = rng.randrange(2)
+    kind = rng.random()
+    fields: dict[str, Any] = {
+        "account_id": account_id,
+        "market_id": market_id,
+        "side": side,
+        "self_trade_prevention": rng.randrange(3),
+    }
+    if kind < 0.7:
+        fields.update(
+            order_type=0,
+            time_in_force=rng.choice((0, 0, 0, 1, 2)),
+            price_ticks=rng.randrange(9_900, 10_100),
+            quantity_steps=rng.randrange(1, 40),
+            post_only=rng.random() < 0.1,
+        )
+        if rng.random() < 0.2:
+            fields["client_id"] = rng.randrange(1, 1_000_000)
+    elif kind < 0.85:
+        fields.update(order_type=1, quantity_steps=rng.randrange(1, 60))
+    else:
+        fields.update(order_type=1, quote_quantity_atomic=rng.randrange(1, 40) * 10 * USDC)
+    return fields
+
+
+class _Checked:
+    """An engine and a mirror side by side: `apply` runs a command through both and checks
+    books, update ids, tracked orders and the statuses the stream reports."""
+
+    def __init__(self, harness: Harness, market_ids: tuple[int, ...]) -> None:
+        self.harness = harness
+        self.market_ids = market_ids
+        self.mirror = Mirror.seeded(harness.state)
+        self.mirror.format_of = lambda market_id: build_catalog(harness.state).markets[market_id]
+        self.records: dict[int, OrderRecord] = {}  # what the REST answers fold
+        self.statuses: dict[int, str] = {}  # the last status the stream reported per order
+        self.kinds: Counter[str] = Counter()
+
+    def apply(self, command: Any) -> list[Any]:
+        harness, mirror = self.harness, self.mirror
+        before = [_engine_book(harness, market_id) for market_id in self.market_ids]
+        ids_before = [mirror.markets[market_id].update_id for market_id in self.market_ids]
+        events = harness.apply(command)
+        self.kinds.update(type(event).__name__ for event in events)
+        fold = mirror.fold([Published(command.seq, command.timestamp_ns, command, events)])
+        accepted: list[OrderRecord] = []
+        fold_events(events, command.timestamp_ns, self.records, accepted)
+        for target, data in fold.frames:
+            if isinstance(target, Private) and target.kind == "orderUpdate":
+                self.statuses[int(data["i"])] = data["X"]
+                self.kinds[data["e"] + ":" + data["O"]] += 1
+        for record in accepted:
+            assert record.order_id in self.statuses, (command, record)
+        for order_id, status in self.statuses.items():
+            if order_id in self.records:
+                assert status == STATUS_OUT[self.records[order_id].status], (command, order_id, events)
+        for position, market_id in enumerate(self.market_ids):
+            market = mirror.markets[market_id]
+            engine_bids, engine_asks = _engine_book(harness, market_id)
+            assert market.sides[0] == engine_bids, (command, events)
+            assert market.sides[1] == engine_asks, (command, events)
+            changed = before[position] != (engine_bids, engine_asks)
+            assert market.update_id == ids_before[position] + (1 if changed else 0), (command, events)
+            assert market.update_id_at(command.seq) == market.update_id
+            assert market.update_id_at(command.seq - 1) == ids_before[position]
+        assert sorted(mirror.orders) == sorted(harness.state.orders), command
+        for order_id, live in mirror.orders.items():
+            assert live.record.filled_steps == harness.state.orders[order_id].filled_steps
+        held = {
+            (account_id, market_id): (position.size_steps, position.cost_atomic)
+            for market_id, positions in enumerate(harness.state.positions_by_market)
+            for account_id, position in positions.items()
+            if position.size_steps
+        }
+        assert {key: (one.size_steps, one.cost_atomic) for key, one in mirror.positions.items()} == held
+        return events
+
+
+def test_the_mirror_follows_the_engine_exactly() -> None:
+    """After every command the mirror's book equals the engine's, the update id moves by
+    one exactly when some level changed, the orders it tracks are the engine's open orders
+    with the same executed quantity, its positions are the engine's, and each order's
+    last streamed status is the one the REST answers fold. A scripted liquidation (its
+    closing order trades through the book) comes first, then 1,500 random commands."""
+    rng = random.Random(20_260_707)
+    harness = Harness()
+    harness.list_defaults()
+    perp = harness.list_perp()
+    spot = harness.market("SOL_USDC")
+    sol = harness.asset("SOL")
+    harness.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
+    accounts = [harness.new_account(USDC=2_000_000 * USDC, SOL=20_000 * SOL) for _ in range(4)]
+    thin = harness.new_account(USDC=300 * USDC)
+    checked = _Checked(harness, (spot, perp))
+
+    def order(account_id: int, side: int, price_ticks: int, quantity_steps: int, **extra: Any) -> None:
+        fields = {"market_id": perp, "order_type": 0, "price_ticks": price_ticks, **extra}
+        checked.apply(
+            PlaceOrder(
+                **harness.next_stamp(), account_id=account_id, side=side, quantity_steps=quantity_steps, **fields
+            )
+        )
+
+    order(accounts[0], 1, 10_000, 10_000)  # 100 SOL offered at 100
+    order(thin, 0, 10_000, 10_000)  # the thin account buys it all: 10,000 USDC on 300 of margin
+    for step in range(4):
+        order(accounts[1], 0, 9_900 - 50 * step, 3_000)  # bids to close into
+    events = checked.apply(SetIndexPrices(**harness.next_stamp(), prices=((sol, 97 * USDC),)))
+    assert any(type(event).__name__ == "LiquidationStarted" for event in events)
+    assert checked.kinds["orderFill:LIQUIDATION_AUTOCLOSE"] >= 1
+
+    index = 97 * USDC
+    for _ in range(1_500):
+        account_id = rng.choice(accounts)
+        market_id = rng.choice((spot, spot, perp))
+        roll = rng.random()
+        command: Any
+        if roll < 0.6:
+            command = PlaceOrder(**harness.next_stamp(), **_random_order(rng, account_id, market_id))
+        elif roll < 0.7:
+            items = tuple(
+                PlaceOrder(seq=0, timestamp_ns=0, **_random_order(rng, account_id, market_id))
+                for _ in range(rng.randrange(2, 6))
+            )
+            command = PlaceOrders(**harness.next_stamp(), account_id=account_id, orders=items)
+        elif roll < 0.85:
+            open_ids = sorted(harness.state.accounts[account_id].orders_open)
+            order_id = rng.choice(open_ids) if open_ids else 1
+            open_order = harness.state.orders.get(order_id)
+            command = CancelOrder(
+                **harness.next_stamp(),
+                account_id=account_id,
+                market_id=open_order.market_id if open_order is not None else market_id,
+                order_id=order_id,
+            )
+        elif roll < 0.9:
+            command = CancelAllOrders(**harness.next_stamp(), account_id=account_id, market_id=market_id)
+        elif roll < 0.97:
+            index = max(50 * USDC, index + rng.randrange(-3, 4) * USDC)
+            command = SetIndexPrices(**harness.next_stamp(), prices=((sol, index),))
+        else:
+            command = Tick(**harness.next_stamp())
+        checked.apply(command)
+    assert harness.audit() == []
+    kinds = checked.kinds
+    for kind in ("TradeExecuted", "OrderCancelled", "OrderExpired", "PositionChanged", "MarkPriceChanged"):
+        assert kinds[kind] >= 50, kinds
+    for kind in ("orderAccepted:USER", "orderFill:USER", "orderCancelled:USER", "orderExpired:USER"):
+        assert kinds[kind] >= 50, kinds
+    assert checked.mirror.positions, "the random flow should leave some perpetual positions open"
+
+
+# ---- a real socket against a real server ---------------------------------------------------
+class Socket:
+    """A WebSocket client of the streams: subscribe, read frames, keep what is not asked for."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.held: list[dict[str, Any]] = []
+
+    def send(self, body: dict[str, Any]) -> None:
+        self.connection.send(json.dumps(body))
+
+    def subscribe(self, *streams: str, key: Key | None = None, signature: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"method": "SUBSCRIBE", "params": list(streams)}
+        if key is not None:
+            headers = sign_headers(key.api_key, key.secret, "subscribe", None)
+            body["signature"] = [headers[name] for name in ("X-API-Key", "X-Signature", "X-Timestamp", "X-Window")]
+        if signature is not None:
+            body["signature"] = signature
+        self.send(body)
+
+    def unsubscribe(self, *streams: str) -> None:
+        self.send({"method": "UNSUBSCRIBE", "params": list(streams)})
+
+    def read(self, timeout: float = 5.0) -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(self.connection.recv(timeout=timeout))
+        return frame
+
+    def take(self, stream: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Return the data of the next `count` frames of `stream` (others are held)."""
+        found = [frame["data"] for frame in self.held if frame.get("stream") == stream][:count]
+        self.held = [frame for frame in self.held if frame.get("stream") != stream or frame["data"] not in found]
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            frame = self.read(max(0.01, deadline - time.monotonic()))
+            if frame.get("stream") == stream:
+                found.append(frame["data"])
+            else:
+                self.held.append(frame)
+        return found
+
+    def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
+        """Return every frame that arrives until none has for `seconds`."""
+        frames = [*self.held]
+        self.held = []
+        while True:
+            try:
+                frames.append(self.read(seconds))
+            except TimeoutError:
+                return frames
+
+
+@contextmanager
+def socket_to(api: Api) -> Iterator[Socket]:
+    with connect(api.url.replace("http://", "ws://") + "/ws", open_timeout=5) as connection:
+        yield Socket(connection)
+
+
+def _place(api: Api, key: Key, symbol: str, side: str, price: str, quantity: str, **extra: Any) -> dict[str, Any]:
+    answer = api.order(key, symbol=symbol, side=side, orderType="Limit", price=price, quantity=quantity, **extra)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _cancel(api: Api, key: Key, symbol: str, order_id: str) -> None:
+    answer = api.signed(key, "DELETE", "/api/v1/order", "orderCancel", {"symbol": symbol, "orderId": order_id})
+    assert answer.status_code == 200, answer.text
+
+
+def _apply(book: dict[str, dict[Decimal, Decimal]], data: dict[str, Any]) -> None:
+    for side in ("a", "b"):
+        for price, quantity in data[side]:
+            if Decimal(quantity) == 0:
+                book[side].pop(Decimal(price), None)
+            else:
+                book[side][Decimal(price)] = Decimal(quantity)
+
+
+def _rest_book(api: Api, symbol: str) -> tuple[dict[str, dict[Decimal, Decimal]], int]:
+    body = api.get("/api/v1/depth", symbol=symbol).json()
+    book = {
+        short: {Decimal(price): Decimal(quantity) for price, quantity in body[name]}
+        for short, name in (("a", "asks"), ("b", "bids"))
+    }
+    return book, int(body["lastUpdateId"])
+
+
+def test_depth_snapshot_and_gap_free_deltas_rebuild_the_book(api: Api) -> None:
+    """Subscribe, take the snapshot, apply every delta checking U = previous u + 1 while
+    orders rest, trade (partly and fully, several levels at once), are cancelled one by one
+    and all together; the rebuilt book is the engine's book (REST depth) at the same update id."""
+    alice = api.account(USDC="100000", ETH="100")
+    bob = api.account(USDC="100000", ETH="100")
+    symbol = "ETH_USDC"
+    with socket_to(api) as socket:
+        socket.subscribe(f"depth.{symbol}")
+        (snapshot,) = socket.take(f"depth.{symbol}", 1)
+        assert snapshot["e"] == "depthSnapshot"
+        book: dict[str, dict[Decimal, Decimal]] = {"a": {}, "b": {}}
+        _apply(book, snapshot)
+        last = snapshot["u"]
+        resting = [_place(api, alice, symbol, "Bid", f"{2000 + step}", "0.5")["id"] for step in range(5)]
+        asks = [_place(api, bob, symbol, "Ask", f"{2010 + step}", "0.25")["id"] for step in range(5)]
+        _place(api, bob, symbol, "Ask", "2003", "0.7")  # takes 2004 and part of 2003
+        _place(api, alice, symbol, "Bid", "2012", "0.6")  # takes 2010, 2011 and part of 2012
+        _cancel(api, alice, symbol, resting[0])
+        _cancel(api, bob, symbol, asks[4])
+        batch = [
+            {"symbol": symbol, "side": "Bid", "orderType": "Limit", "price": f"{1990 + n}", "quantity": "0.1"}
+            for n in range(3)
+        ]
+        answer = api.signed(alice, "POST", "/api/v1/orders", "orderExecute", batch)
+        assert answer.status_code == 200, answer.text
+        answer = api.signed(alice, "DELETE", "/api/v1/orders", "orderCancelAll", {"symbol": symbol})
+        assert answer.status_code == 200, answer.text
+        _place(api, bob, symbol, "Ask", "2050", "1")
+        changes = 0
+        for frame in socket.quiet():
+            assert frame["stream"] == f"depth.{symbol}", frame
+            data = frame["data"]
+            assert (data["e"], data["s"]) == ("depth", symbol)
+            assert data["U"] == last + 1, (data, last)
+            assert data["u"] >= data["U"]
+            changes += data["u"] - data["U"] + 1
+            last = data["u"]
+            _apply(book, data)
+        assert changes >= 15
+        rest, update_id = _rest_book(api, symbol)
+        assert update_id == last
+        assert book == rest
+        assert book["b"] == {} and set(book["a"]) == {Decimal(2012), Decimal(2013), Decimal(2050)}
+
+
+def test_trade_stream_matches_the_fills(api: Api) -> None:
+    """Every trade print is a fill both accounts see in their history: same id, price,
+    quantity, and `m` (buyer is maker) true exactly when the maker bought."""
+    maker = api.account(USDC="100000", BTC="2")
+    taker = api.account(USDC="100000", BTC="2")
+    symbol = "BTC_USDC"
+    with socket_to(api) as socket:
+        socket.subscribe(f"trade.{symbol}")
+        _place(api, maker, symbol, "Bid", "60000", "0.01")
+        _place(api, maker, symbol, "Bid", "60000.5", "0.01")
+        _place(api, maker, symbol, "Ask", "60100", "0.02")
+        sold = _place(api, taker, symbol, "Ask", "59000", "0.015", timeInForce="IOC")
+        bought = _place(api, taker, symbol, "Bid", "60100", "0.005")
+        prints = socket.take(f"trade.{symbol}", 3)
+        assert socket.quiet() == []
+    assert [(one["p"], one["q"], one["m"]) for one in prints] == [
+        ("60000.5", "0.01", True),
+        ("60000", "0.005", True),
+        ("60100", "0.005", False),
+    ]
+    assert [one["a"] for one in prints[:2]] == [sold["id"], sold["id"]]
+    assert prints[2]["b"] == bought["id"]
+    assert all(isinstance(one["t"], int) and isinstance(one["E"], int) and one["s"] == symbol for one in prints)
+    public = api.get("/api/v1/trades", symbol=symbol).json()
+    assert [(one["id"], one["price"], one["quantity"], one["isBuyerMaker"]) for one in reversed(public)] == [
+        (one["t"], one["p"], one["q"], one["m"]) for one in prints
+    ]
+    for key in (maker, taker):
+        fills = api.signed(key, "GET", "/wapi/v1/history/fills", "fillHistoryQueryAll", {"symbol": symbol}).json()
+        assert sorted(fill["tradeId"] for fill in fills) == [one["t"] for one in prints]
+        for fill in fills:
+            (print_,) = [one for one in prints if one["t"] == fill["tradeId"]]
+            assert (fill["price"], fill["quantity"]) == (print_["p"], print_["q"])
+            assert fill["orderId"] in (print_["a"], print_["b"])
+
+
+def _signature(key: Key, **sign: Any) -> list[str]:
+    headers = sign_headers(key.api_key, key.secret, "subscribe", None, **sign)
+    return [headers[name] for name in ("X-API-Key", "X-Signature", "X-Timestamp", "X-Window")]
+
+
+def test_private_order_stream_is_the_subscribers_own(api: Api) -> None:
+    """A signed account.orderUpdate delivers the subscriber's orders only (accepted, fills
+    with running totals, cancelled, expired with its reason), none of another account's;
+    bad, forged, expired or missing signatures get an error frame and subscribe nothing,
+    and the socket's public streams keep working."""
+    alice = api.account(USDC="10000", SOL="100")
+    bob = api.account(USDC="10000", SOL="100")
+    symbol = "SOL_USDC"
+    with socket_to(api) as socket:
+        socket.subscribe(f"trade.{symbol}")
+        wrong = _signature(alice)
+        wrong[1] = base64.b64encode(bytes(64)).decode()
+        socket.subscribe("account.orderUpdate", signature=wrong)
+        socket.subscribe(
+            "account.orderUpdate", signature=_signature(alice, timestamp_ms=int(time.time() * 1000) - 60_000)
+        )
+        socket.subscribe("account.orderUpdate")
+        forged = _signature(alice)
+        forged[0] = bob.api_key  # alice's signature presented with bob's key
+        socket.subscribe("account.orderUpdate", signature=forged)
+        socket.subscribe("account.orderUpdate", "nonsense.SOL_USDC", key=alice)
+        errors = [socket.read() for _ in range(5)]
+        assert [error["error"]["code"] for error in errors] == [4001, 4002, 4002, 4001, 4006]
+        assert all(error["id"] is None and error["error"]["message"] for error in errors)
+        _place(api, bob, symbol, "Ask", "100", "1")  # no subscription took: nothing private comes
+        assert [frame["stream"] for frame in socket.quiet()] == []
+
+        socket.subscribe("account.orderUpdate", key=alice)
+        socket.subscribe(f"account.orderUpdate.{symbol}", key=bob)
+        bid = _place(api, alice, symbol, "Bid", "99", "2", clientId=7)
+        _place(api, bob, symbol, "Ask", "99", "0.5")
+        _place(api, bob, symbol, "Ask", "99", "1.5")
+        _cancel(api, alice, symbol, _place(api, alice, symbol, "Bid", "90", "1")["id"])
+        ioc = _place(api, alice, symbol, "Bid", "100", "3", timeInForce="IOC")
+        frames = socket.quiet()
+    mine = [frame["data"] for frame in frames if frame["stream"] == "account.orderUpdate"]
+    theirs = [frame["data"] for frame in frames if frame["stream"] == f"account.orderUpdate.{symbol}"]
+    trades = [frame["data"] for frame in frames if frame["stream"] == f"trade.{symbol}"]
+    assert len(trades) == 3  # two fills of alice's bid, one of her IOC against bob's first ask
+    assert [(one["e"], one["X"], one["z"]) for one in mine if one["i"] == bid["id"]] == [
+        ("orderAccepted", "New", "0"),
+        ("orderFill", "PartiallyFilled", "0.5"),
+        ("orderFill", "Filled", "2"),
+    ]
+    first = next(one for one in mine if one["i"] == bid["id"])
+    assert (first["c"], first["S"], first["o"], first["f"], first["p"], first["q"], first["O"]) == (
+        7,
+        "Bid",
+        "LIMIT",
+        "GTC",
+        "99",
+        "2",
+        "USER",
+    )
+    fill = [one for one in mine if one["e"] == "orderFill" and one["i"] == bid["id"]][1]
+    assert (fill["l"], fill["L"], fill["m"], fill["N"], fill["Z"]) == ("1.5", "99", True, "USDC", "198")
+    assert [one["e"] for one in mine if one["i"] not in (bid["id"], ioc["id"])] == ["orderAccepted", "orderCancelled"]
+    assert [(one["e"], one["X"]) for one in mine if one["i"] == ioc["id"]] == [
+        ("orderAccepted", "New"),
+        ("orderFill", "PartiallyFilled"),
+        ("orderExpired", "Expired"),
+    ]
+    assert mine[-1]["R"] == "ImmediateOrCancel" and mine[-1]["z"] == "1"
+    assert {one["i"] for one in mine} == {bid["id"], ioc["id"], mine[-4]["i"]}
+    assert all(one["E"] >= 10**15 for one in mine)  # µs
+    # bob's stream: his own orders only, never alice's
+    assert {one["S"] for one in theirs} == {"Ask"}
+    assert not {one["i"] for one in theirs} & {one["i"] for one in mine}
+
+
+def test_unsubscribe_stops_that_stream_only(api: Api) -> None:
+    """After UNSUBSCRIBE of depth, trades and the book ticker still come and depth does not."""
+    alice = api.account(USDC="100000", ETH="10")
+    bob = api.account(USDC="100000", ETH="10")
+    symbol = "ETH_USDC"
+    with socket_to(api) as socket:
+        socket.subscribe(f"depth.{symbol}", f"trade.{symbol}", f"bookTicker.{symbol}")
+        socket.take(f"depth.{symbol}", 1)
+        socket.take(f"bookTicker.{symbol}", 1)
+        socket.unsubscribe(f"depth.{symbol}", "never.subscribed")
+        assert socket.quiet(0.2) == []
+        _place(api, alice, symbol, "Bid", "1950", "0.1")
+        _place(api, bob, symbol, "Ask", "1950", "0.1", timeInForce="IOC")
+        frames = socket.quiet()
+    assert [frame["stream"] for frame in frames] == [f"bookTicker.{symbol}", f"trade.{symbol}", f"bookTicker.{symbol}"]
+    assert (frames[0]["data"]["b"], frames[0]["data"]["B"], frames[2]["data"]["b"]) == ("1950", "0.1", None)
+
+
+def test_client_ping_is_answered_and_shutdown_closes_with_1001(tmp_path: Any) -> None:
+    """The server answers a client's Ping with a Pong, and SIGTERM closes every socket
+    with 1001 (going away) before the server stops cleanly."""
+    data_dir = tmp_path / "data"
+    assert keel("init", "--data", str(data_dir)).returncode == 0
+    server = start_server(data_dir)
+    try:
+        with connect(server.url.replace("http://", "ws://") + "/ws", open_timeout=5) as connection:
+            connection.send(json.dumps({"method": "SUBSCRIBE", "params": ["trade.SOL_USDC"]}))
+            assert connection.ping().wait(2)
+            code, stdout, stderr = stop_server(server)
+            with pytest.raises(ConnectionClosed) as closed:
+                connection.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert code == 0, stderr
+        assert "stopped" in stdout
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
