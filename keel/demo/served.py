@@ -16,8 +16,11 @@ What it does, in order:
    `keel account create` does against a serving node.
 5. Runs the market makers (market_makers.py): signed REST orders against the live
    server, quoting every spot and perpetual market around a random-walk reference price
-   and trading now and then. Once each has quoted every market, it prints the base URL,
-   the demo account's API key and secret, and a ccxt snippet that works as printed.
+   and trading now and then. Every two seconds the same prices go to the perpetuals as
+   index prices through the operator API (`/operator/v1/indexPrices`); a server without
+   that route keeps the index logged at start, and the demo says so. Once each maker
+   has quoted every market, it prints the base URL, the demo account's API key and
+   secret, and a ccxt snippet that works as printed.
 6. On Ctrl-C (SIGINT) or SIGTERM: stops the makers, stops the server with SIGINT (it
    makes everything acknowledged durable and exits), and removes the data directory
    unless `--keep` was given. The server's output is in DIR/serve.log.
@@ -66,6 +69,8 @@ SERVE_START_S: Final = 60.0
 FIRST_QUOTES_S: Final = 30.0
 SERVER_STOP_S: Final = 30.0
 SERVE_LOG: Final = "serve.log"
+INDEX_FEED_S: Final = 2.0  # how often the walk's prices are sent as the perpetuals' index
+INDEX_ROUTE: Final = "/operator/v1/indexPrices"
 
 
 class DemoFailed(Exception):
@@ -189,6 +194,49 @@ def create_account(operator: SignedClient, deposits: str) -> DemoAccount:
     return DemoAccount(int(answer["accountId"]), api_key, api_secret)
 
 
+class IndexFeed:
+    """Sends the walk's prices as index prices (SetIndexPrices) through the operator API.
+
+    A server without the operator index route (404) keeps the index logged at start; the
+    feed then stops and says so once."""
+
+    def __init__(self, operator: SignedClient, walk: IndexWalk) -> None:
+        self.operator = operator
+        self.walk = walk
+        self.sent = 0
+        self.available = True
+
+    def send(self) -> None:
+        prices = ",".join(f"{base}={self.walk.price(base):.2f}" for base in self.walk.start)
+        self.operator.request("POST", INDEX_ROUTE, instruction="operatorIndexPrices", params={"prices": prices})
+        self.sent += 1
+
+    def run(self, stop: threading.Event) -> None:
+        errors = 0
+        while not stop.wait(INDEX_FEED_S):
+            try:
+                self.send()
+            except ApiError as error:
+                if error.status == 404:
+                    self.available = False
+                    print(
+                        f"note: this server has no {INDEX_ROUTE}, so the perpetuals keep the index set at start",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    break
+                errors += 1
+                if errors <= 3 and not stop.is_set():
+                    print(f"index feed: {error}", file=sys.stderr, flush=True)
+            except OSError as error:
+                self.operator.close()
+                if not stop.is_set():
+                    errors += 1
+                    if errors <= 3:
+                        print(f"index feed: {error}", file=sys.stderr, flush=True)
+        self.operator.close()
+
+
 def ccxt_snippet(url: str, account: DemoAccount) -> str:
     """Return Python that drives the demo with the unmodified ccxt backpack class (spec 1.5)."""
     return "\n".join(
@@ -292,6 +340,9 @@ def run_served_demo(serve_command: Sequence[str], port: int = 8080, keep: bool =
         walk = IndexWalk({base: float(price) for base, price in START_PRICES.items()}, random.Random(rng.random()))
         quotable = [market for market in markets if market.base in START_PRICES]
         threads.append(threading.Thread(target=walk.run, args=(stop,), name="index-walk", daemon=True))
+        if any(market.is_perp for market in quotable):
+            feed = IndexFeed(operator_client(url, data_dir), walk)
+            threads.append(threading.Thread(target=feed.run, args=(stop,), name="index-feed", daemon=True))
         for number, (maker_account, spread) in enumerate(zip(maker_accounts, MAKER_SPREADS_BPS, strict=True)):
             client = SignedClient(url, maker_account.api_key, maker_account.api_secret)
             maker = MarketMaker(f"maker-{number + 1}", client, quotable, walk, random.Random(rng.random()), spread)
