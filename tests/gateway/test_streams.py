@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from gateway_support import Api, Key, keel, start_server, stop_server
 from websockets.exceptions import ConnectionClosed
@@ -144,6 +145,7 @@ def test_the_mirror_follows_the_engine_exactly() -> None:
     harness.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
     accounts = [harness.new_account(USDC=2_000_000 * USDC, SOL=20_000 * SOL) for _ in range(4)]
     thin = harness.new_account(USDC=300 * USDC)
+    reckless = harness.new_account(USDC=300 * USDC)
     checked = _Checked(harness, (spot, perp))
 
     def order(account_id: int, side: int, price_ticks: int, quantity_steps: int, **extra: Any) -> None:
@@ -161,6 +163,14 @@ def test_the_mirror_follows_the_engine_exactly() -> None:
     events = checked.apply(SetIndexPrices(**harness.next_stamp(), prices=((sol, 97 * USDC),)))
     assert any(type(event).__name__ == "LiquidationStarted" for event in events)
     assert checked.kinds["orderFill:LIQUIDATION_AUTOCLOSE"] >= 1
+    # A batch that leaves its own account below maintenance (it buys far above the mark):
+    # the engine's closing order follows the batch's items in the same command.
+    order(accounts[0], 1, 11_000, 2_800)
+    buy = PlaceOrder(seq=0, timestamp_ns=0, account_id=reckless, market_id=perp, side=0, order_type=0)
+    batch = (msgspec.structs.replace(buy, price_ticks=11_000, quantity_steps=2_800),)
+    events = checked.apply(PlaceOrders(**harness.next_stamp(), account_id=reckless, orders=batch))
+    assert [type(event).__name__ for event in events].count("LiquidationStarted") == 1
+    assert checked.kinds["orderAccepted:LIQUIDATION_AUTOCLOSE"] >= 2
 
     index = 97 * USDC
     for _ in range(1_500):

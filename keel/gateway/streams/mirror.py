@@ -49,6 +49,7 @@ from typing import Any, Final, Protocol
 from keel.core.commands import ListMarket, PlaceOrder, PlaceOrders
 from keel.core.events import (
     CommandRejected,
+    LiquidationStarted,
     MarketListed,
     MarkPriceChanged,
     OrderAccepted,
@@ -246,7 +247,18 @@ def _live_of_open(order: Order, lot_atomic: int) -> LiveOrder:
 class _Command:
     """Bookkeeping while one command's events are folded."""
 
-    __slots__ = ("command", "last_draft", "next_item", "pending", "placed", "seq", "timestamp_ns", "touched")
+    __slots__ = (
+        "command",
+        "last_draft",
+        "liquidating",
+        "next_item",
+        "pending",
+        "placed",
+        "seq",
+        "timestamp_ns",
+        "touched",
+        "user_orders",
+    )
 
     def __init__(self, published: Published) -> None:
         self.command = published.command
@@ -257,6 +269,13 @@ class _Command:
         self.placed: list[LiveOrder] = []
         self.last_draft: dict[int, dict[str, Any]] = {}  # order id -> its last order-update frame
         self.next_item = 0  # PlaceOrders: the batch item the next OrderAccepted belongs to
+        command = self.command
+        # Orders the command itself places; any order accepted after them (or after a
+        # LiquidationStarted) was placed by the engine: a liquidation's closing order.
+        self.user_orders = (
+            1 if isinstance(command, PlaceOrder) else len(command.orders) if isinstance(command, PlaceOrders) else 0
+        )
+        self.liquidating = False
 
 
 class Mirror:
@@ -338,6 +357,8 @@ class Mirror:
             elif isinstance(event, CommandRejected):
                 if isinstance(here.command, PlaceOrders) and event.item >= 0:
                     here.next_item = event.item + 1
+            elif isinstance(event, LiquidationStarted):
+                here.liquidating = True
             elif isinstance(event, MarketListed):
                 self._listed(here, event)
         self._settle(here, interest, out)
@@ -388,13 +409,16 @@ class Mirror:
 
     def _accepted(self, here: _Command, event: OrderAccepted, interest: Interest, out: Fold) -> None:
         command = here.command
-        if isinstance(command, PlaceOrder):
+        if here.liquidating:  # the engine closes a position: a reduce-only market order
+            reduce_only, origin = True, ORIGIN_LIQUIDATION
+        elif isinstance(command, PlaceOrder) and here.next_item < here.user_orders:
             reduce_only, origin = command.reduce_only, ORIGIN_USER
-        elif isinstance(command, PlaceOrders):
+            here.next_item += 1
+        elif isinstance(command, PlaceOrders) and here.next_item < here.user_orders:
             reduce_only, origin = command.orders[here.next_item].reduce_only, ORIGIN_USER
             here.next_item += 1
-        else:  # an order the engine placed itself: a liquidation's closing order
-            reduce_only, origin = True, ORIGIN_LIQUIDATION
+        else:  # placed by the engine for the user's account (nothing else does so today)
+            reduce_only, origin = False, ORIGIN_USER
         live = LiveOrder(record_from_accepted(event, here.timestamp_ns), reduce_only, origin, resting=False)
         self.orders[event.order_id] = live
         here.pending = live
@@ -460,7 +484,8 @@ class Mirror:
 
     def _ended(self, here: _Command, event: OrderCancelled | OrderExpired, interest: Interest, out: Fold) -> None:
         live = self.orders.get(event.order_id)
-        assert live is not None, f"streams: order {event.order_id} ended but was never seen"
+        if live is None:  # not an order the book ever held (a pending trigger, say): nothing to show
+            return
         record = live.record
         if live.resting:
             assert event.cancelled_steps == live.remaining_steps()
