@@ -90,10 +90,21 @@ REJECTIONS: Final[dict[RejectCode, tuple[int, str]]] = {
     RejectCode.ACCOUNT_NOT_USER: (403, "FORBIDDEN"),  # OperationRejected
     RejectCode.ACCOUNT_LIMIT: (400, "PRECONDITION_FAILED"),  # OperationFailed
     RejectCode.INSUFFICIENT_MARGIN: (400, "INSUFFICIENT_MARGIN"),  # InsufficientFunds
+    RejectCode.BORROW_NOT_ENABLED: (400, "BORROW_LIMIT"),  # BadRequest: the asset cannot be borrowed (now)
+    RejectCode.POOL_INSUFFICIENT: (400, "INSUFFICIENT_SUPPLY"),  # InsufficientFunds (spec 4.2)
     # ccxt has no code that yields OrderNotFound; RESOURCE_NOT_FOUND is what Backpack answers.
     RejectCode.UNKNOWN_ORDER: (404, "RESOURCE_NOT_FOUND"),  # ExchangeNotAvailable
     RejectCode.DUPLICATE_CLIENT_ID: (400, "INVALID_ORDER"),  # InvalidOrder
     RejectCode.UNKNOWN_SCHEDULE: (404, "RESOURCE_NOT_FOUND"),  # operator: cancel a maintenance schedule
+    # Deposits and withdrawals. Spec 4.2 names PRECONDITION_FAILED (ccxt OperationFailed) for a
+    # withdrawal refused by state (frozen by the auditor); a limit or a step out of order is the same kind.
+    RejectCode.DEPOSIT_MISMATCH: (400, "INVALID_CLIENT_REQUEST"),  # operator: a report contradicting the first
+    RejectCode.UNKNOWN_DEPOSIT: (404, "RESOURCE_NOT_FOUND"),  # operator: reject a deposit
+    RejectCode.ADDRESS_INVALID: (400, "INVALID_CLIENT_REQUEST"),  # BadRequest (ccxt has no address code)
+    RejectCode.WITHDRAWALS_FROZEN: (400, "PRECONDITION_FAILED"),  # OperationFailed
+    RejectCode.WITHDRAWAL_LIMIT: (400, "PRECONDITION_FAILED"),  # OperationFailed: the daily limit
+    RejectCode.UNKNOWN_WITHDRAWAL: (404, "RESOURCE_NOT_FOUND"),  # ExchangeNotAvailable
+    RejectCode.WITHDRAWAL_STATE: (400, "PRECONDITION_FAILED"),  # OperationFailed: e.g. already final
 }
 
 # A decimal that is malformed or too precise is reported against the field it was in, so
@@ -109,3 +120,11 @@ def rejection(code: int, message: str) -> ApiError:
     """Return the ApiError for an engine rejection (a CommandRejected event's code and message)."""
     status, wire_code = REJECTIONS[RejectCode(code)]
     return ApiError(status, wire_code, message)
+
+
+def operator_rejection(code: int, message: str) -> ApiError:
+    """Return the ApiError for an engine rejection of an operator command: as `rejection`,
+    with the engine's code named in the message ("WITHDRAWAL_STATE (5007): ..."), which
+    operators and `keel` commands print (docs/errors.md lists the codes)."""
+    status, wire_code = REJECTIONS[RejectCode(code)]
+    return ApiError(status, wire_code, f"{RejectCode(code).name} ({code}): {message}")
