@@ -26,7 +26,17 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from keel.gateway import capital, markets, operator, orders, pending
+from keel.gateway import (
+    capital,
+    markets,
+    operator,
+    operator_markets,
+    operator_transfers,
+    orders,
+    pending,
+    perps,
+    transfers,
+)
 from keel.gateway.context import Gateway
 from keel.gateway.convert import CancelAllBody, CancelBody, OrderBody
 from keel.gateway.errors import ApiError
@@ -43,6 +53,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("/operator/v1/accounts", "post"): operator.AccountBody,
     ("/operator/v1/credits", "post"): operator.CreditBody,
     ("/operator/v1/keys", "post"): operator.KeyBody,
+    ("/wapi/v1/capital/withdrawals", "post"): transfers.WithdrawBody,
+    **operator_markets.BODIES,
+    **operator_transfers.BODIES,
 }
 
 
@@ -109,6 +122,10 @@ def app_factory(gateway: Gateway, extra_handlers: Sequence[BaseRouteHandler] = (
         *capital.HANDLERS,
         *orders.HANDLERS,
         *operator.HANDLERS,
+        *perps.HANDLERS,
+        *transfers.HANDLERS,
+        *operator_markets.HANDLERS,
+        *operator_transfers.HANDLERS,
         *pending.handlers(),
         openapi_document,
         *extra_handlers,

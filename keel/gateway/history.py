@@ -1,4 +1,5 @@
-"""The gateway's view of the past: orders, fills, public trades, candles, 24 h tickers.
+"""The gateway's view of the past: orders, fills, public trades, candles, 24 h tickers,
+deposits, withdrawals and funding.
 
 Endpoints ask `History` (integers in, records out) and never look at how it is kept.
 `ViewsHistory` reads the history views (keel/views, docs/views.md): a store of its own
@@ -23,7 +24,7 @@ import msgspec
 from keel.core.orders import OrderStatus
 from keel.gateway.errors import bad_request
 from keel.gateway.orderbook import FillRecord, OrderRecord, TradeRecord
-from keel.views import HistoryStore, QueryInvalid, ViewsWriter
+from keel.views import FundingPayment, FundingRound, FundsIn, HistoryStore, QueryInvalid, ViewsWriter, WithdrawalRecord
 from keel.views import OrderRecord as ViewsOrder
 
 NS_PER_S: Final = 1_000_000_000
@@ -75,6 +76,27 @@ class History(Protocol):
     def candles(self, market_id: int, interval: str, start_s: int, end_s: int) -> list[Candle]: ...
 
     def day(self, market_id: int, now_ns: int) -> Candle | None: ...
+
+    def funds_in(
+        self, account_id: int, from_ns: int | None, to_ns: int | None, limit: int, offset: int
+    ) -> list[FundsIn]: ...
+
+    def withdrawals(
+        self,
+        account_id: int | None,
+        withdrawal_id: int | None,
+        status: int | None,
+        from_ns: int | None,
+        to_ns: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[WithdrawalRecord]: ...
+
+    def funding_payments(
+        self, account_id: int, market_id: int | None, limit: int, offset: int
+    ) -> list[FundingPayment]: ...
+
+    def funding_rounds(self, market_id: int, limit: int, offset: int) -> list[FundingRound]: ...
 
 
 def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
@@ -226,3 +248,50 @@ class ViewsHistory:
             volume_lots=kline.quote_volume_atomic // self.lot_of(market_id),
             trades=kline.trades,
         )
+
+    def funds_in(
+        self, account_id: int, from_ns: int | None, to_ns: int | None, limit: int, offset: int
+    ) -> list[FundsIn]:
+        """The account's chain deposits and operator credits, newest first."""
+        try:
+            return self.store.funds_in(account_id, start_ns=from_ns, end_ns=to_ns, limit=limit, offset=offset)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def withdrawals(
+        self,
+        account_id: int | None,
+        withdrawal_id: int | None,
+        status: int | None,
+        from_ns: int | None,
+        to_ns: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[WithdrawalRecord]:
+        """Withdrawals (one account's, or all for the operator) with their current status, newest first."""
+        try:
+            return self.store.withdrawals(
+                account_id,
+                withdrawal_id=withdrawal_id,
+                status=status,
+                start_ns=from_ns,
+                end_ns=to_ns,
+                limit=limit,
+                offset=offset,
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def funding_payments(self, account_id: int, market_id: int | None, limit: int, offset: int) -> list[FundingPayment]:
+        """The account's funding payments, newest first."""
+        try:
+            return self.store.funding_payments(account_id, market_id=market_id, limit=limit, offset=offset)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def funding_rounds(self, market_id: int, limit: int, offset: int) -> list[FundingRound]:
+        """A perpetual's funding rounds, newest first."""
+        try:
+            return self.store.funding_rounds(market_id, limit=limit, offset=offset)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None

@@ -35,15 +35,35 @@ BOOK_STATES: Final = {
 DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
 
 
+_HALTED = (MarketState.CANCEL_ONLY, MarketState.CLOSED)
+
+
+def _status_parts(state: ExchangeState) -> tuple[bool, list[str], str]:
+    """(every market halted, announcements of active maintenance schedules, freeze reason)."""
+    halted = bool(state.markets) and all(market.state in _HALTED for market in state.markets)
+    announcements = [schedule.announcement for schedule in state.maintenances if schedule.active]
+    frozen = state.withdrawals_frozen_reason if state.withdrawals_frozen else ""
+    return halted, announcements, frozen
+
+
 @get("/api/v1/status", tags=["system"], summary="System status: Ok, or Maintenance with a message")
 async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Spec 7: `Maintenance` while no market takes orders (every one Closed or CancelOnly) or
+    the node stopped; the message carries the announcements of active maintenance schedules
+    as soon as they are scheduled (status still Ok), and a withdrawal freeze."""
     gateway = gateway_of(request)
     failed = gateway.sequencer.failed
     if failed is not None:
         return json_response(
             {"status": "Maintenance", "message": "The exchange stopped accepting orders and must be restarted"}
         )
-    return json_response({"status": "Ok", "message": None})
+    halted, announcements, frozen = gateway.read(_status_parts)
+    parts = list(announcements)
+    if halted and not parts:
+        parts.append("Trading is halted: every market is Closed or CancelOnly")
+    if frozen:
+        parts.append(f"Withdrawals are frozen: {frozen}")
+    return json_response({"status": "Maintenance" if halted else "Ok", "message": "; ".join(parts) or None})
 
 
 @get("/api/v1/ping", tags=["system"], summary="Liveness: the text pong")
@@ -56,14 +76,52 @@ async def server_time(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=str(gateway_of(request).now_ms()).encode(), media_type=TEXT)
 
 
-@get("/api/v1/assets", tags=["markets"], summary="Listed assets (no chains yet: tokens are empty)")
+def _tokens(state: ExchangeState) -> list[tuple[str, int, int, int, bool]]:
+    return [
+        (
+            asset.chain,
+            asset.decimals,
+            asset.withdrawal_fee_atomic,
+            asset.withdrawal_daily_limit_atomic,
+            state.withdrawals_frozen,
+        )
+        for asset in state.assets
+    ]
+
+
+@get("/api/v1/assets", tags=["markets"], summary="Listed assets, each with its chain (tokens) if it has one")
 async def assets(request: Request[Any, Any, Any]) -> Response[bytes]:
-    return json_response(
-        [
-            {"symbol": asset.symbol, "displayName": asset.symbol, "coingeckoId": None, "tokens": []}
-            for asset in gateway_of(request).assets()
-        ]
-    )
+    """Spec 5.2. An asset with a chain has one token: deposits always enabled (a deposit is
+    credited whatever happens), withdrawals disabled while frozen; the fee is the asset's
+    withdrawal fee; the maximum is its daily limit per account (null: none); the minimum of
+    either is one atomic unit, as the engine has no other (inferred)."""
+    gateway = gateway_of(request)
+    tokens = gateway.read(_tokens)
+    body = []
+    for asset in gateway.assets():
+        chain, decimals, fee, daily_limit, frozen = tokens[asset.asset_id]
+        smallest = fmt.amount(1, decimals)
+        token = {
+            "blockchain": chain,
+            "displayName": asset.symbol,
+            "contractAddress": None,
+            "depositEnabled": True,
+            "withdrawEnabled": not frozen,
+            "minimumDeposit": smallest,
+            "minimumWithdrawal": smallest,
+            "maximumWithdrawal": fmt.amount(daily_limit, decimals) if daily_limit else None,
+            "withdrawalFee": fmt.amount(fee, decimals),
+            "nativeDecimals": decimals,
+        }
+        body.append(
+            {
+                "symbol": asset.symbol,
+                "displayName": asset.symbol,
+                "coingeckoId": None,
+                "tokens": [token] if chain else [],
+            }
+        )
+    return json_response(body)
 
 
 def _margin_function(base_e9: int, factor_e9: int) -> dict[str, str]:

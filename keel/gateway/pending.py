@@ -1,9 +1,9 @@
 """Backpack endpoints whose features the engine does not have yet (docs/api.md, "Pending").
 
 Spec 2.5: never a 404 or a 500 for them. Queries of things that cannot exist yet
-(positions, funding, deposits, withdrawals, borrow/lend, RFQs) answer the empty list a
-client expects; actions (withdraw, borrow, RFQ, strategies, account update) answer
-400 NOT_IMPLEMENTED. Signed queries still authenticate, so a bad key is told so.
+(borrow/lend, RFQs, position and settlement history) answer the empty list a client
+expects; actions (borrow, RFQ, strategies, account update) answer 400 NOT_IMPLEMENTED.
+Signed queries still authenticate, so a bad key is told so.
 When a feature lands, its endpoint moves out of these tables into a module of its own.
 
 Imports: keel.gateway.
@@ -22,17 +22,11 @@ from keel.gateway.web import json_response
 # (path, instruction or None for public): answered [] to GET.
 EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
     ("/api/v1/securities", None),  # ccxt's fetchMarkets asks for tokenized stocks
-    ("/api/v1/markPrices", None),
-    ("/api/v1/fundingRates", None),
-    ("/api/v1/openInterest", None),
     ("/api/v1/borrowLend/markets", None),
     ("/api/v1/borrowLend/markets/history", None),
     ("/api/v1/wallets", None),
-    ("/api/v1/position", "positionQuery"),
     ("/api/v1/borrowLend/positions", "borrowLendPositionQuery"),
     ("/api/v1/rfqs", "rfqQuery"),
-    ("/wapi/v1/capital/deposits", "depositQueryAll"),
-    ("/wapi/v1/history/funding", "fundingHistoryQueryAll"),
     ("/wapi/v1/history/borrowLend", "borrowHistoryQueryAll"),
     ("/wapi/v1/history/borrowLend/positions", "borrowPositionHistoryQueryAll"),
     ("/wapi/v1/history/interest", "interestHistoryQueryAll"),
@@ -49,8 +43,6 @@ EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
 
 # (path, methods, what): answered 400 NOT_IMPLEMENTED, before authentication (nothing happens).
 NOT_IMPLEMENTED: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
-    ("/wapi/v1/capital/withdrawals", ("POST",), "Withdrawals"),
-    ("/wapi/v1/capital/deposit/address", ("GET",), "Deposit addresses"),
     ("/api/v1/borrowLend", ("POST",), "Borrowing and lending"),
     ("/api/v1/borrowLend/position/liquidationPrice", ("GET",), "Borrow/lend liquidation prices"),
     ("/api/v1/account", ("PATCH",), "Account settings (auto-lend, auto-borrow, leverage)"),
@@ -66,9 +58,6 @@ NOT_IMPLEMENTED: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
     ("/api/v1/strategies", ("GET", "DELETE"), "Strategies"),
     ("/api/v1/prediction", ("GET",), "Prediction markets"),
 )
-
-# Withdrawal history is a query that exists before withdrawals do.
-EMPTY_LISTS_EXTRA: Final = (("/wapi/v1/capital/withdrawals", "withdrawalQueryAll"),)
 
 
 def _operation_id(route_handler: Any, method: Any, path_components: list[str | Any]) -> str:
@@ -109,6 +98,6 @@ def _not_implemented(path: str, methods: tuple[Any, ...], what: str) -> HTTPRout
 
 def handlers() -> list[HTTPRouteHandler]:
     """Return a fresh route handler per pending endpoint (a Litestar handler belongs to one app)."""
-    made = [_empty_list(path, instruction) for path, instruction in EMPTY_LISTS + EMPTY_LISTS_EXTRA]
+    made = [_empty_list(path, instruction) for path, instruction in EMPTY_LISTS]
     made += [_not_implemented(path, methods, what) for path, methods, what in NOT_IMPLEMENTED]
     return made

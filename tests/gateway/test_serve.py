@@ -126,14 +126,15 @@ def test_system_endpoints_and_openapi(api: Api) -> None:
 def test_pending_features_answer_empty_lists_or_not_implemented(api: Api) -> None:
     key = api.account()
     assert api.get("/api/v1/securities").json() == []
-    assert api.get("/api/v1/markPrices").json() == []
+    assert api.signed(key, "GET", "/wapi/v1/history/position", "positionHistoryQueryAll").json() == []
+    # Served now (tests/gateway/test_perps_transfers.py); a new account has none of them.
     assert api.signed(key, "GET", "/api/v1/position", "positionQuery").json() == []
     assert api.signed(key, "GET", "/wapi/v1/capital/deposits", "depositQueryAll").json() == []
     assert api.signed(key, "GET", "/wapi/v1/capital/withdrawals", "withdrawalQueryAll").json() == []
     unauthenticated = api.get("/wapi/v1/history/funding")
     assert error_of(unauthenticated) == (401, "UNAUTHORIZED")
-    withdraw = api.signed(key, "POST", "/wapi/v1/capital/withdrawals", "withdraw", {"symbol": "USDC", "quantity": "1"})
-    assert error_of(withdraw) == (400, "NOT_IMPLEMENTED")
+    dust = api.signed(key, "POST", "/api/v1/account/convertDust", "convertDust", {"symbol": "USDC"})
+    assert error_of(dust) == (400, "NOT_IMPLEMENTED")
     assert error_of(api.http.patch("/api/v1/account", content=b"{}")) == (400, "NOT_IMPLEMENTED")
     account = api.signed(key, "GET", "/api/v1/account", "accountQuery").json()
     assert (account["spotMakerFee"], account["spotTakerFee"], account["limitOrders"]) == ("2", "5", 2000)
