@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from keel.cli.market_commands import register as register_market_commands
 from keel.cli.node_commands import register as register_node_commands
 from keel.cli.perps_commands import register as register_perps_commands
 from keel.cli.serve_commands import register as register_serve_commands
+from keel.cli.transfer_commands import register as register_transfer_commands
 from keel.cli.views_commands import register as register_views_commands
 
 app = typer.Typer(help="Keel: a deterministic, log-sourced exchange.", no_args_is_help=True)
@@ -18,6 +20,8 @@ register_node_commands(app)
 register_serve_commands(app)
 register_perps_commands(app)  # after serve: `account show` joins its `account` group
 register_views_commands(app)
+register_market_commands(app)
+register_transfer_commands(app)
 
 
 @bench_app.command("engine")
