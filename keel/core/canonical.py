@@ -80,6 +80,8 @@ def iter_entities(state: ExchangeState, section: str) -> Iterator[tuple[bytes, b
             yield _encode(market.market_id), _encode(market)
         for schedule in state.maintenances:
             yield _encode(("maintenance", schedule.schedule_id)), _encode(schedule)
+        for order_id, trigger in state.triggers.items():
+            yield _encode(("trigger", order_id)), _encode(trigger)
     elif section == "accounts":
         for account_id, account in state.accounts.items():
             yield _encode(account_id), account_encoding(account)

@@ -103,6 +103,8 @@ class PlaceOrder(_Command, frozen=True, tag=5):
     self_trade_prevention: int = 0  # orders.SelfTradePrevention
     client_id: int = NO_CLIENT_ID
     reduce_only: bool = False  # perpetuals: may only reduce the position, never open or flip it
+    trigger_price_ticks: int = 0  # > 0: a trigger order, placed when the price is reached (triggers.py)
+    trigger_by: int = 0  # triggers.TriggerBy: last, mark or index price
 
 
 class PlaceOrders(_Command, frozen=True, tag=6):

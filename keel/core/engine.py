@@ -53,7 +53,6 @@ from keel.core.lending import accrue_interest, borrow_lend
 from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
-from keel.core.matching import cancel_all_orders, cancel_order, place_order
 from keel.core.perps import on_tick, set_index_prices
 from keel.core.state import ExchangeState
 from keel.core.transfers import (
@@ -65,6 +64,7 @@ from keel.core.transfers import (
     request_withdrawal,
     update_withdrawal,
 )
+from keel.core.triggers import cancel_all_orders_and_triggers, cancel_order_or_trigger, fire_triggers, place_or_trigger
 
 ENGINE_VERSION = 1
 
@@ -84,7 +84,7 @@ def _place_batch(state: ExchangeState, command: PlaceOrders, events: list[Event]
             )
             continue
         try:
-            place_order(
+            place_or_trigger(
                 state, msgspec.structs.replace(item, seq=command.seq, timestamp_ns=command.timestamp_ns), events
             )
         except Rejected as rejected:
@@ -101,10 +101,10 @@ def _tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
 
 
 _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
-    PlaceOrder: place_order,
-    CancelOrder: cancel_order,
+    PlaceOrder: place_or_trigger,
+    CancelOrder: cancel_order_or_trigger,
     PlaceOrders: _place_batch,
-    CancelAllOrders: cancel_all_orders,
+    CancelAllOrders: cancel_all_orders_and_triggers,
     Credit: credit,
     CreateAccount: create_account,
     ListAsset: list_asset,
@@ -129,6 +129,7 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
 # positions, balances or locks, or reopen a market whose liquidations were paused.
 _MOVES_MARGIN = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, BorrowLend, Adjust, SetMarketState)
 _MOVES_EVERYONE = (SetIndexPrices, Tick, SetMarketState)
+_MOVES_PRICES = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, SetMarketState)  # and so may fire triggers
 
 
 def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -> None:
@@ -187,6 +188,8 @@ class Engine:
         except Rejected as rejected:
             assert not events, "a handler changed state before it refused"
             return [CommandRejected(int(rejected.code), rejected.message)]
+        if state.triggers and type(command) in _MOVES_PRICES:
+            fire_triggers(state, command.seq, command.timestamp_ns, events)
         if state.margin_asset_id >= 0 and type(command) in _MOVES_MARGIN:
             _liquidations(state, command, events)
         return events

@@ -275,6 +275,35 @@ class InterestAccrued(_Event, frozen=True, tag=25):
     payments: tuple[tuple[int, int], ...]
 
 
+class TriggerAccepted(_Event, frozen=True, tag=26):
+    """A trigger order is pending (API status TriggerPending)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    trigger_price_ticks: int
+    trigger_by: int
+
+
+class TriggerFired(_Event, frozen=True, tag=27):
+    """The reference price reached a trigger: its order's events follow."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    reference_ticks: int
+
+
+class TriggerFailed(_Event, frozen=True, tag=28):
+    """A trigger fired but its order was refused (API status TriggerFailed)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    code: int
+    message: str
+
+
 Event = (
     AssetListed
     | MarketListed
@@ -301,6 +330,9 @@ Event = (
     | Adjusted
     | BorrowLendChanged
     | InterestAccrued
+    | TriggerAccepted
+    | TriggerFired
+    | TriggerFailed
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -21,6 +21,7 @@ text_max = 200  # reasons and announcements in operator commands
 maintenance_steps_max = 16
 maintenances_active_max = 8
 deposits_max = 100_000_000
+triggers_per_account_max = 100
 withdrawals_max = 100_000_000
 
 assert fills_per_command_max >= batch_orders_max

@@ -352,7 +352,12 @@ _NO_LIQUIDITY_END = int(EndReason.NO_LIQUIDITY)
 _PRICE_IMPACT_END = int(EndReason.PRICE_IMPACT)
 
 
-def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) -> None:
+def check_order_shape(command: PlaceOrder) -> None:
+    """Refuse an order whose fields contradict each other (for trigger orders, at acceptance)."""
+    _check_shape(command)
+
+
+def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event], order_id: int = 0) -> None:
     """Check and apply one order; append its events.
 
     Raises Rejected (and changes nothing) for: UNKNOWN_ACCOUNT, UNKNOWN_MARKET,
@@ -528,8 +533,9 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event]) 
             f"{amount_text(state, hold_asset, account.balances[hold_asset] - locked[hold_asset])} is available",
         )
     # ---- apply --------------------------------------------------------------------
-    order_id = state.order_id_next
-    state.order_id_next = order_id + 1
+    if not order_id:  # a firing trigger brings the id it was given when accepted
+        order_id = state.order_id_next
+        state.order_id_next = order_id + 1
     order = Order(
         order_id,
         account_id,

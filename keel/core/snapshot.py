@@ -25,6 +25,7 @@ from keel.core.orders import Order
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
 from keel.core.transfer_records import Deposit, Withdrawal
+from keel.core.trigger_records import Trigger
 
 IMAGE_VERSION = 2
 
@@ -50,6 +51,7 @@ class _Image(msgspec.Struct, array_like=True):
     withdrawals: list[Withdrawal]
     withdrawals_frozen: tuple[bool, str]
     lending: tuple[list[int], int]  # (accounts that ever lent or borrowed, next interest time)
+    triggers: list[Trigger]
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -99,6 +101,7 @@ def encode_state(state: ExchangeState) -> bytes:
         withdrawals=list(state.withdrawals.values()),
         withdrawals_frozen=(state.withdrawals_frozen, state.withdrawals_frozen_reason),
         lending=(list(state.lending_accounts), state.interest_next_ns),
+        triggers=[state.triggers[order_id] for order_id in sorted(state.triggers)],
     )
     return _encoder.encode(image)
 
@@ -122,6 +125,7 @@ def decode_state(data: bytes) -> ExchangeState:
     state.withdrawals_frozen, state.withdrawals_frozen_reason = image.withdrawals_frozen
     lending_accounts, state.interest_next_ns = image.lending
     state.lending_accounts = dict.fromkeys(lending_accounts)
+    state.triggers = {trigger.order_id: trigger for trigger in image.triggers}
     for deposit in image.deposits:
         state.deposits[deposit.deposit_id] = deposit
         state.deposit_keys[(deposit.chain, deposit.tx_id, deposit.output_index)] = deposit.deposit_id

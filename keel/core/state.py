@@ -20,6 +20,7 @@ from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
 from keel.core.positions import Position
 from keel.core.transfer_records import Deposit, Withdrawal
+from keel.core.trigger_records import Trigger
 
 
 class ExchangeState:
@@ -50,6 +51,7 @@ class ExchangeState:
         "seq_last",
         "timestamp_ns_last",
         "trade_id_next",
+        "triggers",
         "withdrawals",
         "withdrawals_by_account",
         "withdrawals_frozen",
@@ -75,6 +77,7 @@ class ExchangeState:
         self.withdrawals_frozen_reason = ""
         self.dirty_transfers: list[Deposit | Withdrawal] = []
         self.lending_accounts: dict[int, None] = {}  # accounts that ever lent or borrowed (lending.py)
+        self.triggers: dict[int, Trigger] = {}  # pending trigger orders by order id (triggers.py)
         self.interest_next_ns = 0  # the next hourly interest accrual; 0: set at the first Tick
         self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed

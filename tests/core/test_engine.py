@@ -64,6 +64,9 @@ from keel.core.events import (
     OrderExpired,
     PositionChanged,
     TradeExecuted,
+    TriggerAccepted,
+    TriggerFailed,
+    TriggerFired,
     WithdrawalsFrozen,
     WithdrawalUpdated,
     decode_events,
@@ -491,6 +494,9 @@ ALL_EVENTS: list[Event] = [
     Adjusted(1, 0, -7, "INC-1", "o"),
     BorrowLendChanged(1, 0, 0, 500, 0, 500),
     InterestAccrued(0, 50_000_000, 500, 1_000, 3, 2, 1, ((1, -3), (2, 2), (-2, 1))),
+    TriggerAccepted(9, 1, 3, 9_500, 1),
+    TriggerFired(9, 1, 3, 9_499),
+    TriggerFailed(9, 1, 3, int(RejectCode.INSUFFICIENT_MARGIN), "insufficient margin"),
 ]
 
 
