@@ -241,6 +241,13 @@ def check_order_margin(
                 "a reduce-only order must be against the position and no larger than it",
             )
         return
+    limit = market.open_interest_max_steps
+    if limit and market.open_interest_steps + quantity_steps > limit:
+        # Open interest can grow by at most the order's quantity; reduce-only orders pass.
+        raise Rejected(
+            RejectCode.OPEN_INTEREST_LIMIT,
+            f"{market.symbol} is at its open interest limit: only orders that reduce positions are accepted",
+        )
     extra_buy = quantity_steps if is_buy else 0
     extra_sell = 0 if is_buy else quantity_steps
     if position is not None and _worst_steps(position, extra_buy, extra_sell) <= _worst_steps(position, 0, 0):

@@ -422,3 +422,28 @@ def test_a_spot_order_cannot_take_a_margin_account_below_initial_margin() -> Non
         quantity_steps=5,  # holds 2.5 USDC; buys 0.05 SOL worth 4.5 x 0.9... at index 100
     )
     assert h.audit() == []
+
+
+def test_open_interest_limit_refuses_orders_that_could_grow_it() -> None:
+    h = Harness()
+    h.list_defaults()
+    perp = h.list_perp(open_interest_max_steps=150)
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
+    a, b = h.new_account(USDC=1_000 * USDC), h.new_account(USDC=1_000 * USDC)
+    order(h, a, perp, 1, 10_000, 100)
+    order(h, b, perp, 0, 10_000, 100)  # open interest 100
+    h.reject(
+        PlaceOrder,
+        RejectCode.OPEN_INTEREST_LIMIT,
+        "open interest limit",
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=0,
+        price_ticks=10_000,
+        quantity_steps=51,
+    )
+    order(h, a, perp, 1, 10_000, 50)
+    events = order(h, b, perp, 0, 10_000, 30, reduce_only=False)
+    assert events and h.audit() == []
+    order(h, a, perp, 0, 10_000, 100, reduce_only=True)  # reducing always passes
