@@ -429,6 +429,14 @@ def _action_command(command_name: str, needs_tx: bool, needs_reason: bool) -> An
         if json_output:
             typer.echo(json.dumps(result))
             return
+        if command_name == "approve" and result["status"] == "requested":
+            console.print(
+                f"seq {result['seq']}: withdrawal {result['withdrawal_id']} ({result['amount']} {result['asset']} of "
+                f"account {result['account_id']}) approved by {operator}; at its amount a second operator must "
+                f"approve it too{_through(result)}",
+                highlight=False,
+            )
+            return
         console.print(
             f"seq {result['seq']}: withdrawal {result['withdrawal_id']} ({result['amount']} {result['asset']} of "
             f"account {result['account_id']}) {past}: it is now {result['status']}"
