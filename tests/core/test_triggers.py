@@ -1,0 +1,169 @@
+"""Trigger orders: pending until the last, mark or index price reaches them, then placed
+with their own id, in order id order; cancellable; refused orders become TriggerFailed."""
+
+from __future__ import annotations
+
+from keel.core import canonical
+from keel.core.commands import CancelAllOrders, CancelOrder, PlaceOrder, SetIndexPrices
+from keel.core.errors import RejectCode
+from keel.core.events import OrderAccepted, OrderCancelled, TradeExecuted, TriggerAccepted, TriggerFailed, TriggerFired
+from keel.core.snapshot import decode_state, encode_state
+from keel.core.triggers import TriggerBy
+from keel.testing.harness import Harness
+
+USDC = 1_000_000
+SOL = 1_000_000_000
+
+
+def setup() -> tuple[Harness, int, int, int]:
+    h = Harness()
+    h.list_defaults()
+    perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
+    a, b = h.new_account(USDC=10_000 * USDC), h.new_account(USDC=10_000 * USDC)
+    return h, perp, a, b
+
+
+def place(h: Harness, account: int, market: int, side: int, price: int, steps: int, **extra: object) -> list:
+    return h.submit(
+        PlaceOrder,
+        account_id=account,
+        market_id=market,
+        side=side,
+        order_type=0,
+        price_ticks=price,
+        quantity_steps=steps,
+        **extra,
+    )
+
+
+def test_a_stop_on_the_mark_waits_then_fires_when_the_index_moves_the_mark() -> None:
+    h, perp, a, b = setup()
+    place(h, b, perp, 0, 9_400, 100)  # a bid to sell into
+    # a stop-loss sell at 95.00 on the mark (now 100): fires when the mark is at or below 95
+    events = h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=1,
+        quantity_steps=100,
+        trigger_price_ticks=9_500,
+        trigger_by=int(TriggerBy.MARK_PRICE),
+    )
+    (accepted,) = events
+    assert accepted == TriggerAccepted(accepted.order_id, a, perp, 9_500, int(TriggerBy.MARK_PRICE))
+    assert h.ok(SetIndexPrices, prices=((h.asset("SOL"), 96 * USDC),))[0].mark_ticks == 9_600
+    assert accepted.order_id in h.state.triggers
+    events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 95 * USDC),))
+    fired = [e for e in events if isinstance(e, TriggerFired)]
+    assert fired == [TriggerFired(accepted.order_id, a, perp, 9_500)]
+    placed = next(e for e in events if isinstance(e, OrderAccepted))
+    assert placed.order_id == accepted.order_id  # the order keeps the id it was given
+    assert any(isinstance(e, TradeExecuted) for e in events)
+    assert h.account(a).positions[perp].size_steps == -100
+    assert not h.state.triggers
+    assert h.audit() == []
+
+
+def test_triggers_fire_in_order_id_order_and_cascade_on_the_last_price() -> None:
+    h, perp, a, b = setup()
+    place(h, b, perp, 1, 10_000, 1)
+    place(h, a, perp, 0, 10_000, 1)  # a first trade: the last price is 100
+    place(h, b, perp, 1, 10_100, 10)
+    place(h, b, perp, 1, 10_200, 10)
+    first = h.submit(
+        PlaceOrder, account_id=a, market_id=perp, side=0, order_type=1, quantity_steps=10, trigger_price_ticks=10_050
+    )[0]
+    second = h.submit(
+        PlaceOrder, account_id=a, market_id=perp, side=0, order_type=1, quantity_steps=10, trigger_price_ticks=10_150
+    )[0]
+    # a trade at 101 fires the first (last >= 100.50); its fill at 102 then fires the second
+    events = place(h, a, perp, 0, 10_100, 10)
+    fired = [e.order_id for e in events if isinstance(e, TriggerFired)]
+    assert fired == [first.order_id, second.order_id]
+    assert h.audit() == []
+
+
+def test_a_pending_trigger_is_cancelled_like_an_order_and_a_refused_one_fails() -> None:
+    h, perp, a, _ = setup()
+    pending = h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=1,
+        quantity_steps=5,
+        trigger_price_ticks=9_000,
+        trigger_by=int(TriggerBy.INDEX_PRICE),
+        client_id=7,
+    )[0]
+    events = h.ok(CancelOrder, account_id=a, market_id=perp, client_id=7)
+    assert events == [OrderCancelled(pending.order_id, a, perp, 0, 5)]
+    h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=1,
+        quantity_steps=5,
+        trigger_price_ticks=9_000,
+        trigger_by=int(TriggerBy.INDEX_PRICE),
+    )
+    assert len(h.ok(CancelAllOrders, account_id=a, market_id=perp)) == 1
+    # reduce-only with no position: accepted as a trigger, refused when it fires
+    failing = h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=1,
+        quantity_steps=5,
+        reduce_only=True,
+        trigger_price_ticks=9_900,
+        trigger_by=int(TriggerBy.INDEX_PRICE),
+    )[0]
+    events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 99 * USDC),))
+    (failed,) = [e for e in events if isinstance(e, TriggerFailed)]
+    assert failed.order_id == failing.order_id and failed.code == RejectCode.REDUCE_ONLY_WOULD_INCREASE
+    assert h.audit() == []
+
+
+def test_trigger_refusals_and_snapshots() -> None:
+    h, perp, a, _ = setup()
+    h.reject(
+        PlaceOrder,
+        RejectCode.NO_MARK_PRICE,
+        "no last price",
+        account_id=a,
+        market_id=perp,
+        side=0,
+        order_type=1,
+        quantity_steps=1,
+        trigger_price_ticks=10_000,
+    )
+    h.reject(
+        PlaceOrder,
+        RejectCode.ORDER_MALFORMED,
+        "trigger by",
+        account_id=a,
+        market_id=perp,
+        side=0,
+        order_type=1,
+        quantity_steps=1,
+        trigger_price_ticks=10_000,
+        trigger_by=7,
+    )
+    h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=0,
+        order_type=1,
+        quantity_steps=1,
+        trigger_price_ticks=11_000,
+        trigger_by=1,
+    )
+    restored = decode_state(encode_state(h.state))
+    assert canonical.state_hash(restored) == canonical.state_hash(h.state) == h.engine.state_hash()
+    assert restored.triggers == h.state.triggers
