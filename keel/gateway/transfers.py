@@ -263,7 +263,7 @@ async def withdraw(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise not_implemented("Withdrawing with autoBorrow or autoLendRedeem")
     amount_atomic = convert.positive_amount(body.quantity, asset.decimals, "quantity")
     chain = gateway.read(lambda state: state.assets[asset.asset_id].chain)
-    if chain and body.blockchain != chain:
+    if chain and body.blockchain.lower() != chain.lower():  # "Solana" (ccxt, bpx) or "solana"
         raise bad_request(f"{asset.symbol} is withdrawn on {chain}, not {body.blockchain[:32]!r}")
     if not body.address or len(body.address) > 128:
         raise bad_request("address must be 1 to 128 characters")
