@@ -145,6 +145,7 @@ def _market_object(market: MarketFormat, values: tuple[int, ...], listed_ns: int
         funding_interval_ns,
         funding_cap_bps,
         open_interest_max,
+        index_move_cap_bps,
     ) = values
     perp = kind == MarketKind.PERP
     return {
@@ -168,8 +169,13 @@ def _market_object(market: MarketFormat, values: tuple[int, ...], listed_ns: int
                 "meanPremiumBand": None,
                 "borrowEntryFeeMinMultiplier": None,
                 "borrowEntryFeeMaxMultiplier": None,
-                "minPriceUpdateMultiplier": None,
-                "maxPriceUpdateMultiplier": None,
+                # An index update may move a perpetual's index by at most its cap (perps.py).
+                "minPriceUpdateMultiplier": format_decimal(10_000 - index_move_cap_bps, 4)
+                if index_move_cap_bps
+                else None,
+                "maxPriceUpdateMultiplier": format_decimal(10_000 + index_move_cap_bps, 4)
+                if index_move_cap_bps
+                else None,
             },
             "quantity": {
                 "stepSize": market.quantity(1),
@@ -208,6 +214,7 @@ def _market_values(state: ExchangeState, market_ids: list[int]) -> list[tuple[in
                 market.funding_interval_ns,
                 market.funding_cap_bps,
                 market.open_interest_max_steps,
+                market.index_move_cap_bps,
             )
         )
     return values
