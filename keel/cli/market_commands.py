@@ -492,3 +492,7 @@ def register(app: typer.Typer) -> None:
     maintenance_app.command("schedule")(maintenance_schedule)
     maintenance_app.command("list")(maintenance_list)
     maintenance_app.command("cancel")(maintenance_cancel)
+    from keel.cli.maintenance_run import maintenance_run, maintenance_status
+
+    maintenance_app.command("run")(maintenance_run)
+    maintenance_app.command("status")(maintenance_status)
