@@ -11,7 +11,7 @@ Checked: positions (side from netCost, contracts, entry and mark prices), the fu
 rate, its history and an account's funding payments with hand-computed amounts, open
 interest, mark prices of every perpetual, markets' perp fields; currencies with their
 networks; deposit history (a chain deposit reported with `keel deposit` beside operator
-credits), deposit addresses, a withdrawal through ccxt's `withdraw` taken through
+credits, and one rejected by the operator API), deposit addresses, a withdrawal through ccxt's `withdraw` taken through
 sent and completed by `keel withdrawals`, with the balances each step implies; the error
 classes ccxt raises for a bad address, insufficient funds and frozen withdrawals; an
 adjustment; and /api/v1/status announcing scheduled maintenance, showing Maintenance
@@ -172,10 +172,33 @@ def test_deposits_and_withdrawals_through_ccxt_and_the_cli(api: Api, served: Ser
         data_dir, "deposit", "--account", str(key.account_id), "--asset", "USDC", "--amount", "25", "--tx", "tx-25"
     )
     assert (again["changed"], again["deposit_id"]) == (False, 1)  # credited at most once
+    seen = operator(
+        api,
+        "POST",
+        "/operator/v1/deposits",
+        "operatorDepositReport",
+        accountId=key.account_id,
+        symbol="USDC",
+        quantity="7",
+        txId="tx-7",
+        confirmations=1,
+    )
+    assert (seen["status"], seen["confirmations"], seen["entryId"]) == ("confirming", 1, None)  # 32 are required
+    rejected = operator(
+        api,
+        "POST",
+        "/operator/v1/deposits/reject",
+        "operatorDepositReject",
+        depositId=seen["depositId"],
+        reason="not ours",
+        operator="ops",
+    )
+    assert rejected["status"] == "rejected"
     deposits = alice.fetch_deposits()
     assert [(one["amount"], one["status"], one["network"], one["txid"]) for one in deposits] == [
         (100.0, "ok", "administrator", None),  # the operator credit (ccxt sorts oldest first)
         (25.0, "ok", "SOL", "tx-25"),
+        (7.0, "declined", "SOL", "tx-7"),
     ]
     address = alice.fetch_deposit_address("USDC", {"network": "SOL"})["address"]
     assert address == alice.fetch_deposit_address("SOL", {"network": "SOL"})["address"]
