@@ -11,8 +11,9 @@ Checked: positions (side from netCost, contracts, entry and mark prices), the fu
 rate, its history and an account's funding payments with hand-computed amounts, open
 interest, mark prices of every perpetual, markets' perp fields; currencies with their
 networks; deposit history (a chain deposit reported with `keel deposit` beside operator
-credits, and one rejected by the operator API), deposit addresses, a withdrawal through ccxt's `withdraw` taken through
-sent and completed by `keel withdrawals`, with the balances each step implies; the error
+credits, and one rejected through the operator API), deposit addresses, a withdrawal
+through ccxt's `withdraw` taken through sent and completed by `keel withdrawals`, with
+the balances each step implies; the error
 classes ccxt raises for a bad address, insufficient funds and frozen withdrawals; an
 adjustment; and /api/v1/status announcing scheduled maintenance, showing Maintenance
 while every market is closed, and the cautious reopening (a perpetual stays Closed until
