@@ -204,6 +204,7 @@ class RequestWithdrawal(_Command, frozen=True, tag=17):
     asset_id: int
     amount_atomic: int
     address: str
+    client_id: int = -1  # the user's own tag for it (the API's clientId), echoed back
 
 
 class UpdateWithdrawal(_Command, frozen=True, tag=18):

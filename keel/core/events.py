@@ -233,6 +233,7 @@ class WithdrawalUpdated(_Event, frozen=True, tag=21):
     tx_id: str
     operator: str  # "" for the user's own steps
     reason: str
+    client_id: int = -1
 
 
 class WithdrawalsFrozen(_Event, frozen=True, tag=22):

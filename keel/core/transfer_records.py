@@ -36,3 +36,4 @@ class Withdrawal(msgspec.Struct, array_like=True, gc=False):
     approvals: tuple[str, ...] = ()  # operators who approved
     tx_id: str = ""
     reason: str = ""
+    client_id: int = -1

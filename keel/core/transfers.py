@@ -127,6 +127,7 @@ def _withdrawal_event(withdrawal: Withdrawal, operator: str) -> WithdrawalUpdate
         withdrawal.tx_id,
         operator,
         withdrawal.reason,
+        withdrawal.client_id,
     )
 
 
@@ -160,7 +161,7 @@ def _credit(state: ExchangeState, deposit: Deposit, seq: int, events: list[Event
     account.balances[asset_id] += amount
     external.balances[asset_id] -= amount
     state.dirty_accounts.extend((account, external))
-    deposit.status = DepositStatus.CREDITED
+    deposit.status = int(DepositStatus.CREDITED)
     events.append(
         LedgerPosted(
             state.entry_id_next,
@@ -219,7 +220,7 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
         if command.confirmations >= required:
             _credit(state, deposit, command.seq, events)
         else:
-            deposit.status = DepositStatus.CONFIRMING
+            deposit.status = int(DepositStatus.CONFIRMING)
         events.append(_deposit_event(deposit))
         return
     if len(state.deposits) >= limits.deposits_max:
@@ -233,7 +234,7 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
         command.tx_id,
         command.output_index,
         command.confirmations,
-        DepositStatus.SEEN if command.confirmations == 0 else DepositStatus.CONFIRMING,
+        int(DepositStatus.SEEN if command.confirmations == 0 else DepositStatus.CONFIRMING),
         now,
         now,
     )
@@ -269,7 +270,7 @@ def reject_deposit(state: ExchangeState, command: RejectDeposit, events: list[Ev
             RejectCode.UNKNOWN_DEPOSIT,
             f"deposit {command.deposit_id} is already {DepositStatus(deposit.status).name.lower()}",
         )
-    deposit.status = DepositStatus.REJECTED
+    deposit.status = int(DepositStatus.REJECTED)
     deposit.updated_ns = command.timestamp_ns
     state.dirty_transfers.append(deposit)
     events.append(_deposit_event(deposit))
@@ -328,6 +329,8 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
     fee = asset.withdrawal_fee_atomic
     if amount <= 0:
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a withdrawal must be a positive amount")
+    if not -1 <= command.client_id <= limits.client_id_max:
+        raise Rejected(RejectCode.CLIENT_ID_INVALID, f"client id {command.client_id} is not a uint32")
     if amount > limits.amount_atomic_max:
         raise Rejected(RejectCode.VALUE_TOO_LARGE, "amount is too large")
     total = amount + fee
@@ -379,10 +382,11 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
         fee,
         asset.chain,
         command.address,
-        WithdrawalStatus.APPROVED if auto else WithdrawalStatus.REQUESTED,
+        int(WithdrawalStatus.APPROVED if auto else WithdrawalStatus.REQUESTED),
         command.timestamp_ns,
         command.timestamp_ns,
         ("auto",) if auto else (),
+        client_id=command.client_id,
     )
     account.locked[command.asset_id] += total
     state.withdrawals[withdrawal_id] = withdrawal
@@ -426,14 +430,14 @@ def update_withdrawal(state: ExchangeState, command: UpdateWithdrawal, events: l
         needed = 2 if asset.two_person_min_atomic and withdrawal.amount_atomic >= asset.two_person_min_atomic else 1
         withdrawal.approvals = approvals
         if len(approvals) >= needed:
-            withdrawal.status = WithdrawalStatus.APPROVED
+            withdrawal.status = int(WithdrawalStatus.APPROVED)
     elif action == WithdrawalAction.REJECT:
         if status not in (WithdrawalStatus.REQUESTED, WithdrawalStatus.APPROVED):
             raise Rejected(
                 RejectCode.WITHDRAWAL_STATE, f"withdrawal {withdrawal.withdrawal_id} is {name}: too late to reject"
             )
         _text(command.reason, "reason")
-        withdrawal.status = WithdrawalStatus.REJECTED
+        withdrawal.status = int(WithdrawalStatus.REJECTED)
         withdrawal.reason = command.reason
         _release(state, withdrawal)
     elif action == WithdrawalAction.MARK_SENT:
@@ -442,7 +446,7 @@ def update_withdrawal(state: ExchangeState, command: UpdateWithdrawal, events: l
                 RejectCode.WITHDRAWAL_STATE, f"withdrawal {withdrawal.withdrawal_id} is {name}, not approved"
             )
         _text(command.tx_id, "transaction id", 128)
-        withdrawal.status = WithdrawalStatus.SENT
+        withdrawal.status = int(WithdrawalStatus.SENT)
         withdrawal.tx_id = command.tx_id
     elif action == WithdrawalAction.MARK_COMPLETED:
         if status != WithdrawalStatus.SENT:
@@ -468,14 +472,14 @@ def update_withdrawal(state: ExchangeState, command: UpdateWithdrawal, events: l
             )
         )
         state.entry_id_next += 1
-        withdrawal.status = WithdrawalStatus.COMPLETED
+        withdrawal.status = int(WithdrawalStatus.COMPLETED)
     elif action == WithdrawalAction.MARK_FAILED:
         if status not in (WithdrawalStatus.APPROVED, WithdrawalStatus.SENT):
             raise Rejected(
                 RejectCode.WITHDRAWAL_STATE, f"withdrawal {withdrawal.withdrawal_id} is {name}: it cannot fail"
             )
         _text(command.reason, "reason")
-        withdrawal.status = WithdrawalStatus.FAILED
+        withdrawal.status = int(WithdrawalStatus.FAILED)
         withdrawal.reason = command.reason
         _release(state, withdrawal)
     else:
@@ -496,7 +500,7 @@ def cancel_withdrawal(state: ExchangeState, command: CancelWithdrawal, events: l
             RejectCode.WITHDRAWAL_STATE,
             f"withdrawal {withdrawal.withdrawal_id} is {name}: it can no longer be cancelled",
         )
-    withdrawal.status = WithdrawalStatus.CANCELLED
+    withdrawal.status = int(WithdrawalStatus.CANCELLED)
     withdrawal.updated_ns = command.timestamp_ns
     _release(state, withdrawal)
     state.dirty_transfers.append(withdrawal)
