@@ -48,7 +48,17 @@ from keel.core.commands import (
     UpdateWithdrawal,
 )
 from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
-from keel.core.events import CheckpointPassed, CommandRejected, Event, LedgerPosted, OrderAccepted, TradeExecuted
+from keel.core.events import (
+    CheckpointPassed,
+    CommandRejected,
+    Event,
+    FundingSettled,
+    LedgerPosted,
+    MarketStateChanged,
+    MarkPriceChanged,
+    OrderAccepted,
+    TradeExecuted,
+)
 from keel.core.lending import accrue_interest, borrow_lend
 from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
@@ -135,10 +145,16 @@ _MOVES_PRICES = (PlaceOrder, PlaceOrders, SetIndexPrices, Tick, SetMarketState) 
 def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -> None:
     """Liquidate accounts this command left below maintenance margin (liquidation.py),
     until none is left: a liquidation can move other accounts too."""
+    candidates = _touched(state, events, 0)
     if type(command) in _MOVES_EVERYONE:
-        candidates = perp_accounts(state, list(range(len(state.markets))))
-    else:
-        candidates = _touched(state, events, 0)
+        # Only the markets whose mark, funding or state changed: their position holders.
+        moved = [
+            event.market_id
+            for event in events
+            if isinstance(event, (MarkPriceChanged, FundingSettled, MarketStateChanged))
+        ]
+        if moved:
+            candidates += perp_accounts(state, sorted(set(moved)))
     start = 0
     while candidates:
         start = len(events)
