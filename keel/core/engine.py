@@ -53,6 +53,7 @@ from keel.core.events import (
     CommandRejected,
     Event,
     FundingSettled,
+    InterestAccrued,
     LedgerPosted,
     MarketStateChanged,
     MarkPriceChanged,
@@ -146,7 +147,10 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
     """Liquidate accounts this command left below maintenance margin (liquidation.py),
     until none is left: a liquidation can move other accounts too."""
     candidates = _touched(state, events, 0)
-    if type(command) in _MOVES_EVERYONE:
+    if type(command) is SetIndexPrices:
+        # An index moves collateral values too, not only marks: every account with a position.
+        candidates += perp_accounts(state, list(range(len(state.markets))))
+    elif type(command) in _MOVES_EVERYONE:
         # Only the markets whose mark, funding or state changed: their position holders.
         moved = [
             event.market_id
@@ -174,6 +178,8 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
             found.extend(line[0] for line in event.lines)
         elif isinstance(event, OrderAccepted):  # a resting order's hold is no longer collateral
             found.append(event.account_id)
+        elif isinstance(event, InterestAccrued):  # borrows grew
+            found.extend(account_id for account_id, _ in event.payments)
     return [account_id for account_id in found if account_id > 0 and accounts[account_id].positions]
 
 

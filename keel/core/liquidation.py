@@ -15,8 +15,10 @@ requirement (perps.py) is liquidated in full, in this order:
    ties by ascending account id). Ledger reason `adl`.
 5. If the account's margin asset balance is then negative (a deficit), the insurance fund
    pays as much of it as it holds (reason `insurance`); what the fund cannot pay is
-   taken from the accounts with the most unrealized profit, in the same ranking as
-   step 4, each up to its profit (reason `adl`).
+   taken first from the counterparties step 4 just paid, up to what they gained from
+   this account (largest gain first), then from the accounts with the most unrealized
+   profit over all their positions, each up to that profit (reason `adl`). What nobody
+   can pay stays on the account as a margin debit.
 
 After the command, no account with a position is below its maintenance requirement:
 audit checks it.
@@ -78,6 +80,7 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
     events.append(
         LiquidationStarted(account_id, equity_atomic(state, account), maintenance_requirement_atomic(state, account))
     )
+    gains: dict[int, int] = {}  # what deleveraged counterparties realized from this account
     for order in sorted(account.orders_open.values(), key=lambda order: order.order_id):
         if state.markets[order.market_id].state != MarketState.CLOSED:  # a Closed book is not touched
             cancel_open_order(state, order, account, _LIQUIDATION_END, events)
@@ -109,8 +112,8 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
                     events[index] = msgspec.structs.replace(event, reason=_LIQUIDATION)
         left = account.positions.get(market_id)
         if left is not None and left.size_steps:
-            _deleverage(state, account, market_id, seq, events)
-    _cover_deficit(state, account, seq, events)
+            _deleverage(state, account, market_id, seq, events, gains)
+    _cover_deficit(state, account, seq, events, gains)
 
 
 def _ranked_opponents(state: ExchangeState, market_id: int, long_side: bool) -> list[Account]:
@@ -125,7 +128,9 @@ def _ranked_opponents(state: ExchangeState, market_id: int, long_side: bool) -> 
     return [state.accounts[account_id] for _, account_id in ranked]
 
 
-def _deleverage(state: ExchangeState, account: Account, market_id: int, seq: int, events: list[Event]) -> None:
+def _deleverage(
+    state: ExchangeState, account: Account, market_id: int, seq: int, events: list[Event], gains: dict[int, int]
+) -> None:
     """Transfer the account's remaining position to opposing positions at the mark."""
     market = state.markets[market_id]
     mark = market.mark_ticks
@@ -167,14 +172,19 @@ def _deleverage(state: ExchangeState, account: Account, market_id: int, seq: int
                 opponent.account_id, market_id, theirs_before, theirs.size_steps, theirs.cost_atomic, pnl_theirs, 0
             )
         )
-        events.append(LedgerPosted(state.entry_id_next, _ADL, seq, lines))
-        state.entry_id_next += 1
+        if pnl_mine or pnl_theirs:
+            events.append(LedgerPosted(state.entry_id_next, _ADL, seq, lines))
+            state.entry_id_next += 1
+        if pnl_theirs > 0:
+            gains[opponent.account_id] = gains.get(opponent.account_id, 0) + pnl_theirs
         forget_if_flat(state, opponent, theirs)
     assert position.size_steps == 0, "opposing positions always cover a position (they sum to zero)"
     forget_if_flat(state, account, position)
 
 
-def _cover_deficit(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:
+def _cover_deficit(
+    state: ExchangeState, account: Account, seq: int, events: list[Event], gains: dict[int, int]
+) -> None:
     """Pay a negative margin balance from the insurance fund, then from the most profitable."""
     margin_asset = state.margin_asset_id
     deficit = -account.balances[margin_asset]
@@ -199,6 +209,16 @@ def _cover_deficit(state: ExchangeState, account: Account, seq: int, events: lis
         deficit -= paid
     if deficit == 0:
         return
+    # First the counterparties that deleveraging just paid (their gain came from this
+    # account), most first; then the accounts with the most unrealized profit.
+    for other_id, gained in sorted(gains.items(), key=lambda item: (-item[1], item[0])):
+        if deficit == 0:
+            return
+        take = min(deficit, gained)
+        _take(state, other_id, account, margin_asset, take, seq, events)
+        deficit -= take
+    if deficit == 0:
+        return
     ranked: list[tuple[int, int]] = []
     for other_id, other in accounts.items():
         if other_id <= 0 or other is account:
@@ -215,20 +235,27 @@ def _cover_deficit(state: ExchangeState, account: Account, seq: int, events: lis
         if deficit == 0:
             break
         take = min(deficit, -negative_profit)
-        other = accounts[other_id]
-        other.balances[margin_asset] -= take
-        account.balances[margin_asset] += take
-        state.dirty_accounts.extend((other, account))
-        events.append(
-            LedgerPosted(
-                state.entry_id_next,
-                _ADL,
-                seq,
-                ((other_id, margin_asset, -take), (account.account_id, margin_asset, take)),
-            )
-        )
-        state.entry_id_next += 1
+        _take(state, other_id, account, margin_asset, take, seq, events)
         deficit -= take
+
+
+def _take(
+    state: ExchangeState, other_id: int, account: Account, asset_id: int, amount: int, seq: int, events: list[Event]
+) -> None:
+    """Move `amount` of a deficit from another account to the bankrupt one (reason adl)."""
+    other = state.accounts[other_id]
+    other.balances[asset_id] -= amount
+    account.balances[asset_id] += amount
+    state.dirty_accounts.extend((other, account))
+    events.append(
+        LedgerPosted(
+            state.entry_id_next,
+            _ADL,
+            seq,
+            ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)),
+        )
+    )
+    state.entry_id_next += 1
 
 
 def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:

@@ -447,3 +447,34 @@ def test_open_interest_limit_refuses_orders_that_could_grow_it() -> None:
     events = order(h, b, perp, 0, 10_000, 30, reduce_only=False)
     assert events and h.audit() == []
     order(h, a, perp, 0, 10_000, 100, reduce_only=True)  # reducing always passes
+
+
+def test_an_index_move_of_a_collateral_asset_can_liquidate() -> None:
+    """Alice's collateral is mostly ETH: ETH falling takes her below maintenance even
+    though no perpetual's mark moved."""
+    h, perp = setup()
+    h.ok(SetIndexPrices, prices=((h.asset("ETH"), 3_000 * USDC),))
+    alice = h.new_account(USDC=1 * USDC, ETH=2_000_000)  # 0.02 ETH = 60 USDC
+    bob = h.new_account(USDC=1_000 * USDC)
+    order(h, bob, perp, 1, 10_000, 100)
+    order(h, alice, perp, 0, 10_000, 100)  # long 1 SOL at 100: maintenance 1.25 USDC
+    order(h, bob, perp, 0, 9_900, 100)  # a bid to close into
+    events = h.ok(SetIndexPrices, prices=((h.asset("ETH"), 10 * USDC),))
+    assert any(type(e).__name__ == "LiquidationStarted" and e.account_id == alice for e in events)
+    assert position(h, alice, perp) is None
+    assert h.audit() == []
+
+
+def test_a_bankrupt_accounts_deficit_is_taken_from_who_deleveraging_paid() -> None:
+    """No bids: the long is deleveraged at the mark, far below its bankruptcy price; the
+    short it was transferred to realized that gain, so the short covers the deficit."""
+    h, perp = setup()
+    long_ = h.new_account(USDC=3 * USDC)
+    short = h.new_account(USDC=1_000 * USDC)
+    order(h, short, perp, 1, 10_000, 100)
+    order(h, long_, perp, 0, 10_000, 100)
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 80 * USDC),))  # mark 80: the long lost 20 on 3
+    assert position(h, long_, perp) is None and position(h, short, perp) is None
+    assert h.balance(long_, "USDC") == 0  # the 17 USDC deficit was covered
+    assert h.balance(short, "USDC") == 1_000 * USDC + 20 * USDC - 17 * USDC
+    assert h.audit() == []
