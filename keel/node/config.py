@@ -22,6 +22,7 @@
     [auditor]                     # the continuous auditor (keel/audit, docs/operator-guide.md)
     enabled = true                # a shadow engine re-applies every durable command
     every = 1                     # full invariant audit at every Nth checkpoint
+    mode = "process"              # a replica process following the durable log, or "thread"
 
     [views]                       # optional: the history store (keel/views, docs/views.md)
     backend = "sqlite"            # or "postgres"
@@ -39,6 +40,13 @@
     withdrawal_daily_limit = "1000000"   # per account and UTC day
     withdrawal_auto_approve = "10000"    # at or below: approved without an operator
     two_person_min = "100000"     # at or above: two operators must approve
+    borrow_imf = "0.1"            # initial margin on a borrow's value ("0": cannot be borrowed)
+    borrow_mmf = "0.05"           # maintenance margin on a borrow's value
+    rate_base = "0.05"            # yearly borrow rate at zero utilization
+    rate_slope1 = "0.15"          # added up to the optimal utilization
+    rate_slope2 = "1"             # added from the optimal utilization to full
+    optimal_utilization = "0.8"
+    interest_spread = "0.1"       # the exchange's share of borrowers' interest
 
     [[markets]]
     symbol = "SOL_USDC"
@@ -50,6 +58,9 @@
     min_notional = "1"
     maker_fee_bps = 2
     taker_fee_bps = 5
+    # perpetuals also: kind = "perp", imf_base, imf_factor, mmf_base, mmf_factor,
+    # funding_interval_s, funding_cap_bps, index_move_cap_bps (an index update moving more
+    # than this is refused; 0: no cap) and open_interest_max (base units; "0": no limit)
 
 Markets and assets in keel.toml are read once, by `keel init` (`--from-config` uses a
 keel.toml the operator wrote into the new directory; otherwise init writes the defaults),
@@ -81,6 +92,15 @@ class AssetConfig:
     withdrawal_daily_limit: str = "0"  # per account and UTC day
     withdrawal_auto_approve: str = "0"  # at or below: approved without an operator
     two_person_min: str = "0"  # at or above: two different operators must approve
+    # Borrowing and lending (docs/perpetuals.md): fractions and yearly rates as decimals,
+    # like collateral_weight ("0.1" is 10%); "0" borrow_imf: the asset cannot be borrowed.
+    borrow_imf: str = "0"  # initial margin on a borrow's value
+    borrow_mmf: str = "0"  # maintenance margin on a borrow's value (at most borrow_imf)
+    rate_base: str = "0"  # yearly borrow rate at zero utilization
+    rate_slope1: str = "0"  # added up to the optimal utilization
+    rate_slope2: str = "0"  # added from the optimal utilization to full
+    optimal_utilization: str = "0.8"  # strictly between 0 and 1
+    interest_spread: str = "0.1"  # the exchange's share of borrowers' interest
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +121,50 @@ class MarketConfig:
     mmf_factor: str = "0"
     funding_interval_s: int = 0  # perp: seconds between funding rounds
     funding_cap_bps: int = 0  # perp: |funding rate| per round
+    index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
+    open_interest_max: str = "0"  # perp: open interest limit in base units ("0": none)
 
 
 def perp_config(symbol: str, base: str, tick: str, step: str) -> MarketConfig:
-    """A default perpetual: Backpack's published margin functions, hourly funding capped at 1%."""
+    """A default perpetual: Backpack's published margin functions, hourly funding capped at
+    1%, and an index update may move the index by at most 20%."""
     return MarketConfig(
-        symbol, base, "USDC", tick, step, step, "1", 2, 5, "perp", "0.02", "0.0001275", "0.0125", "0.0000765", 3600, 100
+        symbol,
+        base,
+        "USDC",
+        tick,
+        step,
+        step,
+        "1",
+        2,
+        5,
+        "perp",
+        "0.02",
+        "0.0001275",
+        "0.0125",
+        "0.0000765",
+        3600,
+        100,
+        index_move_cap_bps=2_000,
     )
 
 
+# Interest rates of every default asset: 5% a year idle, 20% at the optimal utilization
+# of 80%, 120% when fully borrowed; lenders get 90% of what borrowers pay.
+_RATES = {
+    "rate_base": "0.05",
+    "rate_slope1": "0.15",
+    "rate_slope2": "1",
+    "optimal_utilization": "0.8",
+    "interest_spread": "0.1",
+}
 # Chains by Backpack's names (spec 1.4); fees near Backpack's; limits an operator would tune.
+# Borrowing USDC needs 10% initial and 5% maintenance margin on its value, the others 20% and 10%.
 DEFAULT_ASSETS = (
-    AssetConfig("USDC", 6, "1", "Solana", 32, "1", "1000000", "10000", "100000"),
-    AssetConfig("SOL", 9, "0.9", "Solana", 32, "0.01", "10000", "50", "1000"),
-    AssetConfig("BTC", 8, "0.9", "Bitcoin", 3, "0.0001", "20", "0.1", "2"),
-    AssetConfig("ETH", 8, "0.9", "Ethereum", 12, "0.002", "300", "3", "30"),
+    AssetConfig("USDC", 6, "1", "Solana", 32, "1", "1000000", "10000", "100000", "0.1", "0.05", **_RATES),
+    AssetConfig("SOL", 9, "0.9", "Solana", 32, "0.01", "10000", "50", "1000", "0.2", "0.1", **_RATES),
+    AssetConfig("BTC", 8, "0.9", "Bitcoin", 3, "0.0001", "20", "0.1", "2", "0.2", "0.1", **_RATES),
+    AssetConfig("ETH", 8, "0.9", "Ethereum", 12, "0.002", "300", "3", "30", "0.2", "0.1", **_RATES),
 )
 DEFAULT_MARKETS = (
     MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),
@@ -145,6 +194,7 @@ class Config:
     views_schema: str = ""  # "": "<schema>_views"
     auditor_enabled: bool = True  # [auditor] enabled: a shadow engine audits every durable command
     auditor_every: int = 1  # [auditor] every: run the full invariant audit at every Nth checkpoint
+    auditor_mode: str = "process"  # [auditor] mode: "process" (a replica process) or "thread"
     assets: tuple[AssetConfig, ...] = DEFAULT_ASSETS
     markets: tuple[MarketConfig, ...] = DEFAULT_MARKETS
     extra: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +209,8 @@ class Config:
             raise ValueError(f"views backend must be sqlite or postgres, not {self.views_backend!r}")
         if self.views_backend == "postgres" and not self.views_dsn and self.backend != "postgres":
             raise ValueError("views backend postgres needs a dsn in [views] (the log is not on PostgreSQL)")
+        if self.auditor_mode not in ("process", "thread"):
+            raise ValueError(f"auditor mode must be process or thread, not {self.auditor_mode!r}")
         if self.writer not in ("process", "thread"):
             raise ValueError(f"log writer must be process or thread, not {self.writer!r}")
         for name in (
@@ -210,6 +262,7 @@ def load_config(data_dir: Path) -> Config:
             views_schema=str(views.get("schema", "")),
             auditor_enabled=bool(auditor.get("enabled", True)),
             auditor_every=int(auditor.get("every", 1)),
+            auditor_mode=str(auditor.get("mode", "process")),
             assets=tuple(AssetConfig(**entry) for entry in raw.get("assets", [])),
             markets=tuple(MarketConfig(**entry) for entry in raw.get("markets", [])),
         )
@@ -252,7 +305,13 @@ def render_config(config: Config) -> str:
         f"every = {config.snapshot_every}",
         f"keep = {config.snapshot_keep}",
     ]
-    lines += ["", "[auditor]", f"enabled = {_toml_value(config.auditor_enabled)}", f"every = {config.auditor_every}"]
+    lines += [
+        "",
+        "[auditor]",
+        f"enabled = {_toml_value(config.auditor_enabled)}",
+        f"every = {config.auditor_every}",
+        f"mode = {_toml_value(config.auditor_mode)}",
+    ]
     if (config.views_backend, config.views_dsn, config.views_schema) != ("sqlite", "", ""):
         lines += [
             "",

@@ -31,6 +31,7 @@ from keel.log.appender import Appender, InlineAppender, Item, ProcessAppender
 from keel.log.base import CommandLog
 from keel.log.open import open_log as open_backend
 from keel.log.record import GENESIS_HASH
+from keel.node.audit_process import ProcessAuditor
 from keel.node.config import Config, config_path, load_config, write_config
 from keel.node.genesis import genesis_commands
 from keel.node.recovery import Progress, RecoveryReport, Replayed, recover
@@ -175,6 +176,7 @@ class Node:
         self._lock = lock
         self._sequencer: Sequencer | None = None
         self.auditor: Auditor | None = None
+        self.auditor_process: ProcessAuditor | None = None
 
     @classmethod
     def open(
@@ -243,9 +245,11 @@ class Node:
             appender = InlineAppender(self.log, self.prev_hash)
         snapshots = list_snapshots(self.data_dir)
         listeners = list(listeners)
-        if config.auditor_enabled:
+        if config.auditor_enabled and config.auditor_mode == "thread":
             self.auditor = Auditor(self.engine.state, self.data_dir, self._halt, every=config.auditor_every)
             listeners.append(self.auditor)
+        elif config.auditor_enabled:
+            self.auditor_process = ProcessAuditor(self.data_dir, self._halt, config.auditor_every)
         self._sequencer = Sequencer(
             self.engine,
             appender,
@@ -309,6 +313,9 @@ class Node:
             if self.auditor is not None:
                 self.auditor.wait_idle(10)
                 self.auditor.close()
+            if self.auditor_process is not None:
+                self.auditor_process.close()
+                self.auditor_process = None
             self._sequencer.appender.close()
             self.prev_hash = self._sequencer.appender.prev_hash
             self._sequencer = None

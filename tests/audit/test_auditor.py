@@ -22,21 +22,32 @@ from keel.testing.harness import Harness
 NEVER = 10**9
 
 
-def start_node(tmp_path: Path, **settings: int) -> tuple[Node, ManualClock]:
+def start_node(tmp_path: Path, mode: str) -> tuple[Node, ManualClock]:
     clock = ManualClock()
     options = {"tick_interval_ms": NEVER, "checkpoint_every": 5, "snapshot_every": NEVER}
-    options.update(settings)
-    init_data_dir(tmp_path / "data", Config(writer="thread", **options), clock=clock)
+    init_data_dir(tmp_path / "data", Config(writer="thread", auditor_mode=mode, **options), clock=clock)
     node = Node.open(tmp_path / "data")
     node.start(clock)
     return node, clock
 
 
-def test_a_healthy_node_is_audited_at_every_checkpoint(tmp_path: Path) -> None:
-    node, _ = start_node(tmp_path)
+def audited(node: Node) -> bool:
+    """Wait until the node's auditor (thread or process) has caught up with the log."""
+    if node.auditor is not None:
+        return node.auditor.wait_idle()
+    assert node.auditor_process is not None
+    return node.auditor_process.wait_until(node.engine.state.seq_last)
+
+
+MODES = pytest.mark.parametrize("mode", ["process", "thread"])
+
+
+@MODES
+def test_a_healthy_node_is_audited_at_every_checkpoint(tmp_path: Path, mode: str) -> None:
+    node, _ = start_node(tmp_path, mode)
     try:
         sequencer = node._sequencer
-        assert sequencer is not None and node.auditor is not None
+        assert sequencer is not None
         for _ in range(4):
             account = sequencer.call(CreateAccount(seq=0, timestamp_ns=0)).events[0].account_id  # type: ignore[union-attr]
             sequencer.call(Credit(seq=0, timestamp_ns=0, account_id=account, asset_id=0, amount_atomic=10**9))
@@ -52,7 +63,7 @@ def test_a_healthy_node_is_audited_at_every_checkpoint(tmp_path: Path) -> None:
                     quantity_steps=10,
                 )
             )
-        assert node.auditor.wait_idle()
+        assert audited(node)
         status = json.loads((tmp_path / "data" / AUDIT_FILE).read_text())
         assert status["status"] == "ok" and status["audits"] >= 2 and status["findings"] == []
         assert status["audited_seq"] > node.report.last_seq
@@ -60,21 +71,22 @@ def test_a_healthy_node_is_audited_at_every_checkpoint(tmp_path: Path) -> None:
         node.close()
 
 
-def test_a_node_whose_state_drifts_is_halted_by_logged_commands(tmp_path: Path) -> None:
+@MODES
+def test_a_node_whose_state_drifts_is_halted_by_logged_commands(tmp_path: Path, mode: str) -> None:
     """A bug that changes a balance without a ledger entry: the shadow engine's state no
     longer matches the node's next checkpoint, so the auditor halts the exchange."""
-    node, _ = start_node(tmp_path)
+    node, _ = start_node(tmp_path, mode)
     data = tmp_path / "data"
     try:
         sequencer = node._sequencer
-        assert sequencer is not None and node.auditor is not None
+        assert sequencer is not None
         account = sequencer.call(CreateAccount(seq=0, timestamp_ns=0)).events[0].account_id  # type: ignore[union-attr]
         with sequencer.read_lock:
             node.engine.state.accounts[account].balances[0] += 1  # the "bug"
             node.engine.state.dirty_accounts.append(node.engine.state.accounts[account])
         for _ in range(6):  # reach a checkpoint
             sequencer.call(CreateAccount(seq=0, timestamp_ns=0))
-        assert node.auditor.wait_idle()
+        audited(node)
         for _ in range(50):
             if all(market.state == MarketState.CANCEL_ONLY for market in node.engine.state.markets):
                 break
