@@ -73,6 +73,7 @@ class ListMarket(_Command, frozen=True, tag=2):
     funding_cap_bps: int = 0
     open_interest_max_steps: int = 0
     index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
+    price_max_age_ns: int = 0  # perp: no funding or liquidation on an index older than this (0: no limit)
 
 
 class CreateAccount(_Command, frozen=True, tag=3):

@@ -43,6 +43,7 @@ from keel.core.perps import (
     apply_fill,
     equity_atomic,
     forget_if_flat,
+    index_is_stale,
     maintenance_requirement_atomic,
     position_for,
     unrealized_pnl_atomic,
@@ -61,8 +62,12 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     if not any(position.size_steps for position in account.positions.values()):
         return False
     markets = state.markets
-    if any(markets[market_id].state == MarketState.CLOSED for market_id in account.positions):
-        return False
+    now = state.timestamp_ns_last
+    if any(
+        markets[market_id].state == MarketState.CLOSED or index_is_stale(state, markets[market_id], now)
+        for market_id in account.positions
+    ):
+        return False  # never liquidate on a closed book or a stale price
     return equity_atomic(state, account) < maintenance_requirement_atomic(state, account)
 
 

@@ -146,6 +146,8 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
             problems.append("open interest limit must not be negative (0: none)")
         if not 0 <= command.index_move_cap_bps <= BPS:
             problems.append("index move cap is 0 (none) to 10,000 bps")
+        if command.price_max_age_ns < 0:
+            problems.append("price age limit must not be negative (0: none)")
     elif (
         command.imf_base_e9
         or command.imf_factor_e9
@@ -155,6 +157,7 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
         or command.funding_cap_bps
         or command.open_interest_max_steps
         or command.index_move_cap_bps
+        or command.price_max_age_ns
     ):
         problems.append("a spot market takes no perpetual parameters")
     if problems:
@@ -187,6 +190,7 @@ def list_market(state: ExchangeState, command: ListMarket, events: list[Event]) 
             funding_cap_bps=command.funding_cap_bps,
             open_interest_max_steps=command.open_interest_max_steps,
             index_move_cap_bps=command.index_move_cap_bps,
+            price_max_age_ns=command.price_max_age_ns,
             state_changed_ns=command.timestamp_ns,
             funding_next_ns=(
                 (command.timestamp_ns // command.funding_interval_ns + 1) * command.funding_interval_ns

@@ -82,6 +82,7 @@ class Market(msgspec.Struct, array_like=True, gc=False):
     funding_rate_e9: int = 0  # the rate of the last funding round
     state_changed_ns: int = 0  # when `state` last changed
     index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
+    price_max_age_ns: int = 0  # perp: no funding or liquidation on an index older than this (0: no limit)
 
 
 class MaintenanceStep(msgspec.Struct, array_like=True, gc=False):

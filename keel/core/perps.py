@@ -294,6 +294,12 @@ def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Even
             events.append(MarkPriceChanged(market_id, index, mark))
 
 
+def index_is_stale(state: ExchangeState, market: Market, now_ns: int) -> bool:
+    """Whether a perpetual's index is older than its market's price age limit."""
+    age = market.price_max_age_ns
+    return bool(age) and now_ns - state.index_updated_ns[market.base_asset_id] > age
+
+
 def perp_market_ids(state: ExchangeState) -> list[int]:
     return [market.market_id for market in state.markets if market.kind == _PERP]
 
@@ -403,7 +409,8 @@ def on_tick(state: ExchangeState, command: Tick, events: list[Event]) -> None:
     for market_id in perps:
         market = markets[market_id]
         if now >= market.funding_next_ns:
-            if market.state == MarketState.CLOSED:  # no funding while Closed: the round is skipped
+            if market.state == MarketState.CLOSED or index_is_stale(state, market, now):
+                # No funding while Closed or on a stale index: the round is skipped, not deferred.
                 market.funding_next_ns = (now // market.funding_interval_ns + 1) * market.funding_interval_ns
                 continue
             settle_funding(state, market, now, command.seq, events)

@@ -278,3 +278,22 @@ def test_a_closed_perpetual_may_go_to_cancel_only_without_a_fresh_index() -> Non
     )
     set_state(h, perp, CANCEL_ONLY)
     assert h.state.markets[perp].state == CANCEL_ONLY
+
+
+def test_no_funding_and_no_liquidation_on_a_stale_index() -> None:
+    """With a 10-minute price age limit, an index left alone for longer neither pays
+    funding nor liquidates; a fresh update brings both back."""
+    h = Harness(timestamp_step_ns=20 * 60_000_000_000)  # 20 minutes per command
+    h.list_defaults()
+    perp = h.list_perp(price_max_age_ns=10 * 60_000_000_000)
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
+    long_, short = h.new_account(USDC=3 * USDC), h.new_account(USDC=1_000 * USDC)
+    h.ok(PlaceOrder, account_id=short, market_id=perp, side=1, order_type=0, price_ticks=10_000, quantity_steps=100)
+    h.ok(PlaceOrder, account_id=long_, market_id=perp, side=0, order_type=0, price_ticks=10_000, quantity_steps=100)
+    for _ in range(6):  # two hours of Ticks on an index 20+ minutes old
+        assert not [e for e in h.ok(Tick) if isinstance(e, FundingSettled)]
+    # the mark falls with a trade far below (last price), but the index is stale: no liquidation
+    assert h.audit() == []
+    events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 97 * USDC),))  # fresh: liquidation runs
+    assert any(type(e).__name__ == "LiquidationStarted" for e in events)
+    assert h.audit() == []
