@@ -26,10 +26,20 @@ def genesis_commands(config: Config) -> list[Command]:
                 name: parse_decimal(getattr(asset, name), asset.decimals, field=f"{asset.symbol} {name}")
                 for name in ("withdrawal_fee", "withdrawal_daily_limit", "withdrawal_auto_approve", "two_person_min")
             }
+            # Fractions in bps (as collateral_weight), yearly rates in 1e-9 (lending.py).
+            lending_bps = {
+                name: parse_decimal(getattr(asset, name), 4, field=f"{asset.symbol} {name}")
+                for name in ("borrow_imf", "borrow_mmf", "optimal_utilization", "interest_spread")
+            }
+            rates_e9 = {
+                name: parse_decimal(getattr(asset, name), 9, field=f"{asset.symbol} {name}")
+                for name in ("rate_base", "rate_slope1", "rate_slope2")
+            }
         except Exception as error:
             raise ValueError(str(error)) from error
         if any(amount < 0 for amount in amounts.values()):
             raise ValueError(f"asset {asset.symbol}: withdrawal amounts must not be negative")
+        # Their ranges are the core's to check: `keel init` reports a ListAsset it refuses.
         commands.append(
             ListAsset(
                 seq=0,
@@ -43,6 +53,13 @@ def genesis_commands(config: Config) -> list[Command]:
                 withdrawal_daily_limit_atomic=amounts["withdrawal_daily_limit"],
                 withdrawal_auto_approve_atomic=amounts["withdrawal_auto_approve"],
                 two_person_min_atomic=amounts["two_person_min"],
+                borrow_imf_bps=lending_bps["borrow_imf"],
+                borrow_mmf_bps=lending_bps["borrow_mmf"],
+                rate_base_e9=rates_e9["rate_base"],
+                rate_slope1_e9=rates_e9["rate_slope1"],
+                rate_slope2_e9=rates_e9["rate_slope2"],
+                optimal_utilization_bps=lending_bps["optimal_utilization"],
+                interest_spread_bps=lending_bps["interest_spread"],
             )
         )
     for market in config.markets:
@@ -67,7 +84,17 @@ def genesis_commands(config: Config) -> list[Command]:
         if market.kind not in ("spot", "perp"):
             raise ValueError(f"market {market.symbol}: kind must be spot or perp, not {market.kind!r}")
         perp: dict[str, int] = {}
+        if market.kind == "spot" and (market.index_move_cap_bps or market.open_interest_max != "0"):
+            raise ValueError(f"market {market.symbol}: index_move_cap_bps and open_interest_max are for perpetuals")
         if market.kind == "perp":
+            try:
+                open_interest_max = parse_decimal(
+                    market.open_interest_max, decimals[market.base], field=f"{market.symbol} open_interest_max"
+                )
+            except Exception as error:
+                raise ValueError(str(error)) from error
+            if open_interest_max < 0 or open_interest_max % step_atomic:
+                raise ValueError(f"market {market.symbol}: open_interest_max must be a non-negative multiple of step")
             try:
                 perp = {
                     "kind": int(MarketKind.PERP),
@@ -77,6 +104,8 @@ def genesis_commands(config: Config) -> list[Command]:
                     "mmf_factor_e9": parse_decimal(market.mmf_factor, 9, field=f"{market.symbol} mmf_factor"),
                     "funding_interval_ns": market.funding_interval_s * 1_000_000_000,
                     "funding_cap_bps": market.funding_cap_bps,
+                    "open_interest_max_steps": open_interest_max // step_atomic,
+                    "index_move_cap_bps": market.index_move_cap_bps,
                 }
             except Exception as error:
                 raise ValueError(str(error)) from error
