@@ -21,7 +21,6 @@ from typing import Final, Protocol
 
 import msgspec
 
-from keel.core.orders import OrderStatus
 from keel.gateway.errors import bad_request
 from keel.gateway.orderbook import FillRecord, OrderRecord, TradeRecord
 from keel.views import FundingPayment, FundingRound, FundsIn, HistoryStore, QueryInvalid, ViewsWriter, WithdrawalRecord
@@ -116,7 +115,7 @@ def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
         created_ns=record.created_ns,
         filled_steps=record.executed_steps,
         executed_lots=record.executed_quote_atomic // lot_atomic,
-        status=int(OrderStatus(record.status)),
+        status=record.status,  # an OrderStatus, or the views' TRIGGER_PENDING / TRIGGER_FAILED
         end_reason=record.end_reason,
         updated_ns=record.updated_ns,
     )

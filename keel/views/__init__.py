@@ -2,7 +2,8 @@
 
 Everything a user reads about the past (orders with every status change, fills, ledger
 lines, trades, klines, deposits, withdrawals, funding, position changes, liquidations,
-market states, maintenance, adjustments) is read from here, and all of it can be rebuilt from the command
+market states, maintenance, adjustments, borrow/lend movements and positions, interest) is
+read from here, and all of it can be rebuilt from the command
 log with identical contents. docs/views.md describes the schema and the rules.
 
 - store.py: `HistoryStore` (tables, queries), `open_store`, `StoreSettings`
@@ -19,8 +20,14 @@ from keel.views.klines import KLINE_INTERVALS
 from keel.views.projector import Item, Projector, ViewsGap
 from keel.views.records import (
     NO_ENTRY,
+    NO_POSITION,
     ORDER_STATUS_NAMES,
+    TRIGGER_FAILED,
+    TRIGGER_PENDING,
     Adjustment,
+    BorrowLendKind,
+    BorrowLendMove,
+    BorrowLendPosition,
     CreditRecord,
     DepositRecord,
     DepositUpdate,
@@ -28,6 +35,8 @@ from keel.views.records import (
     FundingPayment,
     FundingRound,
     FundsIn,
+    InterestPayment,
+    InterestRound,
     Kline,
     LedgerLine,
     Liquidation,
@@ -63,8 +72,14 @@ __all__ = [
     "LIMIT_DEFAULT",
     "LIMIT_MAX",
     "NO_ENTRY",
+    "NO_POSITION",
     "ORDER_STATUS_NAMES",
+    "TRIGGER_FAILED",
+    "TRIGGER_PENDING",
     "Adjustment",
+    "BorrowLendKind",
+    "BorrowLendMove",
+    "BorrowLendPosition",
     "CatchUp",
     "CatchUpReport",
     "CreditRecord",
@@ -75,6 +90,8 @@ __all__ = [
     "FundingRound",
     "FundsIn",
     "HistoryStore",
+    "InterestPayment",
+    "InterestRound",
     "Item",
     "Kline",
     "LedgerLine",

@@ -12,7 +12,11 @@ Projection rules (docs/views.md has the full table):
 - AssetListed, MarketListed, AccountCreated: one row each. A market's grid comes from
   the ListMarket command beside the event (the event carries only id and symbol);
   its lot (quote atomic units per tick x step) prices every fill.
-- OrderAccepted: a new `orders` row, status New, and an `order_updates` row.
+- OrderAccepted: a new `orders` row, status New, and an `order_updates` row; its
+  reduce-only flag comes from the command's order it is (events do not carry it), or is
+  set for a liquidation's closing order. TriggerAccepted: a row with status
+  TriggerPending and the terms of the command's order; the OrderAccepted right after a
+  TriggerFired continues that row (status New); TriggerFailed ends it (TriggerFailed).
 - TradeExecuted: a `trades` row, two `fills` rows (taker and maker side; fees are in the
   market's quote asset), the 1-minute, 1-hour and 1-day kline bars, and both orders'
   executed quantity, executed quote (price x quantity x lot, fees excluded) and fees.
@@ -27,6 +31,9 @@ Projection rules (docs/views.md has the full table):
   the event after it reports.
 - DepositUpdated, WithdrawalUpdated: the deposit's or withdrawal's current row (created by
   its first event, updated by later ones) and an append-only `*_updates` row.
+- BorrowLendChanged: a `borrow_lend_moves` row per part (a Lend first repays a borrow, a
+  Borrow first redeems a lend), which moves `borrow_lend_positions`; InterestAccrued: an
+  `interest_rounds` row and an `interest_payments` row per share, which grows the position.
 - FundingSettled: a `funding_rounds` row. PositionChanged, LiquidationStarted,
   MarketStateChanged, Adjusted, WithdrawalsFrozen: one row each. MaintenanceScheduled,
   MaintenanceCancelled, MaintenanceStepApplied, MaintenanceStepBlocked: a
@@ -45,16 +52,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from keel.core.commands import Command, Credit, ListMarket
+from keel.core.commands import Command, Credit, ListMarket, PlaceOrder, PlaceOrders
 from keel.core.errors import KeelError
 from keel.core.events import (
     AccountCreated,
     Adjusted,
     AssetListed,
+    BorrowLendChanged,
+    CommandRejected,
     DepositUpdated,
     EntryReason,
     Event,
     FundingSettled,
+    InterestAccrued,
     LedgerPosted,
     LiquidationStarted,
     MaintenanceCancelled,
@@ -68,13 +78,26 @@ from keel.core.events import (
     OrderExpired,
     PositionChanged,
     TradeExecuted,
+    TriggerAccepted,
+    TriggerFailed,
+    TriggerFired,
     WithdrawalsFrozen,
     WithdrawalUpdated,
 )
+from keel.core.lending import HOURS_PER_YEAR, BorrowLendSide
+from keel.core.money import E9, div_floor
 from keel.core.orders import OrderStatus, OrderType, TimeInForce
 from keel.views import schema
 from keel.views.klines import BAR_WIDTHS_S, bar_start_ns
-from keel.views.records import NO_END_REASON, NO_ENTRY, MaintenanceKind
+from keel.views.records import (
+    NO_END_REASON,
+    NO_ENTRY,
+    NO_POSITION,
+    TRIGGER_FAILED,
+    TRIGGER_PENDING,
+    BorrowLendKind,
+    MaintenanceKind,
+)
 from keel.views.store import HistoryStore
 
 # One durable command with its events: (seq, timestamp_ns, command, events).
@@ -113,11 +136,20 @@ _CANCELLED_STEPS = _COLUMN["cancelled_steps"]
 _END_REASON = _COLUMN["end_reason"]
 _UPDATED_SEQ = _COLUMN["updated_seq"]
 _UPDATED_NS = _COLUMN["updated_ns"]
+_REDUCE_ONLY = _COLUMN["reduce_only"]
+_TRIGGERED_NS = _COLUMN["triggered_ns"]
+_NO_TRIGGER_BY = -1
+_LEND = int(BorrowLendSide.LEND)
+_BORROW = int(BorrowLendSide.BORROW)
+_BORROW_LEND = int(EntryReason.BORROW_LEND)
+_INTEREST = int(EntryReason.INTEREST)
 
 _UPSERT_ORDERS = schema.insert_statement(schema.ORDERS, upsert=True)
 _UPSERT_BARS = schema.insert_statement(schema.KLINE_BARS, upsert=True)
 _UPSERT_DEPOSITS = schema.insert_statement(schema.DEPOSITS, upsert=True)
 _UPSERT_WITHDRAWALS = schema.insert_statement(schema.WITHDRAWALS, upsert=True)
+_UPSERT_POSITIONS = schema.insert_statement(schema.BORROW_LEND_POSITIONS, upsert=True)
+_POSITION_COLUMN = {name: index for index, name in enumerate(schema.BORROW_LEND_POSITIONS.column_names)}
 _DEPOSIT = int(EntryReason.DEPOSIT)
 _WITHDRAWAL = int(EntryReason.WITHDRAWAL)
 _FUNDING = int(EntryReason.FUNDING)
@@ -156,17 +188,57 @@ _V2_EVENTS: Final = frozenset(
 )
 
 
+# Events of schema version 3, projected by Projector._project_v3.
+_V3_EVENTS: Final = frozenset((TriggerAccepted, TriggerFired, TriggerFailed, BorrowLendChanged, InterestAccrued))
+
+
 class _Links:
     """What one command's events say about each other: the ledger entry a deposit,
-    withdrawal or adjustment event goes with, the funding round an entry pays."""
+    withdrawal, adjustment or borrow/lend event goes with, the funding or interest round
+    an entry pays; and which of the command's orders an order event is about."""
 
-    __slots__ = ("adjustment", "deposit_entry", "funding_round", "withdrawal_entry")
+    __slots__ = (
+        "adjustment",
+        "borrow_lend_entry",
+        "deposit_entry",
+        "fired",
+        "funding_round",
+        "interest_round",
+        "items",
+        "liquidating",
+        "next_item",
+        "withdrawal_entry",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, command: Command) -> None:
         self.deposit_entry = NO_ENTRY  # a deposit entry, for the DepositUpdated after it
         self.withdrawal_entry = NO_ENTRY  # a withdrawal entry, for the WithdrawalUpdated after it
+        self.borrow_lend_entry = NO_ENTRY  # a borrow/lend entry, for the BorrowLendChanged after it
         self.adjustment: list[Any] | None = None  # an adjustments row waiting for its entry
         self.funding_round: list[Any] | None = None  # a funding_rounds row waiting for its entry
+        self.interest_round: list[Any] | None = None  # an interest_rounds row waiting for its entry
+        # The orders the command itself places, in order: each OrderAccepted, TriggerAccepted
+        # or item rejection takes the next one. Orders accepted after them are the engine's:
+        # a fired trigger (TriggerFired names it just before) or a liquidation's closing
+        # order (after LiquidationStarted; reduce-only). Events do not carry reduce-only.
+        self.items: tuple[PlaceOrder, ...] = (
+            (command,)
+            if isinstance(command, PlaceOrder)
+            else command.orders
+            if isinstance(command, PlaceOrders)
+            else ()
+        )
+        self.next_item = 0
+        self.liquidating = False
+        self.fired = NO_ENTRY  # the trigger whose OrderAccepted comes next
+
+    def next_order(self) -> PlaceOrder | None:
+        """Return the command's next own order (or None: the engine placed it)."""
+        if self.next_item >= len(self.items):
+            return None
+        item = self.items[self.next_item]
+        self.next_item += 1
+        return item
 
 
 class _Batch:
@@ -187,7 +259,11 @@ class _Batch:
         # Current rows of the deposits and withdrawals touched, by id (written with an upsert).
         self.deposits: dict[int, list[Any]] = {}
         self.withdrawals: dict[int, list[Any]] = {}
-        # Append-only rows of the version 2 tables, by table.
+        # Borrow/lend positions touched, by (account, asset, opened seq) (written with an
+        # upsert), and each (account, asset)'s open one (None: none) as far as this batch knows.
+        self.positions: dict[tuple[int, int, int], list[int]] = {}
+        self.open_positions: dict[tuple[int, int], list[int] | None] = {}
+        # Append-only rows of the version 2 and 3 tables, by table.
         self.rows: dict[schema.Table, list[Sequence[Any]]] = {}
 
     def add(self, table: schema.Table, row: Sequence[Any]) -> None:
@@ -247,10 +323,19 @@ class Projector:
         accepted: set[int] = set()
         wanted: set[int] = set()
         for _, _, _, events in items:
+            fired = NO_ENTRY
             for event in events:
                 kind = type(event)
                 if kind is OrderAccepted:
+                    if event.order_id != fired:  # type: ignore[union-attr]
+                        accepted.add(event.order_id)  # type: ignore[union-attr]
+                    fired = NO_ENTRY
+                elif kind is TriggerAccepted:
                     accepted.add(event.order_id)  # type: ignore[union-attr]
+                elif kind is TriggerFired or kind is TriggerFailed:
+                    # A trigger accepted by an earlier batch: its row is placed now or fails.
+                    fired = event.order_id  # type: ignore[union-attr]
+                    wanted.add(fired)
                 elif kind is TradeExecuted:
                     wanted.add(event.maker_order_id)  # type: ignore[union-attr]
                     wanted.add(event.taker_order_id)  # type: ignore[union-attr]
@@ -281,7 +366,7 @@ class Projector:
     # ---- projection -------------------------------------------------------------------
     def _project(self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, events: Sequence[Event]) -> None:
         accepted: list[list[int]] = []
-        links = _Links()
+        links = _Links(command)
         for index, event in enumerate(events):
             kind = type(event)
             if kind is TradeExecuted:
@@ -307,12 +392,14 @@ class Projector:
                 )
             elif kind is OrderAccepted:
                 assert isinstance(event, OrderAccepted)
-                accepted.append(self._accept(batch, seq, timestamp_ns, index, event))
+                accepted.append(self._accept(batch, seq, timestamp_ns, index, event, links))
             elif kind is OrderCancelled or kind is OrderExpired:
                 assert isinstance(event, OrderCancelled | OrderExpired)
                 status = _CANCELLED if kind is OrderCancelled else _EXPIRED
                 order = batch.orders[event.order_id]
-                assert order[_STATUS] in (_NEW, _PARTIALLY_FILLED), f"order {event.order_id} ended twice"
+                assert order[_STATUS] in (_NEW, _PARTIALLY_FILLED, TRIGGER_PENDING), (
+                    f"order {event.order_id} ended twice"
+                )
                 order[_CANCELLED_STEPS] = event.cancelled_steps
                 order[_END_REASON] = event.reason
                 self._set_status(batch, order, status, seq, timestamp_ns, index)
@@ -328,6 +415,12 @@ class Projector:
                 batch.accounts.append((event.account_id, seq, timestamp_ns))
             elif kind in _V2_EVENTS:
                 self._project_v2(batch, seq, timestamp_ns, command, index, event, links)
+            elif kind in _V3_EVENTS:
+                self._project_v3(batch, seq, timestamp_ns, index, event, links)
+            elif kind is CommandRejected:
+                assert isinstance(event, CommandRejected)
+                if event.item >= 0:  # a batch item refused: the next event is about the next item
+                    links.next_item = event.item + 1
             # Anything else (rejections, checkpoints, kinds this version does not know)
             # leaves history as it is.
         for order in accepted:
@@ -336,8 +429,20 @@ class Projector:
             ):
                 self._set_status(batch, order, _FILLED, seq, timestamp_ns, len(events))
 
-    def _accept(self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: OrderAccepted) -> list[int]:
+    def _accept(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: OrderAccepted, links: _Links
+    ) -> list[int]:
+        if event.order_id == links.fired:
+            # A trigger placed its order: the row it has had since it was accepted goes on.
+            links.fired = NO_ENTRY
+            order = batch.orders[event.order_id]
+            assert order[_STATUS] == TRIGGER_PENDING, f"order {event.order_id} fired while not pending"
+            order[_TRIGGERED_NS] = timestamp_ns
+            self._set_status(batch, order, _NEW, seq, timestamp_ns, index)
+            return order
         assert event.order_id not in batch.orders, f"order {event.order_id} accepted twice"
+        item = None if links.liquidating else links.next_order()
+        reduce_only = links.liquidating or (item is not None and item.reduce_only)
         order = [
             event.order_id,
             event.account_id,
@@ -361,11 +466,55 @@ class Projector:
             timestamp_ns,
             seq,
             timestamp_ns,
+            int(reduce_only),
+            0,
+            _NO_TRIGGER_BY,
+            0,
         ]
         batch.orders[event.order_id] = order
         batch.orders_new.append(event.order_id)
         self._update_row(batch, order, seq, timestamp_ns, index)
         return order
+
+    def _accept_trigger(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: TriggerAccepted, links: _Links
+    ) -> None:
+        """A pending trigger order: a row of its own (status TriggerPending) with the terms
+        of the order it will place, which only the command carries."""
+        assert event.order_id not in batch.orders, f"order {event.order_id} accepted twice"
+        item = links.next_order()
+        assert item is not None and item.trigger_price_ticks == event.trigger_price_ticks, "a trigger from no order"
+        order = [
+            event.order_id,
+            event.account_id,
+            event.market_id,
+            item.side,
+            item.order_type,
+            item.time_in_force,
+            item.price_ticks,
+            item.quantity_steps,
+            item.quote_quantity_atomic,
+            item.client_id,
+            int(item.post_only),
+            item.self_trade_prevention,
+            TRIGGER_PENDING,
+            0,
+            0,
+            0,
+            0,
+            NO_END_REASON,
+            seq,
+            timestamp_ns,
+            seq,
+            timestamp_ns,
+            int(item.reduce_only),
+            event.trigger_price_ticks,
+            int(event.trigger_by),
+            0,
+        ]
+        batch.orders[event.order_id] = order
+        batch.orders_new.append(event.order_id)
+        self._update_row(batch, order, seq, timestamp_ns, index)
 
     def _trade(self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: TradeExecuted) -> None:
         market_id = event.market_id
@@ -497,6 +646,13 @@ class Projector:
                 links.deposit_entry = event.entry_id
         elif reason == _WITHDRAWAL:
             links.withdrawal_entry = event.entry_id
+        elif reason == _BORROW_LEND:
+            links.borrow_lend_entry = event.entry_id
+        elif reason == _INTEREST:
+            interest_round = links.interest_round
+            assert interest_round is not None, "an interest entry follows its InterestAccrued event"
+            interest_round[8] = event.entry_id
+            links.interest_round = None
         elif reason == _ADJUSTMENT:
             assert links.adjustment is not None, "an adjustment entry follows its Adjusted event"
             links.adjustment[7] = event.entry_id
@@ -574,6 +730,7 @@ class Projector:
                 schema.LIQUIDATIONS,
                 (seq, index, event.account_id, event.equity_atomic, event.maintenance_atomic, timestamp_ns),
             )
+            links.liquidating = True  # the orders the engine places next close its positions
         elif isinstance(event, MarketStateChanged):
             batch.add(
                 schema.MARKET_STATE_CHANGES,
@@ -733,6 +890,7 @@ class Projector:
                 timestamp_ns,
                 seq,
                 timestamp_ns,
+                event.client_id,
             ]
         else:
             column = _WITHDRAWAL_COLUMN
@@ -758,6 +916,167 @@ class Projector:
                 timestamp_ns,
             ),
         )
+
+    # ---- version 3: trigger orders, borrowing, lending, interest -----------------------
+    def _project_v3(self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: Event, links: _Links) -> None:
+        if isinstance(event, TriggerAccepted):
+            self._accept_trigger(batch, seq, timestamp_ns, index, event, links)
+        elif isinstance(event, TriggerFired):
+            links.fired = event.order_id  # its OrderAccepted comes next (_accept)
+        elif isinstance(event, TriggerFailed):
+            order = batch.orders[event.order_id]
+            assert order[_STATUS] == TRIGGER_PENDING, f"order {event.order_id} failed while not pending"
+            order[_TRIGGERED_NS] = timestamp_ns
+            self._set_status(batch, order, TRIGGER_FAILED, seq, timestamp_ns, index)
+        elif isinstance(event, BorrowLendChanged):
+            self._borrow_lend(batch, seq, timestamp_ns, index, event, links)
+        elif isinstance(event, InterestAccrued):
+            self._interest(batch, seq, timestamp_ns, event, links)
+
+    def _open_position(self, batch: _Batch, account_id: int, asset_id: int) -> list[int] | None:
+        """Return the account's open borrow/lend position row in an asset (this batch's, or the store's)."""
+        key = (account_id, asset_id)
+        if key not in batch.open_positions:
+            table = schema.BORROW_LEND_POSITIONS
+            found = self.store.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+                "WHERE account_id = ? AND asset_id = ? AND closed_seq = ?",
+                (account_id, asset_id, NO_POSITION),
+            )
+            assert len(found) <= 1, f"account {account_id} has two open positions in asset {asset_id}"
+            batch.open_positions[key] = [int(value) for value in found[0]] if found else None
+            if found:
+                row = batch.open_positions[key]
+                assert row is not None
+                batch.positions[(account_id, asset_id, row[_POSITION_COLUMN["opened_seq"]])] = row
+        return batch.open_positions[key]
+
+    def _move_position(
+        self,
+        batch: _Batch,
+        seq: int,
+        timestamp_ns: int,
+        account_id: int,
+        asset_id: int,
+        side: int,
+        amount: int,
+    ) -> tuple[int, int]:
+        """Grow (amount > 0) or shrink the account's position on `side`, opening or closing it;
+        return (the position's opened seq, its size after)."""
+        column = _POSITION_COLUMN
+        row = self._open_position(batch, account_id, asset_id)
+        if row is None:
+            assert amount > 0, f"account {account_id} reduced a position it does not have in asset {asset_id}"
+            row = [account_id, asset_id, seq, side, 0, 0, 0, 0, NO_POSITION, timestamp_ns, seq, timestamp_ns]
+            batch.open_positions[(account_id, asset_id)] = row
+            batch.positions[(account_id, asset_id, seq)] = row
+        assert row[column["side"]] == side, f"account {account_id} borrows and lends asset {asset_id} at once"
+        row[column["quantity_atomic"]] += amount
+        quantity = row[column["quantity_atomic"]]
+        assert quantity >= 0, f"account {account_id}'s position in asset {asset_id} went negative"
+        row[column["updated_seq"]] = seq
+        row[column["updated_ns"]] = timestamp_ns
+        if quantity == 0:
+            row[column["closed_seq"]] = seq
+            batch.open_positions[(account_id, asset_id)] = None
+        return row[column["opened_seq"]], quantity
+
+    def _borrow_lend(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: BorrowLendChanged, links: _Links
+    ) -> None:
+        """A Lend first repays the account's borrow, a Borrow first redeems its lend (lending.py):
+        one movement for each part, then the positions must be the engine's."""
+        account_id, asset_id = event.account_id, event.asset_id
+        entry_id, links.borrow_lend_entry = links.borrow_lend_entry, NO_ENTRY
+        assert entry_id != NO_ENTRY, "a BorrowLendChanged follows its ledger entry"
+        row = self._open_position(batch, account_id, asset_id)
+        held_side = row[_POSITION_COLUMN["side"]] if row is not None else -1
+        held = row[_POSITION_COLUMN["quantity_atomic"]] if row is not None else 0
+        side = int(event.side)
+        opposite = _BORROW if side == _LEND else _LEND
+        undone = min(event.amount_atomic, held) if held_side == opposite else 0
+        parts: list[tuple[int, int, int]] = []  # (kind, side moved, signed amount)
+        if undone:
+            kind = BorrowLendKind.BORROW_REPAY if side == _LEND else BorrowLendKind.LEND_REDEEM
+            parts.append((int(kind), opposite, -undone))
+        if event.amount_atomic > undone:
+            kind = BorrowLendKind.LEND if side == _LEND else BorrowLendKind.BORROW
+            parts.append((int(kind), side, event.amount_atomic - undone))
+        for part, (kind_number, moved_side, amount) in enumerate(parts):
+            position_seq, after = self._move_position(
+                batch, seq, timestamp_ns, account_id, asset_id, moved_side, amount
+            )
+            batch.add(
+                schema.BORROW_LEND_MOVES,
+                (
+                    seq,
+                    index,
+                    part,
+                    account_id,
+                    asset_id,
+                    kind_number,
+                    abs(amount),
+                    position_seq,
+                    after,
+                    entry_id,
+                    timestamp_ns,
+                ),
+            )
+        row = batch.open_positions[(account_id, asset_id)]
+        lent = (
+            row[_POSITION_COLUMN["quantity_atomic"]]
+            if row is not None and row[_POSITION_COLUMN["side"]] == _LEND
+            else 0
+        )
+        borrowed = (
+            row[_POSITION_COLUMN["quantity_atomic"]]
+            if row is not None and row[_POSITION_COLUMN["side"]] == _BORROW
+            else 0
+        )
+        assert (lent, borrowed) == (event.lent_after_atomic, event.borrowed_after_atomic), (
+            f"account {account_id}'s positions in asset {asset_id} are not the engine's"
+        )
+
+    def _interest(self, batch: _Batch, seq: int, timestamp_ns: int, event: InterestAccrued, links: _Links) -> None:
+        """An hour of interest: the round, and each position's share (which grows the position)."""
+        asset_id = event.asset_id
+        round_row = [
+            asset_id,
+            seq,
+            event.rate_e9,
+            event.borrowed_atomic,
+            event.lent_atomic,
+            event.paid_atomic,
+            event.to_lenders_atomic,
+            event.spread_atomic,
+            NO_ENTRY,
+            timestamp_ns,
+        ]
+        batch.add(schema.INTEREST_ROUNDS, round_row)
+        links.interest_round = round_row
+        # What lenders got, as a yearly rate of what they lent (this round's).
+        lend_rate_e9 = (
+            div_floor(event.to_lenders_atomic * HOURS_PER_YEAR * E9, event.lent_atomic) if event.lent_atomic else 0
+        )
+        column = _POSITION_COLUMN
+        for account_id, amount in event.payments:
+            if account_id <= 0:  # the fee account's spread
+                batch.add(schema.INTEREST_PAYMENTS, (seq, asset_id, account_id, amount, 0, NO_POSITION, timestamp_ns))
+                continue
+            side = _BORROW if amount < 0 else _LEND
+            row = self._open_position(batch, account_id, asset_id)
+            assert row is not None and row[column["side"]] == side, f"interest for no position of account {account_id}"
+            row[column["quantity_atomic"]] += abs(amount)
+            row[column["interest_atomic"]] += abs(amount)
+            rate = event.rate_e9 if side == _BORROW else lend_rate_e9
+            row[column["rate_e9_sum"]] += rate
+            row[column["interest_rounds"]] += 1
+            row[column["updated_seq"]] = seq
+            row[column["updated_ns"]] = timestamp_ns
+            batch.add(
+                schema.INTEREST_PAYMENTS,
+                (seq, asset_id, account_id, amount, rate, row[column["opened_seq"]], timestamp_ns),
+            )
 
     # ---- writing ----------------------------------------------------------------------
     def _write(self, batch: _Batch, seq: int, timestamp_ns: int) -> None:
@@ -785,6 +1104,8 @@ class Projector:
             connection.executemany(_UPSERT_DEPOSITS, list(batch.deposits.values()))
         if batch.withdrawals:
             connection.executemany(_UPSERT_WITHDRAWALS, list(batch.withdrawals.values()))
+        if batch.positions:
+            connection.executemany(_UPSERT_POSITIONS, list(batch.positions.values()))
         for table, appended in batch.rows.items():
             connection.insert_many(table, appended)
         connection.execute("UPDATE position SET seq = ?, timestamp_ns = ? WHERE id = 1", (seq, timestamp_ns))

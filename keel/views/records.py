@@ -21,6 +21,13 @@ import msgspec
 
 from keel.core.orders import OrderStatus
 
+# A trigger order's statuses before it is placed (spec 8.3). The core keeps a pending
+# trigger apart from orders and has no OrderStatus for them, so history numbers them
+# after the core's statuses; an OrderStatus never takes these values.
+TRIGGER_PENDING: Final = 5
+TRIGGER_FAILED: Final = 6
+assert max(OrderStatus) < TRIGGER_PENDING
+
 # The spec's order status names (section 8.3), by the status numbers the store keeps.
 ORDER_STATUS_NAMES: Final = {
     OrderStatus.NEW: "New",
@@ -28,6 +35,8 @@ ORDER_STATUS_NAMES: Final = {
     OrderStatus.FILLED: "Filled",
     OrderStatus.CANCELLED: "Cancelled",
     OrderStatus.EXPIRED: "Expired",
+    TRIGGER_PENDING: "TriggerPending",
+    TRIGGER_FAILED: "TriggerFailed",
 }
 OPEN_STATUSES: Final = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 NO_END_REASON: Final = -1
@@ -74,6 +83,10 @@ class OrderRecord(_Record, frozen=True):
     created_ns: int
     updated_seq: int
     updated_ns: int
+    reduce_only: bool
+    trigger_price_ticks: int  # 0: not a trigger order
+    trigger_by: int  # keel.core.triggers.TriggerBy; -1 unless a trigger order
+    triggered_ns: int  # when its trigger fired or failed; 0 before
 
 
 class OrderUpdate(_Record, frozen=True):
@@ -238,6 +251,7 @@ class WithdrawalRecord(_Record, frozen=True):
     created_ns: int
     updated_seq: int
     updated_ns: int
+    client_id: int  # the user's own tag (the API's clientId); -1: none
 
 
 class WithdrawalUpdate(_Record, frozen=True):
@@ -350,4 +364,73 @@ class WithdrawalFreeze(_Record, frozen=True):
     frozen: bool
     reason: str
     operator: str
+    timestamp_ns: int
+
+
+@enum.unique
+class BorrowLendKind(enum.IntEnum):
+    """What a borrow/lend movement did (Backpack's BorrowLendEventType)."""
+
+    BORROW = 0
+    BORROW_REPAY = 1
+    LEND = 2
+    LEND_REDEEM = 3
+
+
+NO_POSITION: Final = -1  # closed_seq of an open position; position_seq of the fee account's interest
+
+
+class BorrowLendPosition(_Record, frozen=True):
+    """One run of an account's lend or borrow of an asset (schema.BORROW_LEND_POSITIONS)."""
+
+    account_id: int
+    asset_id: int
+    opened_seq: int
+    side: int  # keel.core.lending.BorrowLendSide
+    quantity_atomic: int
+    interest_atomic: int  # paid (borrow) or earned (lend), >= 0
+    rate_e9_sum: int
+    interest_rounds: int
+    closed_seq: int  # -1 while open
+    opened_ns: int
+    updated_seq: int
+    updated_ns: int
+
+
+class BorrowLendMove(_Record, frozen=True):
+    seq: int
+    event_index: int
+    part: int
+    account_id: int
+    asset_id: int
+    kind: int  # BorrowLendKind
+    amount_atomic: int
+    position_seq: int
+    quantity_after_atomic: int
+    entry_id: int
+    timestamp_ns: int
+
+
+class InterestRound(_Record, frozen=True):
+    asset_id: int
+    seq: int
+    rate_e9: int
+    borrowed_atomic: int
+    lent_atomic: int
+    paid_atomic: int
+    to_lenders_atomic: int
+    spread_atomic: int
+    entry_id: int
+    timestamp_ns: int
+
+
+class InterestPayment(_Record, frozen=True):
+    """One position's share of an interest round: < 0 paid by a borrower, > 0 earned by a lender."""
+
+    seq: int
+    asset_id: int
+    account_id: int
+    amount_atomic: int
+    rate_e9: int
+    position_seq: int
     timestamp_ns: int

@@ -7,9 +7,11 @@ strings, status names and ISO times are the gateway's business. Each table has a
 rows unique and gives the canonical order `HistoryStore.dump` reads them in.
 
 Adding a kind of history (deposits, withdrawals, funding payments, interest, position
-changes) is adding a `Table` here and a handler in projector.py, never altering an
-existing table: a store written by an older schema version is rebuilt from the log at
-the next start (catchup.py), which fills the new table from the whole history.
+changes) is adding a `Table` here and a handler in projector.py; a new fact about rows
+an existing table already has is a column appended at its end (never a change to an
+existing column). Either raises SCHEMA_VERSION: a store written by an older schema
+version is rebuilt from the log at the next start (catchup.py), which fills the new
+tables and columns from the whole history.
 
 Imports: the standard library only.
 """
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 # Bump when a table is added or changed: stores of another version are rebuilt from the log.
 # 2: deposits, operator credits, withdrawals, funding, position changes, liquidations,
 #    market states, maintenance, adjustments and withdrawal freezes.
-SCHEMA_VERSION = 2
+# 3: orders' reduce-only flag and trigger terms, trigger orders' own statuses, withdrawals'
+#    client ids; borrow/lend movements and positions, interest rounds and payments.
+SCHEMA_VERSION = 3
 
 INT = "int"
 TEXT = "text"
@@ -98,6 +102,11 @@ ORDERS = Table(
         "created_ns",
         "updated_seq",
         "updated_ns",
+        # version 3
+        "reduce_only",  # 0 or 1
+        "trigger_price_ticks",  # 0: not a trigger order
+        "trigger_by",  # keel.core.triggers.TriggerBy; -1 unless a trigger order
+        "triggered_ns",  # when its trigger fired (or failed); 0 before
     ),
     ("order_id",),
     (("account_id", "order_id"), ("account_id", "market_id", "order_id")),
@@ -247,6 +256,7 @@ WITHDRAWALS = Table(
         ("status", INT),  # keel.core.transfers.WithdrawalStatus
         ("reason", TEXT),
         *_ints("entry_id", "created_seq", "created_ns", "updated_seq", "updated_ns"),
+        ("client_id", INT),  # version 3: the user's own tag (the API's clientId); -1: none
     ),
     ("withdrawal_id",),
     (("account_id", "withdrawal_id"), ("status", "withdrawal_id")),
@@ -364,6 +374,82 @@ WITHDRAWAL_FREEZES = Table(
     ("seq", "event_index"),
 )
 
+# ---- schema version 3: borrowing, lending and interest (keel/core/lending.py) ---------
+# A borrow/lend position is one run of an account's lend (or borrow) of an asset, from the
+# command that opened it to the one that brought it back to zero; `opened_seq` names it.
+# `quantity_atomic` is its size now (interest included), `interest_atomic` what it paid
+# (borrow) or earned (lend) in interest, `rate_e9_sum` the sum of the yearly rates of the
+# hourly rounds it took part in (their average is the position's average rate).
+BORROW_LEND_POSITIONS = Table(
+    "borrow_lend_positions",
+    _ints(
+        "account_id",
+        "asset_id",
+        "opened_seq",
+        "side",  # keel.core.lending.BorrowLendSide
+        "quantity_atomic",
+        "interest_atomic",
+        "rate_e9_sum",
+        "interest_rounds",
+        "closed_seq",  # -1 while open
+        "opened_ns",
+        "updated_seq",
+        "updated_ns",
+    ),
+    ("account_id", "asset_id", "opened_seq"),
+    (("account_id", "closed_seq"),),
+)
+# Append-only: what a BorrowLend command did to a position (a Lend that first repays a
+# borrow is two rows, part 0 the repayment and part 1 the lend; likewise a Borrow that
+# first redeems a lend). `quantity_after_atomic` is the position's size after it.
+BORROW_LEND_MOVES = Table(
+    "borrow_lend_moves",
+    _ints(
+        "seq",
+        "event_index",
+        "part",
+        "account_id",
+        "asset_id",
+        "kind",  # records.BorrowLendKind
+        "amount_atomic",
+        "position_seq",  # the opened_seq of the position it moved
+        "quantity_after_atomic",
+        "entry_id",  # its ledger entry (reason borrow_lend)
+        "timestamp_ns",
+    ),
+    ("seq", "event_index", "part"),
+    (("account_id", "seq"),),
+)
+# One row per hourly interest accrual of an asset (InterestAccrued); `entry_id` is the
+# entry paying the spread to the fee account (-1 when there was none).
+INTEREST_ROUNDS = Table(
+    "interest_rounds",
+    _ints(
+        "asset_id",
+        "seq",
+        "rate_e9",  # the yearly borrow rate
+        "borrowed_atomic",
+        "lent_atomic",
+        "paid_atomic",
+        "to_lenders_atomic",
+        "spread_atomic",
+        "entry_id",
+        "timestamp_ns",
+    ),
+    ("asset_id", "seq"),
+)
+# One row per share of an interest round (InterestAccrued.payments): borrowers < 0 (their
+# borrow grew), lenders > 0 (their lend grew), and the fee account's spread (account -2,
+# position -1), so a round's rows sum to zero. `rate_e9` is the yearly rate of that side:
+# the borrow rate, or for a lender what the round paid lenders as a yearly rate of what
+# they lent (0 for the fee account).
+INTEREST_PAYMENTS = Table(
+    "interest_payments",
+    _ints("seq", "asset_id", "account_id", "amount_atomic", "rate_e9", "position_seq", "timestamp_ns"),
+    ("seq", "asset_id", "account_id"),
+    (("account_id", "seq"),),
+)
+
 TABLES: tuple[Table, ...] = (
     META,
     POSITION,
@@ -390,6 +476,10 @@ TABLES: tuple[Table, ...] = (
     MAINTENANCE_STEPS,
     ADJUSTMENTS,
     WITHDRAWAL_FREEZES,
+    BORROW_LEND_POSITIONS,
+    BORROW_LEND_MOVES,
+    INTEREST_ROUNDS,
+    INTEREST_PAYMENTS,
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}
 

@@ -38,7 +38,10 @@ from keel.core.transfers import DepositStatus
 from keel.views import schema
 from keel.views.klines import KLINE_INTERVALS, MINUTE_S, NS_PER_S, Bar, KlineInterval, aggregate
 from keel.views.records import (
+    NO_POSITION,
     Adjustment,
+    BorrowLendMove,
+    BorrowLendPosition,
     CreditRecord,
     DepositRecord,
     DepositUpdate,
@@ -46,6 +49,8 @@ from keel.views.records import (
     FundingPayment,
     FundingRound,
     FundsIn,
+    InterestPayment,
+    InterestRound,
     Kline,
     LedgerLine,
     Liquidation,
@@ -316,6 +321,7 @@ def _where(
 def _order(record: tuple[Any, ...]) -> OrderRecord:
     values = list(record)
     values[_POST_ONLY] = bool(values[_POST_ONLY])
+    values[_REDUCE_ONLY] = bool(values[_REDUCE_ONLY])
     return OrderRecord(*values)
 
 
@@ -346,9 +352,14 @@ for _record, _table in (
     (MaintenanceStep, schema.MAINTENANCE_STEPS),
     (Adjustment, schema.ADJUSTMENTS),
     (WithdrawalFreeze, schema.WITHDRAWAL_FREEZES),
+    (BorrowLendPosition, schema.BORROW_LEND_POSITIONS),
+    (BorrowLendMove, schema.BORROW_LEND_MOVES),
+    (InterestRound, schema.INTEREST_ROUNDS),
+    (InterestPayment, schema.INTEREST_PAYMENTS),
 ):
     assert _record.__struct_fields__ == _table.column_names, _table.name
 _POST_ONLY = schema.ORDERS.column_names.index("post_only")
+_REDUCE_ONLY = schema.ORDERS.column_names.index("reduce_only")
 _IS_MAKER = schema.FILLS.column_names.index("is_maker")
 _ORDER_COLUMNS = ", ".join(schema.ORDERS.column_names)
 _UPDATE_COLUMNS = ", ".join(schema.ORDER_UPDATES.column_names)
@@ -839,6 +850,110 @@ class HistoryStore:
         """Return every freeze and unfreeze of withdrawals, newest first."""
         rows = self._page(schema.WITHDRAWAL_FREEZES, [], "timestamp_ns", None, None, limit, offset, descending)
         return [WithdrawalFreeze(row[0], row[1], bool(row[2]), *row[3:]) for row in rows]
+
+    # ---- version 3: borrowing, lending and interest -----------------------------------
+    def borrow_lend_positions(
+        self,
+        account_id: int,
+        *,
+        asset_id: int | None = None,
+        side: int | None = None,
+        is_open: bool | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[BorrowLendPosition]:
+        """Return the account's borrow/lend positions (open, closed, or both for None), newest
+        first by the command that opened them; `side` is a lending.BorrowLendSide."""
+        _check_page(limit, offset)
+        where, parameters = _where([("account_id", account_id), ("asset_id", asset_id), ("side", side)], "", None, None)
+        if is_open is not None:
+            where += (" AND " if where else " WHERE ") + ("closed_seq = ?" if is_open else "closed_seq <> ?")
+            parameters.append(NO_POSITION)
+        direction = "DESC" if descending else "ASC"
+        table = schema.BORROW_LEND_POSITIONS
+        with self.lock:
+            rows = self.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name}{where} "
+                f"ORDER BY opened_seq {direction}, asset_id {direction} LIMIT ? OFFSET ?",
+                [*parameters, limit, offset],
+            )
+        return [BorrowLendPosition(*row) for row in rows]
+
+    def borrow_lend_moves(
+        self,
+        account_id: int,
+        *,
+        asset_id: int | None = None,
+        kind: int | None = None,
+        position_seq: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[BorrowLendMove]:
+        """Return the account's borrows, repayments, lends and redemptions, newest first;
+        `kind` is a records.BorrowLendKind."""
+        rows = self._page(
+            schema.BORROW_LEND_MOVES,
+            [("account_id", account_id), ("asset_id", asset_id), ("kind", kind), ("position_seq", position_seq)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [BorrowLendMove(*row) for row in rows]
+
+    def interest_rounds(
+        self,
+        asset_id: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[InterestRound]:
+        """Return an asset's hourly interest rounds, newest first."""
+        rows = self._page(
+            schema.INTEREST_ROUNDS,
+            [("asset_id", asset_id)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [InterestRound(*row) for row in rows]
+
+    def interest_payments(
+        self,
+        account_id: int,
+        *,
+        asset_id: int | None = None,
+        position_seq: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[InterestPayment]:
+        """Return the account's interest (paid < 0 on borrows, earned > 0 on lends), newest first."""
+        rows = self._page(
+            schema.INTEREST_PAYMENTS,
+            [("account_id", account_id), ("asset_id", asset_id), ("position_seq", position_seq)],
+            "timestamp_ns",
+            start_ns,
+            end_ns,
+            limit,
+            offset,
+            descending,
+        )
+        return [InterestPayment(*row) for row in rows]
 
     def trades(self, market_id: int, *, limit: int = LIMIT_DEFAULT, offset: int = 0) -> list[TradeRecord]:
         """Return a market's trades, newest first (spec 6: /api/v1/trades and /trades/history)."""

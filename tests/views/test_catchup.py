@@ -87,7 +87,7 @@ def test_a_store_within_the_replayed_tail_is_caught_up(settings: StoreSettings) 
         LAST_SEQ - 19,
         LAST_SEQ,
     )
-    assert report.rows["orders"] == 15
+    assert report.rows["orders"] == 22
     assert dump(settings) == EXPECTED
 
 

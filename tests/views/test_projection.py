@@ -160,13 +160,13 @@ def test_catch_up_after_a_stop_midway_and_rebuild_after_a_newer_snapshot(
     assert dump(settings) == as_lists(expected_dump())
 
     with Node.open(data_dir) as node:
-        clock.set_ns(t(8_000))
+        clock.set_ns(t(15_000))
         assert node.snapshot_now(clock)[0] == LAST_SEQ + 1
     with serving(data_dir, clock) as (_, _, report):
         assert report.rebuilt
         assert f"at seq {LAST_SEQ}" in report.reason
         assert report.position == LAST_SEQ + 1
-    assert dump(settings) == as_lists(expected_dump(LAST_SEQ + 1, t(8_000)))
+    assert dump(settings) == as_lists(expected_dump(LAST_SEQ + 1, t(15_000)))
     assert store_exists(settings.previous())
 
 

@@ -17,12 +17,20 @@ from collections.abc import Iterator
 
 import pytest
 from views_session import (
+    BORROW,
+    BORROW_RATE_E9,
     CANCELLED,
     DAY_START,
+    ETH_USDC,
     EXPIRED,
     FILLED,
     FUNDS_END,
+    KIND_BORROW,
+    KIND_LEND,
+    KIND_REDEEM,
+    KIND_REPAY,
     LAST_SEQ,
+    LEND,
     NEW,
     NS,
     PF,
@@ -37,6 +45,7 @@ from views_session import (
     D,
     E,
     F,
+    G,
     expected_dump,
     session_items,
     t,
@@ -136,8 +145,12 @@ def test_ledger_lines_by_asset_and_reason(store: HistoryStore) -> None:
     deposits = store.ledger(A, reason=int(EntryReason.DEPOSIT))
     assert [(line.entry_id, line.asset_id, line.reference) for line in deposits] == [(2, SOL, 11), (1, USDC, 10)]
     fees = store.ledger(FEES)
-    # a withdrawal fee (entry 16) and the perpetual trade's fees (entry 13), then the spot trades'
-    assert [line.amount_atomic for line in fees] == [1_000_000, 70_000, 6_363, 14_140, 21_210, 105_000, 35_000]
+    # ETH_USDC's three trades (entries 28 to 26), the interest spread (entry 21), a withdrawal
+    # fee (entry 16) and the perpetual trade's fees (entry 13), then the SOL_USDC trades'
+    assert [line.amount_atomic for line in fees] == [
+        *(10_465, 20_930, 21_000, 100, 1_000_000, 70_000),
+        *(6_363, 14_140, 21_210, 105_000, 35_000),
+    ]
     assert store.ledger(A, start_ns=t(3_600), end_ns=t(3_621), asset_id=SOL, descending=False)[0].entry_id == 7
 
 
@@ -243,7 +256,8 @@ def test_withdrawals_of_an_account_or_all_by_status_with_every_change(store: His
 
 
 def test_funding_positions_liquidations_and_adjustments(store: HistoryStore) -> None:
-    assert [(one.rate_e9, one.entry_id) for one in store.funding_rounds(SOL_PERP)] == [(10_000_000, 14)]
+    rounds = store.funding_rounds(SOL_PERP)
+    assert [(one.seq, one.rate_e9, one.entry_id) for one in rounds] == [(80, 0, -1), (79, 0, -1), (46, 10_000_000, 14)]
     assert store.funding_rounds(SOL_USDC) == []
     assert [one.amount_atomic for one in store.funding_payments(D)] == [-1_000_000]
     assert [one.amount_atomic for one in store.funding_payments(E, market_id=SOL_PERP)] == [1_000_000]
@@ -279,6 +293,60 @@ def test_market_states_and_maintenance(store: HistoryStore) -> None:
     assert store.maintenance_steps(9) == []
 
 
+def test_trigger_orders_reduce_only_and_a_withdrawals_client_id(store: HistoryStore) -> None:
+    """Order 18 waited as a trigger, fired and filled; 19 was cancelled while pending; 20
+    fired and failed. Only the liquidation's closing order (15) is reduce-only."""
+    fired = store.order(18)
+    assert fired is not None
+    assert (fired.status, fired.trigger_price_ticks, fired.trigger_by, fired.triggered_ns) == (
+        FILLED,
+        299_000,
+        0,
+        t(14_540),
+    )
+    assert [ORDER_STATUS_NAMES[one.status] for one in store.order_updates(18)] == [  # type: ignore[index]
+        "TriggerPending",
+        "New",
+        "Filled",
+    ]
+    assert [ORDER_STATUS_NAMES[one.status] for one in store.order_updates(19)] == ["TriggerPending", "Cancelled"]  # type: ignore[index]
+    failed = store.order(20)
+    assert failed is not None and ORDER_STATUS_NAMES[failed.status] == "TriggerFailed"  # type: ignore[index]
+    assert [one.order_id for one in store.orders(G, market_id=ETH_USDC)] == [22, 19, 18, 16]
+    assert [order.order_id for order in store.orders(D) if order.reduce_only] == [15]
+    assert store.orders(D)[0].trigger_by == -1
+    assert [one.client_id for one in store.withdrawals(F)] == [-1, 7]
+
+
+def test_borrow_lend_positions_moves_and_interest(store: HistoryStore) -> None:
+    """E lent (position 77), then redeemed it into a borrow (82); F borrowed (78), then repaid
+    it into a lend (81); one hour of interest between."""
+    open_ones = store.borrow_lend_positions(E, is_open=True)
+    assert [(one.opened_seq, one.side, one.quantity_atomic) for one in open_ones] == [(82, BORROW, 9_999_101)]
+    closed = store.borrow_lend_positions(E, is_open=False)
+    assert [(one.opened_seq, one.interest_atomic, one.closed_seq) for one in closed] == [(77, 899, 82)]
+    assert [one.opened_seq for one in store.borrow_lend_positions(F, descending=False)] == [78, 81]
+    assert [one.opened_seq for one in store.borrow_lend_positions(F, side=LEND)] == [81]
+    assert store.borrow_lend_positions(A) == []
+    moves = store.borrow_lend_moves(F)
+    assert [(one.kind, one.amount_atomic, one.position_seq) for one in moves] == [
+        (KIND_LEND, 19_999_001, 81),
+        (KIND_REPAY, 100_000_999, 78),
+        (KIND_BORROW, 100_000_000, 78),
+    ]
+    assert [one.part for one in store.borrow_lend_moves(E, kind=KIND_REDEEM)] == [0]
+    assert [one.seq for one in store.borrow_lend_moves(E, position_seq=77, descending=False)] == [77, 82]
+    assert [(one.rate_e9, one.paid_atomic, one.entry_id) for one in store.interest_rounds(USDC)] == [
+        (BORROW_RATE_E9, 999, 21)
+    ]
+    assert [(one.amount_atomic, one.rate_e9, one.position_seq) for one in store.interest_payments(F)] == [
+        (-999, BORROW_RATE_E9, 78)
+    ]
+    assert [one.amount_atomic for one in store.interest_payments(E, asset_id=USDC)] == [899]
+    assert store.interest_payments(E, asset_id=SOL) == []
+    assert sum(one.amount_atomic for one in store.interest_payments(FEES)) == 100
+
+
 @pytest.mark.parametrize(
     ("query", "phrase"),
     [
@@ -293,6 +361,9 @@ def test_market_states_and_maintenance(store: HistoryStore) -> None:
         (lambda store: store.funds_in(D, limit=0), "limit must be between 1 and 1000"),
         (lambda store: store.withdrawals(None, offset=-1), "offset must not be negative"),
         (lambda store: store.funding_rounds(3, start_ns=5, end_ns=1), "end time is before the start time"),
+        (lambda store: store.borrow_lend_positions(E, limit=0), "limit must be between 1 and 1000"),
+        (lambda store: store.borrow_lend_moves(E, offset=-1), "offset must not be negative"),
+        (lambda store: store.interest_payments(E, start_ns=-1), "start time is out of range"),
     ],
 )
 def test_out_of_range_queries_are_refused(store: HistoryStore, query: object, phrase: str) -> None:

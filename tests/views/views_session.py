@@ -67,6 +67,34 @@ funding capped at 1%.
 
 D's liquidation (seq 48): its reduce-only market sell (order 15) finds no bid and expires,
 so its position goes to E by auto-deleveraging at the mark, 85.00 (entry 15).
+
+Then borrowing, lending, interest and trigger orders (schema version 3). USDC is
+borrowable: 10% initial and 5% maintenance margin on a borrow, 5% a year plus 15% up
+to 80% utilization (plus 100% beyond), a 10% spread. Withdrawal 3 carries client id 7.
+
+| seq | time (s) | command | outcome |
+|---:|---:|---|---|
+| 77 | 8000 | E lends 500 USDC | E's lend position 77 (entry 19) |
+| 78 | 8010 | F borrows 100 USDC | F's borrow position 78 (entry 20) |
+| 79 | 10800 | Tick | the first Tick with lending schedules interest at 14,400 s; a funding round at rate 0 |
+| 80 | 14400 | Tick | interest at 20% utilization, 8.75% a year: F pays 999, E gets 899, fees 100 (entry 21); funding |
+| 81 | 14410 | F lends 120 USDC | repays the whole borrow (100.000999), lends 19.999001 (position 81; entry 22) |
+| 82 | 14420 | E borrows 510 USDC | redeems the whole lend (500.000899), borrows 9.999101 (position 82; entry 23) |
+| 83, 84 | 14450, 14451 | create G, H | accounts 7, 8 |
+| 85, 86 | 14452, 14453 | credit G 1 ETH, H 1,000 USDC | entries 24, 25 |
+| 87 | 14460 | G sells 100 ETH_USDC (0.01 ETH) @ 3,000.00 | order 16 rests |
+| 88 | 14470 | H buys 100 @ 3,000.00 | order 17, trade 7: the market's first last price |
+| 89 | 14500 | G: market sell 50 when the last price is <= 2,990.00, client 33 | trigger order 18 pending |
+| 90 | 14510 | G: limit buy 10 @ 2,900.00 when the last price is >= 3,100.00, client 44 | trigger order 19 pending |
+| 91 | 14520 | G cancels client id 44 | order 19 Cancelled |
+| 92 | 14530 | H: limit buy 100,000 (10 ETH) @ 2,995.00 when the last price is <= 2,995.00 | trigger order 20 |
+| 93 | 14535 | H buys 150 @ 2,990.00 GTC | order 21 rests |
+| 94 | 14540 | G market sells 100 | order 22, trade 8 (100 @ 2,990.00) with order 21: see below |
+
+At seq 94 the last price 2,990.00 fires order 18 (trade 9: 50 @ 2,990.00 with order 21), then
+order 20, which H cannot pay for: TriggerFailed.
+
+ETH_USDC (market 2): tick 0.01 USDC, step 0.0001 ETH (10,000 atomic), so its lot is 1 atomic USDC.
 """
 
 from __future__ import annotations
@@ -78,6 +106,7 @@ import msgspec
 
 from keel.core.commands import (
     Adjust,
+    BorrowLend,
     CancelAllOrders,
     CancelMaintenance,
     CancelOrder,
@@ -99,6 +128,7 @@ from keel.core.commands import (
     UpdateWithdrawal,
 )
 from keel.core.engine import Engine
+from keel.core.lending import BorrowLendSide
 from keel.core.markets import MarketState
 from keel.core.orders import EndReason, OrderStatus
 from keel.core.transfers import DepositStatus, WithdrawalAction, WithdrawalStatus
@@ -116,10 +146,14 @@ A, B, C = 1, 2, 3
 SOL_USDC = 0
 USDC, SOL = 0, 1
 GENESIS_LAST_SEQ = 8
-LAST_SEQ = 76
+LAST_SEQ = 94
+LAST_NS_SECONDS = 14_540
 D, E, F = 4, 5, 6
+G, H = 7, 8
 SOL_PERP = 3
+ETH_USDC, ETH = 2, 3
 NEW, PF, FILLED, CANCELLED, EXPIRED = (int(status) for status in OrderStatus)
+TRIGGER_PENDING, TRIGGER_FAILED = 5, 6  # keel.views.records
 USER_CANCEL = int(EndReason.USER_CANCEL)
 IOC_END = int(EndReason.IMMEDIATE_OR_CANCEL)
 FUNDS_END = int(EndReason.INSUFFICIENT_FUNDS)
@@ -134,7 +168,22 @@ def t(seconds: int) -> int:
 # The session's exchange, stated here rather than taken from keel.toml's defaults (which
 # grow as markets are added): genesis is 4 ListAsset, 3 ListMarket and a Checkpoint.
 SESSION_ASSETS = (
-    AssetConfig("USDC", 6, "1", "Solana", 2, "1", "1000", "10", "500"),
+    AssetConfig(
+        "USDC",
+        6,
+        "1",
+        "Solana",
+        2,
+        "1",
+        "1000",
+        "10",
+        "500",
+        borrow_imf="0.1",
+        borrow_mmf="0.05",
+        rate_base="0.05",
+        rate_slope1="0.15",
+        rate_slope2="1",
+    ),
     AssetConfig("SOL", 9),
     AssetConfig("BTC", 8),
     AssetConfig("ETH", 8),
@@ -168,6 +217,10 @@ def _order(account_id: int, side: int, **fields: Any) -> PlaceOrder:
 
 def _limit(account_id: int, side: int, price_ticks: int, quantity_steps: int, **fields: Any) -> PlaceOrder:
     return _order(account_id, side, order_type=0, price_ticks=price_ticks, quantity_steps=quantity_steps, **fields)
+
+
+def _eth(account_id: int, side: int, **fields: Any) -> PlaceOrder:
+    return PlaceOrder(seq=0, timestamp_ns=0, account_id=account_id, market_id=ETH_USDC, side=side, **fields)
 
 
 def _credit(account_id: int, asset_id: int, amount_atomic: int) -> Credit:
@@ -235,9 +288,21 @@ def _schedule(announcement: str, steps: tuple[tuple[int, tuple[int, ...], int], 
     )
 
 
-def _withdraw(account_id: int, amount_atomic: int) -> RequestWithdrawal:
+def _withdraw(account_id: int, amount_atomic: int, client_id: int = -1) -> RequestWithdrawal:
     return RequestWithdrawal(
-        seq=0, timestamp_ns=0, account_id=account_id, asset_id=USDC, amount_atomic=amount_atomic, address=ADDRESS
+        seq=0,
+        timestamp_ns=0,
+        account_id=account_id,
+        asset_id=USDC,
+        amount_atomic=amount_atomic,
+        address=ADDRESS,
+        client_id=client_id,
+    )
+
+
+def _borrow_lend(account_id: int, side: BorrowLendSide, amount_atomic: int) -> BorrowLend:
+    return BorrowLend(
+        seq=0, timestamp_ns=0, account_id=account_id, asset_id=USDC, side=int(side), amount_atomic=amount_atomic
     )
 
 
@@ -332,12 +397,34 @@ SCRIPT: list[tuple[int, int, Command]] = [
     (68, 7_780, FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason="audit", operator="auditor")),
     (69, 7_790, _withdraw(F, 20_000_000)),
     (70, 7_800, FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=False, reason="checked", operator="ops")),
-    (71, 7_810, _withdraw(F, 20_000_000)),
+    (71, 7_810, _withdraw(F, 20_000_000, client_id=7)),
     (72, 7_820, _update(3, WithdrawalAction.REJECT, "ops", reason="address sanctioned")),
     (73, 7_830, _withdraw(F, 2_000_000)),
     (74, 7_840, _update(4, WithdrawalAction.MARK_FAILED, "ops", reason="chain halted")),
     (75, 7_900, _adjust(2_500_000, "INC-1")),
     (76, 7_910, _adjust(-1_000_000, "INC-2")),
+    (77, 8_000, _borrow_lend(E, BorrowLendSide.LEND, 500_000_000)),
+    (78, 8_010, _borrow_lend(F, BorrowLendSide.BORROW, 100_000_000)),
+    (79, 10_800, Tick(seq=0, timestamp_ns=0)),
+    (80, 14_400, Tick(seq=0, timestamp_ns=0)),
+    (81, 14_410, _borrow_lend(F, BorrowLendSide.LEND, 120_000_000)),
+    (82, 14_420, _borrow_lend(E, BorrowLendSide.BORROW, 510_000_000)),
+    (83, 14_450, CreateAccount(seq=0, timestamp_ns=0)),
+    (84, 14_451, CreateAccount(seq=0, timestamp_ns=0)),
+    (85, 14_452, _credit(G, ETH, 100_000_000)),
+    (86, 14_453, _credit(H, USDC, 1_000_000_000)),
+    (87, 14_460, _eth(G, 1, order_type=0, price_ticks=300_000, quantity_steps=100)),
+    (88, 14_470, _eth(H, 0, order_type=0, price_ticks=300_000, quantity_steps=100)),
+    (89, 14_500, _eth(G, 1, order_type=1, quantity_steps=50, client_id=33, trigger_price_ticks=299_000)),
+    (
+        90,
+        14_510,
+        _eth(G, 0, order_type=0, price_ticks=290_000, quantity_steps=10, client_id=44, trigger_price_ticks=310_000),
+    ),
+    (91, 14_520, CancelOrder(seq=0, timestamp_ns=0, account_id=G, market_id=ETH_USDC, client_id=44)),
+    (92, 14_530, _eth(H, 0, order_type=0, price_ticks=299_500, quantity_steps=100_000, trigger_price_ticks=299_500)),
+    (93, 14_535, _eth(H, 0, order_type=0, price_ticks=299_000, quantity_steps=150)),
+    (94, 14_540, _eth(G, 1, order_type=1, quantity_steps=100)),
 ]
 REJECTED_SEQS = (24, 65, 69)
 
@@ -386,7 +473,16 @@ MARKETS = [
     (2, "ETH_USDC", 3, 0, 10_000, 10_000, 1, 0, 7, T_BASE),
     (3, "SOL_USDC_PERP", 1, 0, 10_000, 10_000_000, 100, 1, 28, t(3_800)),
 ]
-ACCOUNTS = [(A, 9, t(60)), (B, 12, t(63)), (C, 14, t(65)), (D, 30, t(3_820)), (E, 31, t(3_821)), (F, 32, t(3_822))]
+ACCOUNTS = [
+    (A, 9, t(60)),
+    (B, 12, t(63)),
+    (C, 14, t(65)),
+    (D, 30, t(3_820)),
+    (E, 31, t(3_821)),
+    (F, 32, t(3_822)),
+    (G, 83, t(14_450)),
+    (H, 84, t(14_451)),
+]
 
 # Each trade: quote = price x quantity x 100; taker fee = ceil(5 bps of the taker order's
 # notional so far) minus what it already paid; maker fee likewise at 2 bps.
@@ -406,6 +502,12 @@ TRADES = [
     (5, 0, 10_100, 9, 9_090_000, 0, 7, 2, 22, t(3_670)),
     # the perpetual: D buys 100 steps from E at 100.00; taker fee 5 bps of 100 USDC, maker 2 bps
     (6, SOL_PERP, 10_000, 100, 100_000_000, 0, 12, 11, 42, t(3_910)),
+    # ETH_USDC (lot 1): H buys 100 at 3,000.00 (taker 5 bps of 30 USDC, maker 2 bps); G sells
+    # 100 at 2,990.00, then the fired trigger sells 50 more (H's maker fee: ceil(2 bps of
+    # 44.85 USDC) - 5,980 = 2,990)
+    (7, ETH_USDC, 300_000, 100, 30_000_000, 0, 17, 16, 88, t(14_470)),
+    (8, ETH_USDC, 299_000, 100, 29_900_000, 1, 22, 21, 94, t(14_540)),
+    (9, ETH_USDC, 299_000, 50, 14_950_000, 1, 18, 21, 94, t(14_540)),
 ]
 FILLS = [
     (1, 0, 3, B, 0, 0, 10_000, 50, 50_000_000, 25_000, USDC, -1, 18, t(150)),
@@ -420,6 +522,12 @@ FILLS = [
     (5, 1, 2, A, 0, 1, 10_100, 9, 9_090_000, 1_818, USDC, 22, 22, t(3_670)),
     (6, 0, 12, D, SOL_PERP, 0, 10_000, 100, 100_000_000, 50_000, USDC, -1, 42, t(3_910)),
     (6, 1, 11, E, SOL_PERP, 1, 10_000, 100, 100_000_000, 20_000, USDC, -1, 42, t(3_910)),
+    (7, 0, 17, H, ETH_USDC, 0, 300_000, 100, 30_000_000, 15_000, USDC, -1, 88, t(14_470)),
+    (7, 1, 16, G, ETH_USDC, 1, 300_000, 100, 30_000_000, 6_000, USDC, -1, 88, t(14_470)),
+    (8, 0, 22, G, ETH_USDC, 1, 299_000, 100, 29_900_000, 14_950, USDC, -1, 94, t(14_540)),
+    (8, 1, 21, H, ETH_USDC, 0, 299_000, 100, 29_900_000, 5_980, USDC, -1, 94, t(14_540)),
+    (9, 0, 18, G, ETH_USDC, 1, 299_000, 50, 14_950_000, 7_475, USDC, 33, 94, t(14_540)),
+    (9, 1, 21, H, ETH_USDC, 0, 299_000, 50, 14_950_000, 2_990, USDC, -1, 94, t(14_540)),
 ]
 
 
@@ -432,16 +540,21 @@ def _order_row(
     updated: tuple[int, int],
     market_id: int = SOL_USDC,
     self_trade_prevention: int = 0,
+    reduce_only: int = 0,
+    trigger: tuple[int, int, int] = (0, -1, 0),
 ) -> tuple[int, ...]:
     """terms: side, type, time in force, price, quantity, quote quantity, client id (not
     post-only; RejectTaker unless given); outcome: status, executed, executed quote, fee,
-    cancelled steps, end reason; created and updated: (seq, seconds after T_BASE)."""
+    cancelled steps, end reason; created and updated: (seq, seconds after T_BASE); trigger:
+    price, trigger by, seconds after T_BASE it fired (0: none, -1, 0 for an ordinary order)."""
     side, order_type, time_in_force, price, quantity, quote_quantity, client_id = terms
     post_only = 0
+    trigger_price, trigger_by, fired = trigger
     return (
         *(order_id, account_id, market_id, side, order_type, time_in_force, price, quantity, quote_quantity, client_id),
         *(post_only, self_trade_prevention, *outcome),
         *(created[0], t(created[1]), updated[0], t(updated[1])),
+        *(reduce_only, trigger_price, trigger_by, t(fired) if fired else 0),
     )
 
 
@@ -501,6 +614,51 @@ ORDERS = [
         (48, 7_220),
         SOL_PERP,
         1,
+        reduce_only=1,
+    ),
+    # ETH_USDC: the first trade, then trigger orders: 18 fired and filled, 19 cancelled while
+    # pending, 20 fired and failed
+    _order_row(
+        16, G, (1, 0, 0, 300_000, 100, 0, -1), (FILLED, 100, 30_000_000, 6_000, 0, -1), (87, 14_460), (88, 14_470), 2
+    ),
+    _order_row(
+        17, H, (0, 0, 0, 300_000, 100, 0, -1), (FILLED, 100, 30_000_000, 15_000, 0, -1), (88, 14_470), (88, 14_470), 2
+    ),
+    _order_row(
+        18,
+        G,
+        (1, 1, 0, 0, 50, 0, 33),
+        (FILLED, 50, 14_950_000, 7_475, 0, -1),
+        (89, 14_500),
+        (94, 14_540),
+        ETH_USDC,
+        trigger=(299_000, 0, 14_540),
+    ),
+    _order_row(
+        19,
+        G,
+        (0, 0, 0, 290_000, 10, 0, 44),
+        (CANCELLED, 0, 0, 0, 10, USER_CANCEL),
+        (90, 14_510),
+        (91, 14_520),
+        ETH_USDC,
+        trigger=(310_000, 0, 0),
+    ),
+    _order_row(
+        20,
+        H,
+        (0, 0, 0, 299_500, 100_000, 0, -1),
+        (TRIGGER_FAILED, 0, 0, 0, 0, -1),
+        (92, 14_530),
+        (94, 14_540),
+        ETH_USDC,
+        trigger=(299_500, 0, 14_540),
+    ),
+    _order_row(
+        21, H, (0, 0, 0, 299_000, 150, 0, -1), (FILLED, 150, 44_850_000, 8_970, 0, -1), (93, 14_535), (94, 14_540), 2
+    ),
+    _order_row(
+        22, G, (1, 1, 0, 0, 100, 0, -1), (FILLED, 100, 29_900_000, 14_950, 0, -1), (94, 14_540), (94, 14_540), 2
     ),
 ]
 # order_id, seq, index of the causing event, account, status, executed, executed quote, end reason, time
@@ -539,9 +697,25 @@ ORDER_UPDATES = [
     (14, 44, 0, F, NEW, 0, 0, -1, t(3_930)),
     (15, 48, 2, D, NEW, 0, 0, -1, t(7_220)),  # after MarkPriceChanged and LiquidationStarted
     (15, 48, 3, D, EXPIRED, 0, 0, NO_LIQUIDITY_END, t(7_220)),
+    (16, 87, 0, G, NEW, 0, 0, -1, t(14_460)),
+    (16, 88, 1, G, FILLED, 100, 30_000_000, -1, t(14_470)),
+    (17, 88, 0, H, NEW, 0, 0, -1, t(14_470)),
+    (17, 88, 1, H, FILLED, 100, 30_000_000, -1, t(14_470)),
+    (18, 89, 0, G, TRIGGER_PENDING, 0, 0, -1, t(14_500)),
+    (18, 94, 4, G, NEW, 0, 0, -1, t(14_540)),  # TriggerFired (event 3), then its OrderAccepted
+    (18, 94, 5, G, FILLED, 50, 14_950_000, -1, t(14_540)),
+    (19, 90, 0, G, TRIGGER_PENDING, 0, 0, -1, t(14_510)),
+    (19, 91, 0, G, CANCELLED, 0, 0, USER_CANCEL, t(14_520)),
+    (20, 92, 0, H, TRIGGER_PENDING, 0, 0, -1, t(14_530)),
+    (20, 94, 7, H, TRIGGER_FAILED, 0, 0, -1, t(14_540)),
+    (21, 93, 0, H, NEW, 0, 0, -1, t(14_535)),
+    (21, 94, 1, H, PF, 100, 29_900_000, -1, t(14_540)),
+    (21, 94, 5, H, FILLED, 150, 44_850_000, -1, t(14_540)),
+    (22, 94, 0, G, NEW, 0, 0, -1, t(14_540)),
+    (22, 94, 1, G, FILLED, 100, 29_900_000, -1, t(14_540)),
 ]
-EXTERNAL, FEES, CLEARING, INSURANCE = -1, -2, -3, -4
-DEPOSIT, TRADE, WITHDRAWAL, FUNDING, ADJUSTMENT, ADL = 2, 1, 3, 4, 8, 9
+EXTERNAL, FEES, CLEARING, INSURANCE, POOL = -1, -2, -3, -4, -5
+DEPOSIT, TRADE, WITHDRAWAL, FUNDING, INTEREST, ADJUSTMENT, ADL, BORROW_LEND = 2, 1, 3, 4, 5, 8, 9, 11
 
 
 def _deposit(
@@ -554,13 +728,20 @@ def _deposit(
 
 
 def _trade_entry(
-    entry_id: int, trade: tuple[int, ...], buyer: int, seller: int, fee_buyer: int, fee_seller: int
+    entry_id: int,
+    trade: tuple[int, ...],
+    buyer: int,
+    seller: int,
+    fee_buyer: int,
+    fee_seller: int,
+    base_asset: int = SOL,
+    step_atomic: int = 10_000_000,
 ) -> list[tuple[int, ...]]:
     trade_id, _, _, quantity, quote, *_, seq, timestamp_ns = trade
-    base = quantity * 10_000_000
+    base = quantity * step_atomic
     lines = [
-        (buyer, SOL, base),
-        (seller, SOL, -base),
+        (buyer, base_asset, base),
+        (seller, base_asset, -base),
         (buyer, USDC, -(quote + fee_buyer)),
         (seller, USDC, quote - fee_seller),
         (FEES, USDC, fee_buyer + fee_seller),
@@ -602,6 +783,17 @@ LEDGER_LINES = [
     *_entry(16, WITHDRAWAL, 62, 62, 7_720, [(E, -6_000_000), (EXTERNAL, 5_000_000), (FEES, 1_000_000)]),
     *_entry(17, ADJUSTMENT, 75, 75, 7_900, [(EXTERNAL, -2_500_000), (D, 2_500_000)]),
     *_entry(18, ADJUSTMENT, 76, 76, 7_910, [(EXTERNAL, 1_000_000), (D, -1_000_000)]),
+    # lending moves USDC between the account and the lending pool; interest pays the spread to fees
+    *_entry(19, BORROW_LEND, 77, 77, 8_000, [(POOL, 500_000_000), (E, -500_000_000)]),
+    *_entry(20, BORROW_LEND, 78, 78, 8_010, [(POOL, -100_000_000), (F, 100_000_000)]),
+    *_entry(21, INTEREST, 80, 80, 14_400, [(POOL, -100), (FEES, 100)]),
+    *_entry(22, BORROW_LEND, 81, 81, 14_410, [(POOL, 120_000_000), (F, -120_000_000)]),
+    *_entry(23, BORROW_LEND, 82, 82, 14_420, [(POOL, -510_000_000), (E, 510_000_000)]),
+    *_deposit(24, 85, 14_452, G, ETH, 100_000_000),
+    *_deposit(25, 86, 14_453, H, USDC, 1_000_000_000),
+    *_trade_entry(26, TRADES[6], H, G, 15_000, 6_000, ETH, 10_000),
+    *_trade_entry(27, TRADES[7], H, G, 5_980, 14_950, ETH, 10_000),
+    *_trade_entry(28, TRADES[8], H, G, 2_990, 7_475, ETH, 10_000),
 ]
 # market, width, start, open, high, low, close, volume, quote volume, trades, first and last trade id
 KLINE_BARS = [
@@ -614,6 +806,10 @@ KLINE_BARS = [
     (SOL_PERP, 60, t(3_900), 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
     (SOL_PERP, 3_600, t(3_600), 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
     (SOL_PERP, 86_400, DAY_START, 10_000, 10_000, 10_000, 10_000, 100, 100_000_000, 1, 6, 6),
+    (ETH_USDC, 60, t(14_460), 300_000, 300_000, 300_000, 300_000, 100, 30_000_000, 1, 7, 7),
+    (ETH_USDC, 60, t(14_520), 299_000, 299_000, 299_000, 299_000, 150, 44_850_000, 2, 8, 9),
+    (ETH_USDC, 3_600, t(14_400), 300_000, 300_000, 299_000, 299_000, 250, 74_850_000, 3, 7, 9),
+    (ETH_USDC, 86_400, DAY_START + 86_400 * NS, 300_000, 300_000, 299_000, 299_000, 250, 74_850_000, 3, 7, 9),
 ]
 
 # ---- schema version 2 ------------------------------------------------------------------
@@ -657,11 +853,30 @@ CREDITS = [
     (4, C, USDC, 10_000_000_000, 15, t(66)),
     (10, E, USDC, 1_000_000_000, 33, t(3_830)),
     (11, F, USDC, 100_000_000, 34, t(3_831)),
+    (24, G, ETH, 100_000_000, 85, t(14_452)),
+    (25, H, USDC, 1_000_000_000, 86, t(14_453)),
 ]
 WITHDRAWALS = [
-    # id, account, asset, amount, fee, chain, address, tx, status, reason, entry, created and updated
-    (1, E, USDC, 5_000_000, 1_000_000, "Solana", ADDRESS, "sig-1", COMPLETED, "", 16, 60, t(7_700), 62, t(7_720)),
-    (2, E, USDC, 600_000_000, 1_000_000, "Solana", ADDRESS, "", W_CANCELLED, "", NO_ENTRY, 63, t(7_730), 67, t(7_770)),
+    # id, account, asset, amount, fee, chain, address, tx, status, reason, entry, created and updated, client id
+    (1, E, USDC, 5_000_000, 1_000_000, "Solana", ADDRESS, "sig-1", COMPLETED, "", 16, 60, t(7_700), 62, t(7_720), -1),
+    (
+        2,
+        E,
+        USDC,
+        600_000_000,
+        1_000_000,
+        "Solana",
+        ADDRESS,
+        "",
+        W_CANCELLED,
+        "",
+        NO_ENTRY,
+        63,
+        t(7_730),
+        67,
+        t(7_770),
+        -1,
+    ),
     (
         3,
         F,
@@ -678,6 +893,7 @@ WITHDRAWALS = [
         t(7_810),
         72,
         t(7_820),
+        7,
     ),
     (
         4,
@@ -695,6 +911,7 @@ WITHDRAWALS = [
         t(7_830),
         74,
         t(7_840),
+        -1,
     ),
 ]
 WITHDRAWAL_UPDATES = [
@@ -711,7 +928,12 @@ WITHDRAWAL_UPDATES = [
     (4, 74, 0, F, FAILED, "ops", "", "chain halted", t(7_840)),
 ]
 # market, seq, rate (1e-9), mark, index, paid, received, positions, entry, time
-FUNDING_ROUNDS = [(SOL_PERP, 46, 10_000_000, 10_000, 9_900, 1_000_000, 1_000_000, 2, 14, t(7_200))]
+FUNDING_ROUNDS = [
+    (SOL_PERP, 46, 10_000_000, 10_000, 9_900, 1_000_000, 1_000_000, 2, 14, t(7_200)),
+    # no bid, so the mark is the index (86.00): rate 0, and no position left to pay
+    (SOL_PERP, 79, 0, 8_600, 8_600, 0, 0, 0, NO_ENTRY, t(10_800)),
+    (SOL_PERP, 80, 0, 8_600, 8_600, 0, 0, 0, NO_ENTRY, t(14_400)),
+]
 FUNDING_PAYMENTS = [
     (14, 0, D, SOL_PERP, USDC, -1_000_000, 10_000_000, 46, t(7_200)),
     (14, 1, E, SOL_PERP, USDC, 1_000_000, 10_000_000, 46, t(7_200)),
@@ -755,8 +977,43 @@ ADJUSTMENTS = [
 ]
 WITHDRAWAL_FREEZES = [(68, 0, 1, "audit", "auditor", t(7_780)), (70, 0, 0, "checked", "ops", t(7_800))]
 
+# ---- schema version 3: borrowing, lending, interest ------------------------------------
+BORROW, LEND = int(BorrowLendSide.BORROW), int(BorrowLendSide.LEND)
+KIND_BORROW, KIND_REPAY, KIND_LEND, KIND_REDEEM = 0, 1, 2, 3  # records.BorrowLendKind
+# Interest at seq 80: utilization 100 / 500 = 20%, so the yearly rate is 5% + 15% x 20 / 80
+# = 8.75%; F's hour is ceil(100 USDC x 8.75% / 8,760) = 999 atomic; lenders get 90%, 899,
+# all E's; the 100 left is the spread. E's rate: 899 x 8,760 / 500 USDC = 1.575048% a year.
+BORROW_RATE_E9 = 87_500_000
+LEND_RATE_E9 = 15_750_480
+# account, asset, opened seq, side, quantity, interest, rate sum, rounds, closed seq, opened ns, updated seq and ns
+BORROW_LEND_POSITIONS = [
+    (E, USDC, 77, LEND, 0, 899, LEND_RATE_E9, 1, 82, t(8_000), 82, t(14_420)),
+    (E, USDC, 82, BORROW, 9_999_101, 0, 0, 0, -1, t(14_420), 82, t(14_420)),
+    (F, USDC, 78, BORROW, 0, 999, BORROW_RATE_E9, 1, 81, t(8_010), 81, t(14_410)),
+    (F, USDC, 81, LEND, 19_999_001, 0, 0, 0, -1, t(14_410), 81, t(14_410)),
+]
+# seq, event, part, account, asset, kind, amount, position, quantity after, entry, time
+BORROW_LEND_MOVES = [
+    (77, 1, 0, E, USDC, KIND_LEND, 500_000_000, 77, 500_000_000, 19, t(8_000)),
+    (78, 1, 0, F, USDC, KIND_BORROW, 100_000_000, 78, 100_000_000, 20, t(8_010)),
+    # F's 120 USDC repay the borrow with its interest (100.000999), the rest is lent
+    (81, 1, 0, F, USDC, KIND_REPAY, 100_000_999, 78, 0, 22, t(14_410)),
+    (81, 1, 1, F, USDC, KIND_LEND, 19_999_001, 81, 19_999_001, 22, t(14_410)),
+    # E's 510 USDC first redeem the lend with its interest (500.000899), the rest is borrowed
+    (82, 1, 0, E, USDC, KIND_REDEEM, 500_000_899, 77, 0, 23, t(14_420)),
+    (82, 1, 1, E, USDC, KIND_BORROW, 9_999_101, 82, 9_999_101, 23, t(14_420)),
+]
+# asset, seq, rate, borrowed, lent, paid, to lenders, spread, entry, time
+INTEREST_ROUNDS = [(USDC, 80, BORROW_RATE_E9, 100_000_000, 500_000_000, 999, 899, 100, 21, t(14_400))]
+# seq, asset, account, amount, rate, position, time
+INTEREST_PAYMENTS = [
+    (80, USDC, FEES, 100, 0, -1, t(14_400)),
+    (80, USDC, E, 899, LEND_RATE_E9, 77, t(14_400)),
+    (80, USDC, F, -999, BORROW_RATE_E9, 78, t(14_400)),
+]
 
-def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(7_910)) -> dict[str, Sequence[tuple[Any, ...]]]:
+
+def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(LAST_NS_SECONDS)) -> dict[str, Sequence[tuple[Any, ...]]]:
     """Return every table's rows after the whole session, as HistoryStore.dump gives them."""
     return {
         "meta": [("schema_version", schema.SCHEMA_VERSION)],
@@ -769,7 +1026,7 @@ def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(7_910)) -> dict[str
         "fills": FILLS,
         "trades": TRADES,
         "ledger_lines": sorted(LEDGER_LINES),
-        "kline_bars": KLINE_BARS,
+        "kline_bars": sorted(KLINE_BARS),
         "deposits": DEPOSITS,
         "deposit_updates": DEPOSIT_UPDATES,
         "credits": CREDITS,
@@ -784,4 +1041,8 @@ def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(7_910)) -> dict[str
         "maintenance_steps": MAINTENANCE_STEPS,
         "adjustments": ADJUSTMENTS,
         "withdrawal_freezes": WITHDRAWAL_FREEZES,
+        "borrow_lend_positions": BORROW_LEND_POSITIONS,
+        "borrow_lend_moves": BORROW_LEND_MOVES,
+        "interest_rounds": INTEREST_ROUNDS,
+        "interest_payments": INTEREST_PAYMENTS,
     }
