@@ -60,7 +60,8 @@
     taker_fee_bps = 5
     # perpetuals also: kind = "perp", imf_base, imf_factor, mmf_base, mmf_factor,
     # funding_interval_s, funding_cap_bps, index_move_cap_bps (an index update moving more
-    # than this is refused; 0: no cap) and open_interest_max (base units; "0": no limit)
+    # than this is refused; 0: no cap), open_interest_max (base units; "0": no limit) and
+    # price_max_age_s (no funding or liquidation on an older index; 0: no limit)
 
 Markets and assets in keel.toml are read once, by `keel init` (`--from-config` uses a
 keel.toml the operator wrote into the new directory; otherwise init writes the defaults),
@@ -123,6 +124,7 @@ class MarketConfig:
     funding_cap_bps: int = 0  # perp: |funding rate| per round
     index_move_cap_bps: int = 0  # perp: an index update moving more than this is refused (0: no cap)
     open_interest_max: str = "0"  # perp: open interest limit in base units ("0": none)
+    price_max_age_s: int = 0  # perp: no funding or liquidation on an index older than this (0: no limit)
 
 
 def perp_config(symbol: str, base: str, tick: str, step: str) -> MarketConfig:
@@ -146,6 +148,7 @@ def perp_config(symbol: str, base: str, tick: str, step: str) -> MarketConfig:
         3600,
         100,
         index_move_cap_bps=2_000,
+        price_max_age_s=300,
     )
 
 

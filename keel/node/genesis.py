@@ -84,7 +84,9 @@ def genesis_commands(config: Config) -> list[Command]:
         if market.kind not in ("spot", "perp"):
             raise ValueError(f"market {market.symbol}: kind must be spot or perp, not {market.kind!r}")
         perp: dict[str, int] = {}
-        if market.kind == "spot" and (market.index_move_cap_bps or market.open_interest_max != "0"):
+        if market.kind == "spot" and (
+            market.index_move_cap_bps or market.open_interest_max != "0" or market.price_max_age_s
+        ):
             raise ValueError(f"market {market.symbol}: index_move_cap_bps and open_interest_max are for perpetuals")
         if market.kind == "perp":
             try:
@@ -106,6 +108,7 @@ def genesis_commands(config: Config) -> list[Command]:
                     "funding_cap_bps": market.funding_cap_bps,
                     "open_interest_max_steps": open_interest_max // step_atomic,
                     "index_move_cap_bps": market.index_move_cap_bps,
+                    "price_max_age_ns": market.price_max_age_s * 1_000_000_000,
                 }
             except Exception as error:
                 raise ValueError(str(error)) from error
