@@ -21,7 +21,11 @@ What it does, in order:
    that route keeps the index logged at start, and the demo says so. Once each maker
    has quoted every market, it prints the base URL, the demo account's API key and
    secret, and a ccxt snippet that works as printed.
-6. On Ctrl-C (SIGINT) or SIGTERM: stops the makers, stops the server with SIGINT (it
+6. Then a simulated chain watcher (chain_watcher.py) starts: every few seconds it sees a
+   USDC deposit to the demo account on Solana and reports it through the operator API
+   with rising confirmations, a duplicate and a late report among them, until it is
+   credited; it prints a line for each credited deposit.
+7. On Ctrl-C (SIGINT) or SIGTERM: stops the makers, stops the server with SIGINT (it
    makes everything acknowledged durable and exits), and removes the data directory
    unless `--keep` was given. The server's output is in DIR/serve.log.
 
@@ -54,6 +58,7 @@ from typing import Final
 from keel.core.commands import SetIndexPrices
 from keel.core.events import CommandRejected
 from keel.core.money import parse_decimal
+from keel.demo.chain_watcher import ChainWatcher
 from keel.demo.client import ApiError, SignedClient, new_key_pair
 from keel.demo.market_makers import CYCLE_S, IndexWalk, MarketMaker, market_specs
 from keel.node.config import Config
@@ -269,6 +274,7 @@ def _print_banner(url: str, data_dir: Path, keep: bool, account: DemoAccount, ma
     _say(f"  markets: {', '.join(markets)}")
     _say(f"  {len(MAKER_SPREADS_BPS)} simulated market makers quote them around a moving index price and trade")
     _say(f"  data directory: {data_dir} ({'kept' if keep else 'removed'} on exit; server log in {SERVE_LOG})")
+    _say("  a simulated chain watcher reports a USDC deposit to the demo account every few seconds")
     _say()
     _say(f"Demo account {account.account_id}, funded with {funds}:")
     _say(f"  API key:    {account.api_key}")
@@ -358,6 +364,10 @@ def run_served_demo(serve_command: Sequence[str], port: int = 8080, keep: bool =
                     raise DemoFailed(f"{maker.name} could not quote every market:\n{_serve_log_tail(data_dir)}")
         if not stop.is_set():
             _print_banner(url, data_dir, keep, account, [market.symbol for market in quotable])
+            # After the banner, so that its lines never interleave with the banner's.
+            watcher = ChainWatcher(operator_client(url, data_dir), account.account_id)
+            threads.append(threading.Thread(target=watcher.run, args=(stop,), name="chain-watcher", daemon=True))
+            threads[-1].start()
         while not stop.wait(0.5):
             if server.poll() is not None:
                 _say(f"the server stopped unexpectedly (exit code {server.returncode}):\n{_serve_log_tail(data_dir)}")

@@ -8,6 +8,12 @@ and runs the printed ccxt snippet verbatim in a fresh interpreter. SIGINT must t
 it cleanly (exit 0) and remove its temporary data directory. A taken port is refused at
 once, naming the port.
 
+Chain watcher: against the running demo, the simulated chain watcher's first deposit
+(reported with rising confirmations, a duplicate and a late report among them, and a
+rescan after it was credited) shows in ccxt's fetch_deposits for the demo account, once,
+with status ok, its amount and transaction id; the account's USDC is then exactly the
+opening 10,000 plus every credited deposit, each counted once.
+
 Offline: the command's text is checked for a trade, ledger lines, the post-only
 refusal's stable code and a clean audit; a second process with another PYTHONHASHSEED
 must print exactly the same text, state hash included. The summary test recomputes every
@@ -27,7 +33,9 @@ import subprocess
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import ccxt
 from rich.console import Console
@@ -162,7 +170,8 @@ def test_served_demo_is_driven_by_ccxt_and_stops_cleanly_on_sigint() -> None:
         assert book["bids"] and book["asks"], book
         assert book["bids"][0][0] < book["asks"][0][0]
         balance = exchange.fetch_balance()
-        assert (balance["USDC"]["free"], balance["SOL"]["free"]) == (10_000.0, 100.0)
+        # The chain watcher may have credited a deposit by now (test_demo_chain_watcher_credits_...).
+        assert balance["USDC"]["free"] >= 10_000.0 and balance["SOL"]["free"] == 100.0, balance
         bid = book["bids"][-1][0]  # the deepest bid shown: far from the makers' takers
         order = exchange.create_order("SOL/USDC", "limit", "buy", 1, bid)
         assert order["status"] == "open"
@@ -198,3 +207,78 @@ def test_served_demo_refuses_a_taken_port_at_once() -> None:
     assert f"port {port} on 127.0.0.1 is taken" in result.stderr
     assert "--port 0" in result.stderr
     assert elapsed < 10
+
+
+CREDITED = re.compile(
+    r"^chain watcher: deposit (?P<id>\d+) credited: (?P<amount>[\d.]+) USDC on Solana to account (?P<account>\d+) "
+    r"\(tx (?P<tx>\w+), (?P<confirmations>\d+) confirmations; (?P<reports>\d+) reports, "
+    r"of which (?P<ignored>\d+) changed nothing: (?P<kinds>[a-z, ]+)\)$"
+)
+
+
+def _usdc_snapshot(exchange: Any) -> tuple[list[dict[str, Any]], Decimal]:
+    """The USDC deposits and USDC balance at one moment: deposits read before and after the balance agree."""
+    for _ in range(20):
+        before = exchange.fetch_deposits("USDC")
+        total = Decimal(str(exchange.fetch_balance()["USDC"]["total"]))
+        after = exchange.fetch_deposits("USDC")
+        if [(d["id"], d["status"]) for d in before] == [(d["id"], d["status"]) for d in after]:
+            return after, total
+    raise AssertionError("deposits kept changing while the balance was read")
+
+
+def test_demo_chain_watcher_credits_a_deposit_once_despite_repeated_reports() -> None:
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keel.cli.main", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    try:
+        lines = _lines_of(process)
+        out = "\n".join(_read_until(lines, "Ctrl-C stops the demo.", timeout_s=60))
+        url = re.search(r"^Keel demo exchange at (http://127\.0\.0\.1:\d+)$", out, re.M)
+        account = re.search(r"^Demo account (\d+), funded with 10000 USDC", out, re.M)
+        api_key = re.search(r"^  API key:    (\S+)$", out, re.M)
+        api_secret = re.search(r"^  API secret: (\S+)$", out, re.M)
+        assert url and account and api_key and api_secret, out
+        assert "a simulated chain watcher reports a USDC deposit to the demo account" in out
+
+        line = _read_until(lines, "chain watcher: deposit 1 credited:", timeout_s=20)[-1]
+        credited = CREDITED.match(line)
+        assert credited, line
+        assert credited["account"] == account[1]
+        # Reported 0, 8, 8 (a duplicate), 16, 8 (late), 24, 32: the duplicate and the late one changed nothing.
+        assert (credited["confirmations"], credited["reports"], credited["ignored"]) == ("32", "7", "2"), line
+        assert credited["kinds"] == "duplicate, late", line
+        time.sleep(1.5)  # the watcher's rescan of the credited deposit (one more report) has been answered
+
+        exchange = ccxt.backpack(
+            {"apiKey": api_key[1], "secret": api_secret[1], "urls": {"api": {"public": url[1], "private": url[1]}}}
+        )
+        exchange.load_markets()
+        deposits, total = _usdc_snapshot(exchange)
+        first = [deposit for deposit in deposits if deposit["txid"] == credited["tx"]]
+        assert len(first) == 1, deposits  # one deposit, however many reports
+        assert first[0]["status"] == "ok", first
+        assert Decimal(str(first[0]["amount"])) == Decimal(credited["amount"]), first
+        assert first[0]["info"]["source"] == "solana", first
+        # Exactly the opening 10,000 USDC (an operator credit, listed too) plus every credited
+        # chain deposit, each once: no report was credited twice.
+        ok = [Decimal(str(deposit["amount"])) for deposit in deposits if deposit["status"] == "ok"]
+        chain_ok = [d for d in deposits if d["status"] == "ok" and d["info"]["source"] == "solana"]
+        assert len(ok) == len(chain_ok) + 1, deposits
+        assert total == sum(ok, Decimal(0)), (total, deposits)
+        assert total >= Decimal(10_000) + Decimal(credited["amount"]), total
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+        stderr = process.stderr.read() if process.stderr else ""
+        assert "chain watcher" not in stderr, stderr  # no report was answered other than expected
+        assert time.monotonic() - started < 30, f"took {time.monotonic() - started:.1f} s"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
