@@ -21,6 +21,7 @@ from keel.core.errors import RejectCode, Rejected
 from keel.core.markets import Market, price_ticks_from_decimal, quantity_steps_from_decimal
 from keel.core.money import parse_decimal
 from keel.core.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from keel.core.triggers import TriggerBy
 from keel.gateway.errors import FIELD_CODES, REJECTIONS, ApiError, bad_request, not_implemented
 from keel.gateway.format import MarketFormat
 
@@ -33,6 +34,11 @@ STP_IN: Final = {
     "RejectTaker": int(SelfTradePrevention.REJECT_TAKER),
     "RejectMaker": int(SelfTradePrevention.REJECT_MAKER),
     "RejectBoth": int(SelfTradePrevention.REJECT_BOTH),
+}
+TRIGGER_BY_IN: Final = {
+    "LastPrice": int(TriggerBy.LAST_PRICE),
+    "MarkPrice": int(TriggerBy.MARK_PRICE),
+    "IndexPrice": int(TriggerBy.INDEX_PRICE),
 }
 UINT32_MAX: Final = 2**32 - 1
 
@@ -57,8 +63,10 @@ class OrderBody(msgspec.Struct, rename="camel", kw_only=True):
     triggered_by: str | None = None  # bpx's spelling of triggerBy
     take_profit_trigger_price: str | None = None
     take_profit_limit_price: str | None = None
+    take_profit_trigger_by: str | None = None
     stop_loss_trigger_price: str | None = None
     stop_loss_limit_price: str | None = None
+    stop_loss_trigger_by: str | None = None
     auto_lend: bool | None = None
     auto_lend_redeem: bool | None = None
     auto_borrow: bool | None = None
@@ -180,18 +188,39 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         raise bad_request("selfTradePrevention Allow is not offered: use RejectTaker, RejectMaker or RejectBoth")
     stp = _choice(body.self_trade_prevention, STP_IN, "selfTradePrevention", int(SelfTradePrevention.REJECT_TAKER))
     time_in_force = _choice(body.time_in_force, TIME_IN_FORCE_IN, "timeInForce", int(TimeInForce.GTC))
-    if body.trigger_price is not None or body.trigger_quantity is not None:
-        raise not_implemented("Trigger orders (triggerPrice, triggerQuantity)")
     if any(
         value is not None
         for value in (
             body.take_profit_trigger_price,
             body.take_profit_limit_price,
+            body.take_profit_trigger_by,
             body.stop_loss_trigger_price,
             body.stop_loss_limit_price,
+            body.stop_loss_trigger_by,
         )
     ):
-        raise not_implemented("Take-profit and stop-loss orders")
+        raise ApiError(
+            400,
+            "NOT_IMPLEMENTED",
+            "Take-profit and stop-loss attached to an order (takeProfit*, stopLoss*) are not available on this "
+            "exchange yet; place them as separate trigger orders (triggerPrice and triggerQuantity, reduceOnly "
+            "on a perpetual)",
+        )
+    trigger_price = trigger_by = 0
+    if (body.trigger_price is None) != (body.trigger_quantity is None):
+        raise bad_request("Must specify both `triggerPrice` and `triggerQuantity` or neither")
+    if body.trigger_price is None and (body.trigger_by is not None or body.triggered_by is not None):
+        raise bad_request("triggerBy is only for trigger orders (with triggerPrice and triggerQuantity)")
+    if body.trigger_price is not None:
+        assert body.trigger_quantity is not None
+        if body.quantity is not None or body.quote_quantity is not None:
+            raise bad_request("a trigger order's quantity is its triggerQuantity: give no quantity or quoteQuantity")
+        if body.trigger_by is not None and body.triggered_by is not None and body.trigger_by != body.triggered_by:
+            raise bad_request("triggerBy and triggeredBy (its bpx spelling) disagree")
+        by = body.trigger_by if body.trigger_by is not None else body.triggered_by
+        trigger_by = _choice(by, TRIGGER_BY_IN, "triggerBy", int(TriggerBy.LAST_PRICE))
+        trigger_price = price_ticks(market, market.quote_decimals, body.trigger_price)
+        body = msgspec.structs.replace(body, quantity=body.trigger_quantity)
     if body.slippage_tolerance is not None:
         raise not_implemented("slippageTolerance")
     if any(
@@ -239,6 +268,8 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         self_trade_prevention=stp,
         client_id=client_id,
         reduce_only=bool(body.reduce_only),  # the engine refuses it on a spot market
+        trigger_price_ticks=trigger_price,
+        trigger_by=trigger_by,
     )
 
 

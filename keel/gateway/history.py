@@ -1,5 +1,5 @@
 """The gateway's view of the past: orders, fills, public trades, candles, 24 h tickers,
-deposits, withdrawals and funding.
+deposits, withdrawals, funding, borrow/lend movements and positions, and interest.
 
 Endpoints ask `History` (integers in, records out) and never look at how it is kept.
 `ViewsHistory` reads the history views (keel/views, docs/views.md): a store of its own
@@ -16,14 +16,26 @@ Imports: keel.views, keel.gateway.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 import msgspec
 
 from keel.gateway.errors import bad_request
 from keel.gateway.orderbook import FillRecord, OrderRecord, TradeRecord
-from keel.views import FundingPayment, FundingRound, FundsIn, HistoryStore, QueryInvalid, ViewsWriter, WithdrawalRecord
+from keel.views import (
+    BorrowLendMove,
+    BorrowLendPosition,
+    FundingPayment,
+    FundingRound,
+    FundsIn,
+    HistoryStore,
+    InterestPayment,
+    InterestRound,
+    QueryInvalid,
+    ViewsWriter,
+    WithdrawalRecord,
+)
 from keel.views import OrderRecord as ViewsOrder
 
 NS_PER_S: Final = 1_000_000_000
@@ -55,7 +67,14 @@ class History(Protocol):
     def stalled(self) -> bool: ...
 
     def orders(
-        self, account_id: int, market_id: int | None, order_id: int | None, limit: int, offset: int, ascending: bool
+        self,
+        account_id: int,
+        market_id: int | None,
+        order_id: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+        market_ids: Sequence[int] | None = None,
     ) -> list[OrderRecord]: ...
 
     def fills(
@@ -68,6 +87,7 @@ class History(Protocol):
         limit: int,
         offset: int,
         ascending: bool,
+        market_ids: Sequence[int] | None = None,
     ) -> list[FillRecord]: ...
 
     def trades(self, market_id: int, limit: int, offset: int) -> list[TradeRecord]: ...
@@ -97,6 +117,40 @@ class History(Protocol):
 
     def funding_rounds(self, market_id: int, limit: int, offset: int) -> list[FundingRound]: ...
 
+    def borrow_lend_positions(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        side: int | None,
+        is_open: bool | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[BorrowLendPosition]: ...
+
+    def borrow_lend_moves(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        kind: int | None,
+        position_seq: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[BorrowLendMove]: ...
+
+    def interest_payments(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        position_seq: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[InterestPayment]: ...
+
+    def interest_rounds(self, asset_id: int, from_ns: int | None, limit: int) -> list[InterestRound]: ...
+
 
 def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
     return OrderRecord(
@@ -118,6 +172,10 @@ def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
         status=record.status,  # an OrderStatus, or the views' TRIGGER_PENDING / TRIGGER_FAILED
         end_reason=record.end_reason,
         updated_ns=record.updated_ns,
+        reduce_only=record.reduce_only,
+        trigger_price_ticks=record.trigger_price_ticks,
+        trigger_by=record.trigger_by,
+        triggered_ns=record.triggered_ns,
     )
 
 
@@ -138,11 +196,24 @@ class ViewsHistory:
         return self.writer.failed is not None
 
     def orders(
-        self, account_id: int, market_id: int | None, order_id: int | None, limit: int, offset: int, ascending: bool
+        self,
+        account_id: int,
+        market_id: int | None,
+        order_id: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+        market_ids: Sequence[int] | None = None,
     ) -> list[OrderRecord]:
         try:
             found = self.store.orders(
-                account_id, market_id=market_id, order_id=order_id, limit=limit, offset=offset, descending=not ascending
+                account_id,
+                market_id=market_id,
+                order_id=order_id,
+                limit=limit,
+                offset=offset,
+                descending=not ascending,
+                market_ids=market_ids,
             )
         except QueryInvalid as error:
             raise bad_request(str(error)) from None
@@ -158,6 +229,7 @@ class ViewsHistory:
         limit: int,
         offset: int,
         ascending: bool,
+        market_ids: Sequence[int] | None = None,
     ) -> list[FillRecord]:
         try:
             found = self.store.fills(
@@ -169,6 +241,7 @@ class ViewsHistory:
                 limit=limit,
                 offset=offset,
                 descending=not ascending,
+                market_ids=market_ids,
             )
         except QueryInvalid as error:
             raise bad_request(str(error)) from None
@@ -292,5 +365,82 @@ class ViewsHistory:
         """A perpetual's funding rounds, newest first."""
         try:
             return self.store.funding_rounds(market_id, limit=limit, offset=offset)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def borrow_lend_positions(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        side: int | None,
+        is_open: bool | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[BorrowLendPosition]:
+        """The account's borrow/lend positions (open, closed or both), newest first."""
+        try:
+            return self.store.borrow_lend_positions(
+                account_id,
+                asset_id=asset_id,
+                side=side,
+                is_open=is_open,
+                limit=limit,
+                offset=offset,
+                descending=not ascending,
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def borrow_lend_moves(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        kind: int | None,
+        position_seq: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[BorrowLendMove]:
+        """The account's borrows, repayments, lends and redemptions, newest first."""
+        try:
+            return self.store.borrow_lend_moves(
+                account_id,
+                asset_id=asset_id,
+                kind=kind,
+                position_seq=position_seq,
+                limit=limit,
+                offset=offset,
+                descending=not ascending,
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def interest_payments(
+        self,
+        account_id: int,
+        asset_id: int | None,
+        position_seq: int | None,
+        limit: int,
+        offset: int,
+        ascending: bool,
+    ) -> list[InterestPayment]:
+        """The account's interest, paid (< 0) and earned (> 0), newest first."""
+        try:
+            return self.store.interest_payments(
+                account_id,
+                asset_id=asset_id,
+                position_seq=position_seq,
+                limit=limit,
+                offset=offset,
+                descending=not ascending,
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def interest_rounds(self, asset_id: int, from_ns: int | None, limit: int) -> list[InterestRound]:
+        """An asset's hourly interest rounds since `from_ns`, newest first."""
+        try:
+            return self.store.interest_rounds(asset_id, start_ns=from_ns, limit=limit)
         except QueryInvalid as error:
             raise bad_request(str(error)) from None

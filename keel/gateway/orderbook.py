@@ -12,26 +12,38 @@ when its whole quantity traded; Cancelled by its owner or self-trade prevention 
 resting order; Expired when its remainder ended by rule (IOC, FOK, market remainder,
 self-trade prevention of a taker). A market order never rests: one that traded and
 stopped because its quote budget was spent, or whose last fill used up its quantity, is
-Filled.
+Filled. A trigger order is TriggerPending until its price is reached; then it is placed
+(New, and on as above) or refused (TriggerFailed); cancelled while pending, Cancelled.
 
-Imports: keel.core.
+Events carry neither an order's reduce-only flag nor a trigger order's terms: they come
+from the command's own orders, which `fold_events` is given in order (each OrderAccepted,
+TriggerAccepted or batch-item rejection takes the next one); an order the engine places
+after a LiquidationStarted is a liquidation's reduce-only closing order.
+
+Imports: keel.core, keel.views (the trigger statuses).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from keel.core.commands import PlaceOrder
 from keel.core.events import (
     CommandRejected,
     Event,
+    LiquidationStarted,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
     TradeExecuted,
+    TriggerAccepted,
+    TriggerFailed,
+    TriggerFired,
 )
 from keel.core.orders import EndReason, OrderStatus, OrderType, Side, TimeInForce
+from keel.views import TRIGGER_FAILED, TRIGGER_PENDING
 
 NONE = -1
 
@@ -54,9 +66,13 @@ class OrderRecord(msgspec.Struct, gc=False):
     created_ns: int
     filled_steps: int = 0
     executed_lots: int = 0
-    status: int = int(OrderStatus.NEW)
+    status: int = int(OrderStatus.NEW)  # or keel.views' TRIGGER_PENDING, TRIGGER_FAILED
     end_reason: int = NONE
     updated_ns: int = 0
+    reduce_only: bool = False
+    trigger_price_ticks: int = 0  # 0: not a trigger order
+    trigger_by: int = NONE  # keel.core.triggers.TriggerBy of a trigger order
+    triggered_ns: int = 0  # when the trigger fired or failed; 0 before
 
 
 class FillRecord(msgspec.Struct, frozen=True, gc=False):
@@ -96,10 +112,10 @@ _CANCELLED = int(OrderStatus.CANCELLED)
 _EXPIRED = int(OrderStatus.EXPIRED)
 _NEW = int(OrderStatus.NEW)
 _BUDGET_SPENT = int(EndReason.INSUFFICIENT_FUNDS)
-TERMINAL = frozenset({_FILLED, _CANCELLED, _EXPIRED})
+TERMINAL = frozenset({_FILLED, _CANCELLED, _EXPIRED, TRIGGER_FAILED})
 
 
-def record_from_accepted(event: OrderAccepted, timestamp_ns: int) -> OrderRecord:
+def record_from_accepted(event: OrderAccepted, timestamp_ns: int, reduce_only: bool = False) -> OrderRecord:
     return OrderRecord(
         order_id=event.order_id,
         account_id=event.account_id,
@@ -115,6 +131,39 @@ def record_from_accepted(event: OrderAccepted, timestamp_ns: int) -> OrderRecord
         self_trade_prevention=event.self_trade_prevention,
         created_ns=timestamp_ns,
         updated_ns=timestamp_ns,
+        reduce_only=reduce_only,
+    )
+
+
+def record_of_trigger(
+    order_id: int,
+    account_id: int,
+    market_id: int,
+    order: PlaceOrder,
+    trigger_price_ticks: int,
+    trigger_by: int,
+    created_ns: int,
+) -> OrderRecord:
+    """A pending trigger order: the terms of the order it will place, status TriggerPending."""
+    return OrderRecord(
+        order_id=order_id,
+        account_id=account_id,
+        market_id=market_id,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        price_ticks=order.price_ticks if order.order_type != _MARKET else 0,
+        quantity_steps=order.quantity_steps,
+        quote_quantity_atomic=order.quote_quantity_atomic,
+        client_id=order.client_id,
+        post_only=order.post_only,
+        self_trade_prevention=order.self_trade_prevention,
+        created_ns=created_ns,
+        status=TRIGGER_PENDING,
+        updated_ns=created_ns,
+        reduce_only=order.reduce_only,
+        trigger_price_ticks=trigger_price_ticks,
+        trigger_by=int(trigger_by),
     )
 
 
@@ -123,21 +172,75 @@ def fold_events(
     timestamp_ns: int,
     find: dict[int, OrderRecord],
     accepted: list[OrderRecord] | None = None,
+    orders: Sequence[PlaceOrder] | None = None,
 ) -> list[OrderRecord]:
     """Apply one command's events to the records in `find` (order id -> record, updated in
     place; new orders are added); return the records touched, in first-touch order.
 
     Orders not in `find` that trade or end (a maker placed before the store began) are
-    skipped. When given, `accepted` receives the records of the orders it accepted."""
+    skipped. `orders` are the command's own orders (a PlaceOrder's one, a batch's items):
+    when given, `accepted` receives the record of each of them that was accepted (an order
+    or a pending trigger), in order, and not the orders the engine placed itself (fired
+    triggers, liquidations); without them, every order accepted (module docstring)."""
     touched: dict[int, OrderRecord] = {}
     record: OrderRecord | None
     accepted_here: list[OrderRecord] = [] if accepted is None else accepted
+    placed_here: list[OrderRecord] = []  # every order placed on the book by this command
+    next_item = 0
+    liquidating = False
+    fired = NONE  # the trigger whose OrderAccepted comes next
     for event in events:
         if isinstance(event, OrderAccepted):
-            created = record_from_accepted(event, timestamp_ns)
+            if event.order_id == fired:
+                fired = NONE
+                record = find.get(event.order_id)
+                if record is None:  # a trigger accepted by an earlier command
+                    record = find[event.order_id] = record_from_accepted(event, timestamp_ns)
+                record.status = _NEW
+                record.triggered_ns = record.updated_ns = timestamp_ns
+                touched[event.order_id] = record
+                placed_here.append(record)
+                continue
+            own = orders is None or (not liquidating and next_item < len(orders))
+            item = orders[next_item] if orders is not None and own else None
+            if orders is not None and own:
+                next_item += 1
+            created = record_from_accepted(event, timestamp_ns, liquidating or (item is not None and item.reduce_only))
+            find[event.order_id] = created
+            touched[event.order_id] = created
+            placed_here.append(created)
+            if own:
+                accepted_here.append(created)
+        elif isinstance(event, TriggerAccepted):
+            if orders is None:
+                continue  # its terms are the command's, which the caller did not give
+            assert next_item < len(orders), "a trigger accepted from no order"
+            created = record_of_trigger(
+                event.order_id,
+                event.account_id,
+                event.market_id,
+                orders[next_item],
+                event.trigger_price_ticks,
+                event.trigger_by,
+                timestamp_ns,
+            )
+            next_item += 1
             find[event.order_id] = created
             touched[event.order_id] = created
             accepted_here.append(created)
+        elif isinstance(event, TriggerFired):
+            fired = event.order_id
+        elif isinstance(event, TriggerFailed):
+            record = find.get(event.order_id)
+            if record is not None:
+                record.status = TRIGGER_FAILED
+                record.triggered_ns = record.updated_ns = timestamp_ns
+                touched[event.order_id] = record
+        elif isinstance(event, CommandRejected):
+            if event.item >= 0:
+                next_item = event.item + 1
+        elif isinstance(event, LiquidationStarted):
+            liquidating = True
         elif isinstance(event, TradeExecuted):
             for order_id in (event.taker_order_id, event.maker_order_id):
                 record = find.get(order_id)
@@ -167,34 +270,31 @@ def fold_events(
             else:
                 record.status = _CANCELLED if isinstance(event, OrderCancelled) else _EXPIRED
             touched[event.order_id] = record
-    for placed in accepted_here:
-        # Only a GTC limit order rests; anything else that did not end by an event ended
-        # by using up its quantity.
+    for placed in placed_here:
+        # Only a GTC limit order rests; anything else placed here that did not end by an
+        # event ended by using up its quantity.
         resting = placed.order_type != _MARKET and placed.time_in_force == _GTC
         if not resting and placed.status not in TERMINAL:
             placed.status = _FILLED if placed.filled_steps else _EXPIRED
     return list(touched.values())
 
 
-def split_batch(events: list[Event], items: int) -> list[list[Event] | CommandRejected]:
-    """Split a PlaceOrders outcome into each item's events, or its rejection (spec 8.6).
+def batch_results(
+    events: list[Event], timestamp_ns: int, orders: Sequence[PlaceOrder]
+) -> list[OrderRecord | CommandRejected]:
+    """Return each PlaceOrders item's record as the command left it, or its rejection (spec 8.6).
 
-    Items are placed in order: each one's events begin with its CommandRejected (carrying
-    its index) or its OrderAccepted, and run until the next item's."""
-    results: list[list[Event] | CommandRejected] = []
-    current: list[Event] | None = None
-    for event in events:
-        if isinstance(event, CommandRejected):
-            assert event.item == len(results), f"batch rejection for item {event.item} out of order"
-            results.append(event)
-            current = None
-        elif isinstance(event, OrderAccepted):
-            current = [event]
-            results.append(current)
-        else:
-            assert current is not None, "a batch event before any order was accepted"
-            current.append(event)
-    assert len(results) == items, f"{len(results)} outcomes for {items} batch items"
+    The whole command is folded at once, so an item's record includes what later items,
+    fired triggers and liquidations did to it; items are accepted in order."""
+    accepted: list[OrderRecord] = []
+    fold_events(events, timestamp_ns, {}, accepted, orders)
+    rejected = {event.item: event for event in events if isinstance(event, CommandRejected) and event.item >= 0}
+    records = iter(accepted)
+    results: list[OrderRecord | CommandRejected] = []
+    for index in range(len(orders)):
+        refusal = rejected.get(index)
+        results.append(refusal if refusal is not None else next(records))
+    assert next(records, None) is None, "more batch orders accepted than items"
     return results
 
 

@@ -9,6 +9,15 @@ engine (under the read lock) before the command is submitted, and what it execut
 An account only ever sees and touches its own orders: an open order of another account
 is refused with 403 FORBIDDEN (spec 4.2), an unknown one with 404 RESOURCE_NOT_FOUND.
 
+Trigger orders (spec 8.1, 8.3) are open orders too: a pending trigger (engine state
+`triggers`, status TriggerPending) is answered by the open-order queries and cancelled
+like a resting order. The engine keeps no acceptance time for a trigger; its `createdAt`
+is read from the history views, where its row was written when it was accepted.
+
+`marketType` (SPOT or PERP) narrows open orders, order history and fills to the markets
+of that kind; the other upstream kinds (IPERP, DATED, PREDICTION, RFQ) have no markets
+here, so they answer [].
+
 Imports: keel.core, keel.gateway.
 """
 
@@ -20,19 +29,24 @@ from litestar import Request, Response, delete, get, post
 
 from keel.core import limits
 from keel.core.commands import NO_CLIENT_ID, NO_ORDER_ID, CancelAllOrders, CancelOrder, PlaceOrder, PlaceOrders
+from keel.core.errors import RejectCode
 from keel.core.events import CommandRejected, OrderCancelled
+from keel.core.markets import MarketKind
 from keel.core.orders import Order, OrderStatus
 from keel.core.state import ExchangeState
+from keel.core.trigger_records import Trigger
 from keel.gateway import convert, shapes
 from keel.gateway.context import Gateway
 from keel.gateway.errors import ApiError, bad_request, not_found, rejection
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, fold_events, split_batch
+from keel.gateway.orderbook import OrderRecord, batch_results, fold_events, record_of_trigger
 from keel.gateway.web import account_of, body_of, gateway_of, json_response, query
+from keel.views import TRIGGER_PENDING
 
 _PARTIAL = int(OrderStatus.PARTIALLY_FILLED)
 _NEW = int(OrderStatus.NEW)
 _CANCELLED = int(OrderStatus.CANCELLED)
+MARKET_TYPES: Final = {"SPOT": int(MarketKind.SPOT), "PERP": int(MarketKind.PERP)}
 
 
 def record_of_open(order: Order, lot_atomic: int) -> OrderRecord:
@@ -54,24 +68,74 @@ def record_of_open(order: Order, lot_atomic: int) -> OrderRecord:
         filled_steps=order.filled_steps,
         executed_lots=(order.notional_taker_atomic + order.notional_maker_atomic) // lot_atomic,
         status=_PARTIAL if order.filled_steps else _NEW,
+        reduce_only=order.reduce_only,
     )
+
+
+def record_of_pending(trigger: Trigger) -> OrderRecord:
+    """Copy a pending trigger into a record (call under the read lock); createdAt comes later."""
+    return record_of_trigger(
+        trigger.order_id,
+        trigger.account_id,
+        trigger.market_id,
+        trigger.order,
+        trigger.trigger_price_ticks,
+        trigger.trigger_by,
+        0,
+    )
+
+
+def _find_trigger(state: ExchangeState, account_id: int, order_id: int, client_id: int) -> Trigger | None:
+    if client_id == NO_CLIENT_ID:
+        return state.triggers.get(order_id)
+    for trigger in state.triggers.values():
+        if trigger.account_id == account_id and trigger.order.client_id == client_id:
+            return trigger
+    return None
 
 
 def _find_open(
     state: ExchangeState, account_id: int, market: MarketFormat, order_id: int, client_id: int
 ) -> OrderRecord | None:
-    """Return the account's open order in `market` by id or client id; refuse another account's."""
+    """Return the account's open order or pending trigger in `market` by id or client id;
+    refuse another account's."""
     account = state.accounts.get(account_id)
     found = None
     if account is not None:
         found = account.orders_open.get(order_id) if client_id == NO_CLIENT_ID else account.client_orders.get(client_id)
+    trigger = _find_trigger(state, account_id, order_id, client_id) if found is None else None
     if found is None and client_id == NO_CLIENT_ID:
         other = state.orders.get(order_id)
-        if other is not None and other.account_id != account_id:
+        owner = other.account_id if other is not None else trigger.account_id if trigger is not None else account_id
+        if owner != account_id:
             raise ApiError(403, "FORBIDDEN", f"Order {order_id} belongs to another account")
-    if found is None or found.market_id != market.market_id:
+    if found is not None:
+        return record_of_open(found, market.lot_atomic) if found.market_id == market.market_id else None
+    if trigger is not None and trigger.market_id == market.market_id:
+        return record_of_pending(trigger)
+    return None
+
+
+async def _with_trigger_times(gateway: Gateway, records: list[OrderRecord], seq: int) -> None:
+    """Give pending triggers the time they were accepted, from the history views (module
+    docstring): the views first catch up with `seq`, the engine's position when the records
+    were copied."""
+    pending = [record for record in records if record.status == TRIGGER_PENDING and record.created_ns == 0]
+    if not pending:
+        return
+    await gateway.history_caught_up(seq)
+    for record in pending:
+        found = gateway.history.orders(record.account_id, None, record.order_id, 1, 0, True)
+        if found:
+            record.created_ns = record.updated_ns = found[0].created_ns
+
+
+def market_ids_of_type(gateway: Gateway, market_type: str | None) -> list[int] | None:
+    """Return the ids of the markets of `marketType` (None: no filter; [] for a kind with no markets)."""
+    if market_type is None:
         return None
-    return record_of_open(found, market.lot_atomic)
+    kind = MARKET_TYPES.get(market_type)
+    return gateway.read(lambda state: [market.market_id for market in state.markets if market.kind == kind])
 
 
 def _ids(body_order_id: Any, body_client_id: Any) -> tuple[int, int]:
@@ -93,7 +157,7 @@ async def _execute(gateway: Gateway, market: MarketFormat, command: PlaceOrder) 
     if isinstance(first, CommandRejected):
         raise rejection(first.code, first.message)
     accepted: list[OrderRecord] = []
-    fold_events(outcome.events, outcome.timestamp_ns, {}, accepted=accepted)
+    fold_events(outcome.events, outcome.timestamp_ns, {}, accepted, (command,))
     return shapes.order(accepted[0], market)
 
 
@@ -144,14 +208,13 @@ async def execute_orders(request: Request[Any, Any, Any]) -> Response[bytes]:
         first = outcome.events[0]
         if isinstance(first, CommandRejected) and first.item == -1:
             raise rejection(first.code, first.message)
-        for (index, market), part in zip(placed, split_batch(outcome.events, len(commands)), strict=True):
+        parts = batch_results(outcome.events, outcome.timestamp_ns, commands)
+        for (index, market), part in zip(placed, parts, strict=True):
             if isinstance(part, CommandRejected):
                 error = rejection(part.code, part.message)
                 results[index] = {"operation": "Err", "code": error.code, "message": error.message}
                 continue
-            accepted: list[OrderRecord] = []
-            fold_events(part, outcome.timestamp_ns, {}, accepted=accepted)
-            results[index] = {**shapes.order(accepted[0], market), "operation": "Ok"}
+            results[index] = {**shapes.order(part, market), "operation": "Ok"}
     return json_response(results)
 
 
@@ -171,24 +234,41 @@ async def query_order(
     account_id = account_of(request)
     market = gateway.market(symbol)
     order_id, client_id = _ids(orderId, clientId)
-    record = gateway.read(lambda state: _find_open(state, account_id, market, order_id, client_id))
+    record, seq = gateway.read(
+        lambda state: (_find_open(state, account_id, market, order_id, client_id), state.seq_last)
+    )
     if record is None:
         raise _missing(order_id, client_id, market)
+    await _with_trigger_times(gateway, [record], seq)
     return json_response(shapes.order(record, market))
 
 
-def _open_orders(state: ExchangeState, account_id: int, market_id: int | None, lots: list[int]) -> list[OrderRecord]:
+def _open_orders(
+    state: ExchangeState, account_id: int, market_ids: list[int] | None, lots: list[int]
+) -> tuple[list[OrderRecord], int]:
+    """The account's open orders, then its pending triggers (oldest first), and the engine's seq."""
     account = state.accounts.get(account_id)
     if account is None:
-        return []
-    return [
+        return [], state.seq_last
+    records = [
         record_of_open(order, lots[order.market_id])
         for order in account.orders_open.values()
-        if market_id is None or order.market_id == market_id
+        if market_ids is None or order.market_id in market_ids
     ]
+    records += [
+        record_of_pending(trigger)
+        for trigger in state.triggers.values()
+        if trigger.account_id == account_id and (market_ids is None or trigger.market_id in market_ids)
+    ]
+    return records, state.seq_last
 
 
-@get("/api/v1/orders", opt={"instruction": "orderQueryAll"}, tags=["orders"], summary="The account's open orders")
+@get(
+    "/api/v1/orders",
+    opt={"instruction": "orderQueryAll"},
+    tags=["orders"],
+    summary="The account's open orders, pending trigger orders included",
+)
 async def query_orders(
     request: Request[Any, Any, Any],
     symbol: str | None = None,
@@ -196,12 +276,14 @@ async def query_orders(
 ) -> Response[bytes]:
     gateway = gateway_of(request)
     account_id = account_of(request)
-    if marketType not in (None, "SPOT"):
-        return json_response([])
-    market_id = gateway.market(symbol).market_id if symbol is not None else None
+    market_ids = market_ids_of_type(gateway, marketType)
+    if symbol is not None:
+        market_id = gateway.market(symbol).market_id
+        market_ids = [market_id] if market_ids is None or market_id in market_ids else []
     markets = gateway.markets()
     lots = [market.lot_atomic for market in markets]
-    records = gateway.read(lambda state: _open_orders(state, account_id, market_id, lots))
+    records, seq = gateway.read(lambda state: _open_orders(state, account_id, market_ids, lots))
+    await _with_trigger_times(gateway, records, seq)
     return json_response([shapes.order(record, markets[record.market_id]) for record in records])
 
 
@@ -239,9 +321,12 @@ async def cancel_order(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = convert.decode(body_of(request), convert.CancelBody, "cancel")
     market = gateway.market(body.symbol)
     order_id, client_id = _ids(body.order_id, body.client_id)
-    record = gateway.read(lambda state: _find_open(state, account_id, market, order_id, client_id))
+    record, seq = gateway.read(
+        lambda state: (_find_open(state, account_id, market, order_id, client_id), state.seq_last)
+    )
     if record is None:
         raise _missing(order_id, client_id, market)
+    await _with_trigger_times(gateway, [record], seq)
     outcome = await gateway.submit(
         CancelOrder(
             seq=0,
@@ -275,24 +360,43 @@ async def cancel_orders(request: Request[Any, Any, Any]) -> Response[bytes]:
     market = gateway.market(body.symbol)
     if body.order_type not in (None, "RestingLimitOrder", "ConditionalOrder"):
         raise bad_request("orderType must be RestingLimitOrder or ConditionalOrder")
-    if body.order_type == "ConditionalOrder":
-        return json_response([])  # no trigger orders exist yet
     lots = [one.lot_atomic for one in gateway.markets()]
-    before = gateway.read(lambda state: _open_orders(state, account_id, market.market_id, lots))
+    before, seq = gateway.read(lambda state: _open_orders(state, account_id, [market.market_id], lots))
+    await _with_trigger_times(gateway, before, seq)
     by_id = {record.order_id: record for record in before}
-    outcome = await gateway.submit(
-        CancelAllOrders(seq=0, timestamp_ns=0, account_id=account_id, market_id=market.market_id)
-    )
-    first = outcome.events[0] if outcome.events else None
-    if isinstance(first, CommandRejected):
-        raise rejection(first.code, first.message)
+    conditional = [record for record in before if record.status == TRIGGER_PENDING]
+    if body.order_type is None or (body.order_type == "RestingLimitOrder" and not conditional):
+        # The engine cancels resting orders and pending triggers of the market at once.
+        commands: list[CancelOrder | CancelAllOrders] = [
+            CancelAllOrders(seq=0, timestamp_ns=0, account_id=account_id, market_id=market.market_id)
+        ]
+    else:
+        # Only one kind: cancel each of that kind by id, in order (not one command).
+        wanted = (
+            conditional
+            if body.order_type == "ConditionalOrder"
+            else [record for record in before if record.status != TRIGGER_PENDING]
+        )
+        commands = [
+            CancelOrder(
+                seq=0, timestamp_ns=0, account_id=account_id, market_id=market.market_id, order_id=record.order_id
+            )
+            for record in wanted
+        ]
     answered = []
-    for event in outcome.events:
-        if not isinstance(event, OrderCancelled):
-            continue
-        settled = await _record_for(gateway, by_id, event, outcome.seq, market)
-        if settled is not None:
-            answered.append(shapes.order(settled, market))
+    for command in commands:
+        outcome = await gateway.submit(command)
+        first = outcome.events[0] if outcome.events else None
+        if isinstance(first, CommandRejected):
+            if isinstance(command, CancelOrder) and first.code == int(RejectCode.UNKNOWN_ORDER):
+                continue  # it ended meanwhile (filled, or fired): nothing to cancel
+            raise rejection(first.code, first.message)
+        for event in outcome.events:
+            if not isinstance(event, OrderCancelled):
+                continue
+            settled = await _record_for(gateway, by_id, event, outcome.seq, market)
+            if settled is not None:
+                answered.append(shapes.order(settled, market))
     return json_response(answered)
 
 
@@ -324,13 +428,12 @@ async def order_history(
     count = convert.bounded_int(limit, "limit", 100, 1, 1000)
     skip = convert.bounded_int(offset, "offset", 0, 0, 2**62)
     ascending = _sort_ascending(sortDirection)
-    if marketType not in (None, "SPOT"):
-        return json_response([])
+    market_ids = market_ids_of_type(gateway, marketType)
     market_id = gateway.market(symbol).market_id if symbol is not None else None
     order_id = convert.order_id_of(orderId) if orderId is not None else None
     markets = gateway.markets()
     await gateway.history_caught_up()
-    records = gateway.history.orders(account_id, market_id, order_id, count, skip, ascending)
+    records = gateway.history.orders(account_id, market_id, order_id, count, skip, ascending, market_ids)
     return json_response([shapes.order(record, markets[record.market_id], historical=True) for record in records])
 
 
@@ -359,13 +462,14 @@ async def fill_history(
     from_ns = convert.bounded_int(from_ms, "from", 0, 0, 2**43) * 1_000_000 if from_ms else None
     to_ns = (convert.bounded_int(to_ms, "to", 0, 0, 2**43) + 1) * 1_000_000 if to_ms else None  # `to` is inclusive
     ascending = _sort_ascending(sortDirection)
-    if fillType not in (None, "User") or marketType not in (None, "SPOT"):
-        return json_response([])  # liquidation, ADL and other system fills arrive with perpetuals
+    if fillType not in (None, "User"):
+        return json_response([])  # Keel's fills are all the account's own orders' (liquidations' included)
+    market_ids = market_ids_of_type(gateway, marketType)
     market_id = gateway.market(symbol).market_id if symbol is not None else None
     order_id = convert.order_id_of(orderId) if orderId is not None else None
     markets = gateway.markets()
     await gateway.history_caught_up()
-    fills = gateway.history.fills(account_id, market_id, order_id, from_ns, to_ns, count, skip, ascending)
+    fills = gateway.history.fills(account_id, market_id, order_id, from_ns, to_ns, count, skip, ascending, market_ids)
     return json_response([shapes.fill(one, markets[one.market_id]) for one in fills])
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 from keel.core.orders import EndReason, OrderStatus, OrderType, SelfTradePrevention, TimeInForce
+from keel.core.triggers import TriggerBy
 from keel.gateway import format as fmt
 from keel.gateway.format import MarketFormat
 from keel.gateway.history import Candle
 from keel.gateway.orderbook import SIDES, FillRecord, OrderRecord, TradeRecord
+from keel.views import TRIGGER_FAILED, TRIGGER_PENDING
 
 STATUS_OUT: Final = {
     int(OrderStatus.NEW): "New",
@@ -23,6 +25,13 @@ STATUS_OUT: Final = {
     int(OrderStatus.FILLED): "Filled",
     int(OrderStatus.CANCELLED): "Cancelled",
     int(OrderStatus.EXPIRED): "Expired",
+    TRIGGER_PENDING: "TriggerPending",
+    TRIGGER_FAILED: "TriggerFailed",
+}
+TRIGGER_BY_OUT: Final = {
+    int(TriggerBy.LAST_PRICE): "LastPrice",
+    int(TriggerBy.MARK_PRICE): "MarkPrice",
+    int(TriggerBy.INDEX_PRICE): "IndexPrice",
 }
 ORDER_TYPE_OUT: Final = {int(OrderType.LIMIT): "Limit", int(OrderType.MARKET): "Market"}
 TIME_IN_FORCE_OUT: Final = {int(TimeInForce.GTC): "GTC", int(TimeInForce.IOC): "IOC", int(TimeInForce.FOK): "FOK"}
@@ -47,9 +56,15 @@ _EXPIRED = int(OrderStatus.EXPIRED)
 
 
 def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False) -> dict[str, Any]:
-    """The order object of spec 8.4 (createdAt in ms), or with `historical` that of 8.5
-    (createdAt naive ISO, plus expiryReason and systemOrderType)."""
+    """The order object of spec 8.4 (createdAt and triggeredAt in ms), or with `historical`
+    that of 8.5 (naive ISO times, plus expiryReason and systemOrderType). A trigger order
+    shows its quantity as both quantity and triggerQuantity (ccxt reads either)."""
     is_market = record.order_type == _MARKET
+    is_trigger = record.trigger_price_ticks > 0
+    quantity = market.quantity(record.quantity_steps) if record.quantity_steps else None
+    triggered_at = None
+    if record.triggered_ns:
+        triggered_at = fmt.iso(record.triggered_ns) if historical else fmt.ms(record.triggered_ns)
     body: dict[str, Any] = {
         "id": str(record.order_id),
         "clientId": record.client_id if record.client_id >= 0 else None,
@@ -57,18 +72,18 @@ def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False
         "side": SIDES[record.side],
         "orderType": ORDER_TYPE_OUT[record.order_type],
         "timeInForce": TIME_IN_FORCE_OUT[record.time_in_force],
-        "quantity": market.quantity(record.quantity_steps) if record.quantity_steps else None,
+        "quantity": quantity,
         "quoteQuantity": market.quote(record.quote_quantity_atomic) if record.quote_quantity_atomic else None,
         "executedQuantity": market.quantity(record.filled_steps),
         "executedQuoteQuantity": market.quote(record.executed_lots * market.lot_atomic),
         "status": STATUS_OUT[record.status],
-        "reduceOnly": None,
+        "reduceOnly": record.reduce_only,
         "selfTradePrevention": STP_OUT[record.self_trade_prevention],
         "createdAt": fmt.iso(record.created_ns) if historical else fmt.ms(record.created_ns),
-        "triggerPrice": None,
-        "triggerQuantity": None,
-        "triggerBy": None,
-        "triggeredAt": None,
+        "triggerPrice": market.price(record.trigger_price_ticks) if is_trigger else None,
+        "triggerQuantity": quantity if is_trigger else None,
+        "triggerBy": TRIGGER_BY_OUT[record.trigger_by] if is_trigger else None,
+        "triggeredAt": triggered_at,
         "relatedOrderId": None,
         "strategyId": None,
         "stopLossTriggerPrice": None,

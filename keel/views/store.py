@@ -300,15 +300,24 @@ def _check_times(start_ns: int | None, end_ns: int | None) -> None:
 
 
 def _where(
-    filters: list[tuple[str, int | None]], time_column: str, start_ns: int | None, end_ns: int | None
+    filters: list[tuple[str, int | None]],
+    time_column: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    market_ids: Sequence[int] | None = None,
 ) -> tuple[str, list[int]]:
-    """Return a WHERE clause and its parameters for equality filters (None: no filter) and a time range."""
+    """Return a WHERE clause and its parameters for equality filters (None: no filter), a time
+    range, and a set of markets (None: any; at least one id)."""
     clauses: list[str] = []
     parameters: list[int] = []
     for column, value in filters:
         if value is not None:
             clauses.append(f"{column} = ?")
             parameters.append(value)
+    if market_ids is not None:
+        assert market_ids, "an empty set of markets matches nothing: the caller answers that"
+        clauses.append(f"market_id IN ({', '.join('?' for _ in market_ids)})")
+        parameters.extend(market_ids)
     if start_ns is not None:
         clauses.append(f"{time_column} >= ?")
         parameters.append(start_ns)
@@ -439,16 +448,20 @@ class HistoryStore:
         limit: int = LIMIT_DEFAULT,
         offset: int = 0,
         descending: bool = True,
+        market_ids: Sequence[int] | None = None,
     ) -> list[OrderRecord]:
         """Return the account's orders in any status (spec 8.5), newest first; times filter
-        on when the order was created."""
+        on when the order was created; `market_ids` keeps those of some markets (None: any)."""
         _check_page(limit, offset)
         _check_times(start_ns, end_ns)
+        if market_ids is not None and not market_ids:
+            return []
         where, parameters = _where(
             [("account_id", account_id), ("market_id", market_id), ("order_id", order_id)],
             "created_ns",
             start_ns,
             end_ns,
+            market_ids,
         )
         direction = "DESC" if descending else "ASC"
         with self.lock:
@@ -484,15 +497,19 @@ class HistoryStore:
         limit: int = LIMIT_DEFAULT,
         offset: int = 0,
         descending: bool = True,
+        market_ids: Sequence[int] | None = None,
     ) -> list[FillRecord]:
-        """Return the account's fills (spec 8.5), newest first."""
+        """Return the account's fills (spec 8.5), newest first; `market_ids` as in `orders`."""
         _check_page(limit, offset)
         _check_times(start_ns, end_ns)
+        if market_ids is not None and not market_ids:
+            return []
         where, parameters = _where(
             [("account_id", account_id), ("market_id", market_id), ("order_id", order_id)],
             "timestamp_ns",
             start_ns,
             end_ns,
+            market_ids,
         )
         direction = "DESC" if descending else "ASC"
         with self.lock:

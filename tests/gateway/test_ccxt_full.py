@@ -335,22 +335,22 @@ def test_perpetual_orders_and_reduce_only(api: Api) -> None:
         short.create_order("BTC/USDC:USDC", "limit", "buy", 0.001, 90000, {"reduceOnly": True})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keel/gateway/shapes.py answers reduceOnly: null for every order, so ccxt cannot tell a reduce-only "
-    "order from another (spec 8.4 has the flag); strict, so this fails once it is fixed and the mark can go",
-)
 def test_a_reduce_only_order_says_so(api: Api) -> None:
+    """reduceOnly is the order's own flag in every answer: execute, the open order, the
+    cancel, and the order history (where the opening orders say false)."""
     long = trader(api, USDC="10000")
     short = trader(api, USDC="10000")
     long.create_order("ETH/USDC:USDC", "limit", "buy", 0.1, 3490)
-    short.create_order("ETH/USDC:USDC", "market", "sell", 0.1)
+    opened = short.create_order("ETH/USDC:USDC", "market", "sell", 0.1)
+    assert opened["reduceOnly"] is False
     closing = short.create_order("ETH/USDC:USDC", "limit", "buy", 0.1, 3480, {"reduceOnly": True})
     try:
         assert closing["reduceOnly"] is True
         assert short.fetch_open_order(closing["id"], "ETH/USDC:USDC")["reduceOnly"] is True
     finally:
-        short.cancel_order(closing["id"], "ETH/USDC:USDC")
+        assert short.cancel_order(closing["id"], "ETH/USDC:USDC")["reduceOnly"] is True
+    history = {order["id"]: order["reduceOnly"] for order in short.fetch_orders("ETH/USDC:USDC")}
+    assert history == {opened["id"]: False, closing["id"]: True}
 
 
 def test_errors_map_to_the_exceptions_clients_catch(api: Api) -> None:

@@ -204,7 +204,18 @@ MALFORMED: list[tuple[str, Any, int, str]] = [
     ),
     ("post-only IOC", _limit("Bid", "1", "1", postOnly=True, timeInForce="IOC"), 400, "INVALID_CLIENT_REQUEST"),
     ("reduce-only on spot", _limit("Bid", "1", "1", reduceOnly=True), 400, "INVALID_CLIENT_REQUEST"),
-    ("trigger order", _limit("Bid", "1", "1", triggerPrice="2"), 400, "NOT_IMPLEMENTED"),
+    (
+        "trigger price without trigger quantity",
+        _limit("Bid", "1", "1", triggerPrice="2"),
+        400,
+        "INVALID_CLIENT_REQUEST",
+    ),
+    (
+        "take-profit attached",
+        _limit("Bid", "1", "1", takeProfitTriggerPrice="2"),
+        400,
+        "NOT_IMPLEMENTED",
+    ),
     (
         "missing symbol",
         {"side": "Bid", "orderType": "Limit", "price": "1", "quantity": "1"},

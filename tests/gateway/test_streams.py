@@ -74,6 +74,8 @@ def _random_order(rng: random.Random, account_id: int, market_id: int) -> dict[s
         fields.update(order_type=1, quantity_steps=rng.randrange(1, 60))
     else:
         fields.update(order_type=1, quote_quantity_atomic=rng.randrange(1, 40) * 10 * USDC)
+    if rng.random() < 0.1 and not fields.get("quote_quantity_atomic"):  # a trigger order (spot: last price only)
+        fields.update(trigger_price_ticks=rng.randrange(9_900, 10_100), trigger_by=rng.choice((0, 0, 1, 2)))
     return fields
 
 
@@ -98,7 +100,14 @@ class _Checked:
         self.kinds.update(type(event).__name__ for event in events)
         fold = mirror.fold([Published(command.seq, command.timestamp_ns, command, events)])
         accepted: list[OrderRecord] = []
-        fold_events(events, command.timestamp_ns, self.records, accepted)
+        own = (
+            (command,)
+            if isinstance(command, PlaceOrder)
+            else command.orders
+            if isinstance(command, PlaceOrders)
+            else ()
+        )
+        fold_events(events, command.timestamp_ns, self.records, accepted, own)
         for target, data in fold.frames:
             if isinstance(target, Private) and target.kind == "orderUpdate":
                 self.statuses[int(data["i"])] = data["X"]
@@ -118,6 +127,7 @@ class _Checked:
             assert market.update_id_at(command.seq) == market.update_id
             assert market.update_id_at(command.seq - 1) == ids_before[position]
         assert sorted(mirror.orders) == sorted(harness.state.orders), command
+        assert sorted(mirror.triggers) == sorted(harness.state.triggers), command
         for order_id, live in mirror.orders.items():
             assert live.record.filled_steps == harness.state.orders[order_id].filled_steps
         held = {
@@ -187,13 +197,20 @@ def test_the_mirror_follows_the_engine_exactly() -> None:
             )
             command = PlaceOrders(**harness.next_stamp(), account_id=account_id, orders=items)
         elif roll < 0.85:
-            open_ids = sorted(harness.state.accounts[account_id].orders_open)
+            open_ids = sorted(harness.state.accounts[account_id].orders_open) + [
+                trigger.order_id for trigger in harness.state.triggers.values() if trigger.account_id == account_id
+            ]
             order_id = rng.choice(open_ids) if open_ids else 1
             open_order = harness.state.orders.get(order_id)
+            trigger = harness.state.triggers.get(order_id)
             command = CancelOrder(
                 **harness.next_stamp(),
                 account_id=account_id,
-                market_id=open_order.market_id if open_order is not None else market_id,
+                market_id=open_order.market_id
+                if open_order is not None
+                else trigger.market_id
+                if trigger is not None
+                else market_id,
                 order_id=order_id,
             )
         elif roll < 0.9:
@@ -210,6 +227,8 @@ def test_the_mirror_follows_the_engine_exactly() -> None:
         assert kinds[kind] >= 50, kinds
     for kind in ("orderAccepted:USER", "orderFill:USER", "orderCancelled:USER", "orderExpired:USER"):
         assert kinds[kind] >= 50, kinds
+    for kind in ("TriggerAccepted", "TriggerFired", "triggerPlaced:USER"):
+        assert kinds[kind] >= 10, kinds
     assert checked.mirror.positions, "the random flow should leave some perpetual positions open"
 
 

@@ -21,7 +21,7 @@ from keel.gateway import format as fmt
 from keel.gateway.format import MarketFormat
 from keel.gateway.history import Candle
 from keel.gateway.orderbook import SIDES, OrderRecord
-from keel.gateway.shapes import EXPIRY_REASON_OUT, STATUS_OUT, STP_OUT, TIME_IN_FORCE_OUT
+from keel.gateway.shapes import EXPIRY_REASON_OUT, STATUS_OUT, STP_OUT, TIME_IN_FORCE_OUT, TRIGGER_BY_OUT
 
 if TYPE_CHECKING:
     from keel.gateway.streams.mirror import MarketMirror, PositionMirror
@@ -144,8 +144,10 @@ def order_update(
     origin: str,
     fill: Fill | None = None,
 ) -> dict[str, Any]:
-    """An order update (spec 11.3): `kind` is orderAccepted, orderFill, orderCancelled or
-    orderExpired; `X` the status after it; `z`/`Z` what the order executed so far."""
+    """An order update (spec 11.3): `kind` is orderAccepted, orderFill, orderCancelled,
+    orderExpired, triggerPlaced or triggerFailed; `X` the status after it; `z`/`Z` what the
+    order executed so far; a trigger order adds `P` (trigger price), `B` (trigger by) and
+    `Y` (trigger quantity)."""
     moment = fmt.us(timestamp_ns)
     data: dict[str, Any] = {"e": kind, "E": moment, "s": market.symbol, "i": str(record.order_id)}
     if record.client_id >= 0:
@@ -159,6 +161,10 @@ def order_update(
         data["Q"] = market.quote(record.quote_quantity_atomic)
     if record.order_type != _MARKET:
         data["p"] = market.price(record.price_ticks)
+    if record.trigger_price_ticks:
+        data["P"] = market.price(record.trigger_price_ticks)
+        data["B"] = TRIGGER_BY_OUT[record.trigger_by]
+        data["Y"] = market.quantity(record.quantity_steps)
     data["X"] = STATUS_OUT[record.status]
     if kind == "orderExpired":
         reason = "FillOrKill" if record.time_in_force == _FOK else EXPIRY_REASON_WS.get(record.end_reason, "Unknown")

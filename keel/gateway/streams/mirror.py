@@ -15,6 +15,8 @@ sequencer publishes, in seq order, into:
   which is how the REST depth endpoint's `lastUpdateId` matches the stream's `U`/`u`;
 - every open order (`LiveOrder`: its terms, what it executed, reduce-only, origin);
   events name orders by id only, so fills and cancels are described from here;
+- every pending trigger order (`Mirror.triggers`), with the terms of the order it will
+  place, taken from the command that placed it (TriggerAccepted carries only the trigger);
 - every open perpetual position (size, entry cost, realized PnL since opened), and per
   perpetual its mark, index and open interest.
 
@@ -30,6 +32,11 @@ equals the engine's after each one.
 Status rules are those of keel/gateway/orderbook.py (and of the history views): a market
 order whose budget ran out after trading is Filled, and an order that could not rest
 and was not ended by an event is Filled when it traded (otherwise Expired).
+
+Trigger orders on the order stream (spec 11.3): accepted, `orderAccepted` with status
+TriggerPending and `P`/`B`/`Y`; when it fires, `triggerPlaced` (status New) stands for the
+placed order's `orderAccepted`, and its fills and end follow as for any order; refused
+when it fires, `triggerFailed` (TriggerFailed); cancelled while pending, `orderCancelled`.
 
 While folding, `Fold` collects what subscribers are owed, in log order: public frames
 (trades, mark prices, liquidations), private frames (order and position updates, by
@@ -57,15 +64,19 @@ from keel.core.events import (
     OrderExpired,
     PositionChanged,
     TradeExecuted,
+    TriggerAccepted,
+    TriggerFailed,
+    TriggerFired,
 )
 from keel.core.markets import MarketKind
 from keel.core.orders import EndReason, Order, OrderStatus, OrderType, Side, TimeInForce
 from keel.core.state import ExchangeState
 from keel.gateway.context import build_catalog
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, record_from_accepted
+from keel.gateway.orderbook import OrderRecord, record_from_accepted, record_of_trigger
 from keel.gateway.streams import messages
 from keel.sequencer.sequencer import Published
+from keel.views import TRIGGER_FAILED
 
 _LIMIT = int(OrderType.LIMIT)
 _MARKET = int(OrderType.MARKET)
@@ -249,6 +260,7 @@ class _Command:
 
     __slots__ = (
         "command",
+        "fired",
         "last_draft",
         "liquidating",
         "next_item",
@@ -276,6 +288,16 @@ class _Command:
             1 if isinstance(command, PlaceOrder) else len(command.orders) if isinstance(command, PlaceOrders) else 0
         )
         self.liquidating = False
+        self.fired = -1  # the trigger whose OrderAccepted comes next
+
+    def next_order(self) -> PlaceOrder | None:
+        """Return the command's next own order (None: the engine placed this one)."""
+        command = self.command
+        if self.liquidating or self.next_item >= self.user_orders:
+            return None
+        item = command if isinstance(command, PlaceOrder) else command.orders[self.next_item]  # type: ignore[union-attr]
+        self.next_item += 1
+        return item
 
 
 class Mirror:
@@ -286,6 +308,7 @@ class Mirror:
         self.timestamp_ns = 0  # its log timestamp
         self.markets: list[MarketMirror] = []
         self.orders: dict[int, LiveOrder] = {}
+        self.triggers: dict[int, LiveOrder] = {}  # pending trigger orders by id
         self.positions: dict[tuple[int, int], PositionMirror] = {}  # (account, market)
         self.format_of: Callable[[int], MarketFormat] | None = None  # for markets listed later
 
@@ -313,6 +336,17 @@ class Mirror:
             mirror.markets.append(one)
         for order_id, order in state.orders.items():
             mirror.orders[order_id] = _live_of_open(order, state.markets[order.market_id].lot_atomic)
+        for order_id, trigger in state.triggers.items():
+            record = record_of_trigger(
+                order_id,
+                trigger.account_id,
+                trigger.market_id,
+                trigger.order,
+                trigger.trigger_price_ticks,
+                trigger.trigger_by,
+                0,
+            )
+            mirror.triggers[order_id] = LiveOrder(record, trigger.order.reduce_only, ORIGIN_USER, resting=False)
         for market_id, positions in enumerate(state.positions_by_market):
             for account_id, position in positions.items():
                 if position.size_steps:
@@ -354,6 +388,12 @@ class Mirror:
                 self._position(here, event, interest, out)
             elif isinstance(event, MarkPriceChanged):
                 self._mark(here, event, interest, out)
+            elif isinstance(event, TriggerAccepted):
+                self._trigger_accepted(here, event, interest, out)
+            elif isinstance(event, TriggerFired):
+                here.fired = event.order_id
+            elif isinstance(event, TriggerFailed):
+                self._trigger_failed(here, event, interest, out)
             elif isinstance(event, CommandRejected):
                 if isinstance(here.command, PlaceOrders) and event.item >= 0:
                     here.next_item = event.item + 1
@@ -408,22 +448,51 @@ class Mirror:
                 depth.levels[level] = None
 
     def _accepted(self, here: _Command, event: OrderAccepted, interest: Interest, out: Fold) -> None:
-        command = here.command
-        if here.liquidating:  # the engine closes a position: a reduce-only market order
+        kind = "orderAccepted"
+        trigger = None
+        if event.order_id == here.fired:  # a trigger places its order
+            here.fired = -1
+            trigger = self.triggers.pop(event.order_id)
+            reduce_only, origin, kind = trigger.reduce_only, ORIGIN_USER, "triggerPlaced"
+        elif here.liquidating:  # the engine closes a position: a reduce-only market order
             reduce_only, origin = True, ORIGIN_LIQUIDATION
-        elif isinstance(command, PlaceOrder) and here.next_item < here.user_orders:
-            reduce_only, origin = command.reduce_only, ORIGIN_USER
-            here.next_item += 1
-        elif isinstance(command, PlaceOrders) and here.next_item < here.user_orders:
-            reduce_only, origin = command.orders[here.next_item].reduce_only, ORIGIN_USER
-            here.next_item += 1
-        else:  # placed by the engine for the user's account (nothing else does so today)
-            reduce_only, origin = False, ORIGIN_USER
-        live = LiveOrder(record_from_accepted(event, here.timestamp_ns), reduce_only, origin, resting=False)
+        else:
+            item = here.next_order()
+            # Without an item of its own, an order was placed by the engine for the user's
+            # account (nothing else does so today).
+            reduce_only, origin = (item.reduce_only if item is not None else False), ORIGIN_USER
+        record = record_from_accepted(event, here.timestamp_ns, reduce_only)
+        if trigger is not None:
+            record.trigger_price_ticks = trigger.record.trigger_price_ticks
+            record.trigger_by = trigger.record.trigger_by
+            record.triggered_ns = here.timestamp_ns
+        live = LiveOrder(record, reduce_only, origin, resting=False)
         self.orders[event.order_id] = live
         here.pending = live
         here.placed.append(live)
+        self._order_frame(here, live, kind, interest, out)
+
+    def _trigger_accepted(self, here: _Command, event: TriggerAccepted, interest: Interest, out: Fold) -> None:
+        item = here.next_order()
+        assert item is not None, f"streams: trigger {event.order_id} from no order of the command"
+        record = record_of_trigger(
+            event.order_id,
+            event.account_id,
+            event.market_id,
+            item,
+            event.trigger_price_ticks,
+            event.trigger_by,
+            here.timestamp_ns,
+        )
+        live = LiveOrder(record, item.reduce_only, ORIGIN_USER, resting=False)
+        self.triggers[event.order_id] = live
         self._order_frame(here, live, "orderAccepted", interest, out)
+
+    def _trigger_failed(self, here: _Command, event: TriggerFailed, interest: Interest, out: Fold) -> None:
+        live = self.triggers.pop(event.order_id)
+        live.record.status = TRIGGER_FAILED
+        live.record.triggered_ns = live.record.updated_ns = here.timestamp_ns
+        self._order_frame(here, live, "triggerFailed", interest, out)
 
     def _settle(self, here: _Command, interest: Interest, out: Fold) -> None:
         """The pending order rests, or ends, now that its part of the command is over."""
@@ -484,7 +553,14 @@ class Mirror:
 
     def _ended(self, here: _Command, event: OrderCancelled | OrderExpired, interest: Interest, out: Fold) -> None:
         live = self.orders.get(event.order_id)
-        if live is None:  # not an order the book ever held (a pending trigger, say): nothing to show
+        if live is None:
+            live = self.triggers.pop(event.order_id, None)
+            if live is None:  # not an order the streams knew: nothing to show
+                return
+            live.record.status = _CANCELLED  # a pending trigger, cancelled before it fired
+            live.record.updated_ns = here.timestamp_ns
+            live.record.end_reason = event.reason
+            self._order_frame(here, live, "orderCancelled", interest, out)
             return
         record = live.record
         if live.resting:
