@@ -13,7 +13,10 @@ Wire rules (inferred where the spec is silent):
 - Withdrawal `status`: Requested, Approved and Sent are `pending`, Completed `confirmed`,
   Rejected `declined`, Cancelled `cancelled`, Failed `refunded` (the funds were released:
   spec 9.1, a failed send is a refund).
-- A withdrawal's `clientId` (ccxt's tag) is not kept by the engine: answers carry null.
+- A withdrawal's `clientId` (ccxt's tag) is kept by the engine as an unsigned 32-bit
+  integer (Backpack's is any string up to 255 characters): a decimal string or integer
+  up to 4,294,967,295 is accepted, anything else refused with INVALID_CLIENT_REQUEST;
+  answers carry it as a string, or null.
 - Deposit addresses are placeholders: Keel has no wallets, so
   `/wapi/v1/capital/deposit/address` answers a deterministic address per account and
   chain, derived from SHA-256("keel-deposit:<chain>:<account>") in the chain's format
@@ -169,6 +172,7 @@ def _withdrawal_object(
     tx_id: str,
     status: int,
     created_ns: int,
+    client_id: int,
 ) -> dict[str, Any]:
     return {
         "id": withdrawal_id,
@@ -179,7 +183,7 @@ def _withdrawal_object(
         "toAddress": address,
         "transactionHash": tx_id or None,
         "status": WITHDRAWAL_STATUS_OUT[status],
-        "clientId": None,
+        "clientId": str(client_id) if client_id >= 0 else None,
         "createdAt": fmt.iso(created_ns),
         "isInternal": False,
         "subaccountId": None,
@@ -208,6 +212,7 @@ def withdrawal_record_object(one: WithdrawalRecord, symbol: str, decimals: int) 
         one.tx_id,
         one.status,
         one.created_ns,
+        one.client_id,
     )
 
 
@@ -241,7 +246,7 @@ class WithdrawBody(msgspec.Struct, rename="camel", kw_only=True):
     quantity: str
     address: str
     blockchain: str
-    client_id: str | None = None
+    client_id: str | int | None = None
     two_factor_token: str | None = None
     auto_borrow: bool | None = None
     auto_lend_redeem: bool | None = None
@@ -267,6 +272,7 @@ async def withdraw(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise bad_request(f"{asset.symbol} is withdrawn on {chain}, not {body.blockchain[:32]!r}")
     if not body.address or len(body.address) > 128:
         raise bad_request("address must be 1 to 128 characters")
+    client_id = convert.client_id_of(body.client_id)
     outcome = await gateway.submit(
         RequestWithdrawal(
             seq=0,
@@ -275,6 +281,7 @@ async def withdraw(request: Request[Any, Any, Any]) -> Response[bytes]:
             asset_id=asset.asset_id,
             amount_atomic=amount_atomic,
             address=body.address,
+            client_id=client_id,
         )
     )
     first = outcome.events[0] if outcome.events else None
@@ -293,6 +300,7 @@ async def withdraw(request: Request[Any, Any, Any]) -> Response[bytes]:
             first.tx_id,
             int(first.status),
             outcome.timestamp_ns,
+            first.client_id,
         )
     )
 
