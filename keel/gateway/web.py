@@ -7,6 +7,12 @@ for mutating instructions, replay; then it charges the key's bucket and leaves t
 account id (and the decoded body) on `request.state`. Operator routes (`opt["operator"]`)
 accept only the operator key, and every operator write is replay-checked.
 
+Exchange-wide maintenance (spec 7): while every market is Closed ("nothing but reading",
+docs/market-states.md), a signed mutating request (orders, cancels, withdrawals,
+borrow/lend, account settings) is answered 503 MAINTENANCE once authenticated, before its
+signature is spent on the replay cache, so it may be sent again after the reopening.
+Operator routes and reads are not affected.
+
 Imports: keel.gateway.
 """
 
@@ -18,6 +24,8 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, Response
 
+from keel.core.markets import MarketState
+from keel.core.state import ExchangeState
 from keel.gateway import auth
 from keel.gateway.context import Gateway
 from keel.gateway.errors import ApiError, bad_request
@@ -65,6 +73,14 @@ def _rendered(mapping: dict[str, Any]) -> list[tuple[str, str]]:
         return [(str(key), auth.render(value)) for key, value in mapping.items()]
     except auth.Unsignable as error:
         raise ApiError(401, "INVALID_SIGNATURE", f"Invalid signature: {error}") from None
+
+
+_CLOSED = MarketState.CLOSED
+
+
+def _in_maintenance(state: ExchangeState) -> bool:
+    """Whether the whole exchange is in maintenance: every market Closed."""
+    return bool(state.markets) and all(market.state == _CLOSED for market in state.markets)
 
 
 async def gate(request: Request[Any, Any, Any]) -> None:
@@ -117,6 +133,13 @@ async def gate(request: Request[Any, Any, Any]) -> None:
         raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
     now_ms = gateway.now_ms()
     auth.check_time(headers, now_ms)
+    if instruction in auth.MUTATING and not operator and gateway.read(_in_maintenance):
+        raise ApiError(
+            503,
+            "MAINTENANCE",
+            "The exchange is in maintenance: every market is Closed, so nothing can be placed, cancelled, "
+            "borrowed, lent or withdrawn until it reopens (see /api/v1/status)",
+        )
     if instruction in auth.MUTATING or (operator and request.method != "GET"):
         gateway.replays.accept(headers, now_ms)
     gateway.key_buckets.take(headers.api_key, time.monotonic())

@@ -281,7 +281,7 @@ def test_status_maintenance_and_cautious_reopening_through_the_cli(api: Api, ser
     closed = cli_json(data_dir, "market", "state", "--all", "Closed", "--reason", "drill")
     assert len(closed["changes"]) == 6
     assert exchange.fetch_status()["status"] == "maintenance"
-    with pytest.raises(ccxt.ExchangeNotAvailable):  # TRADING_PAUSED
+    with pytest.raises(ccxt.ExchangeError, match="MAINTENANCE"):  # spec 7: 503 while every market is Closed
         exchange.create_order("SOL/USDC", "limit", "buy", 1, 90)
     refused = cli(data_dir, "market", "state", "--all", "Open", "--reason", "too soon")
     assert refused.returncode == 1 and "MARKET_STATE_TRANSITION (2021)" in refused.stderr
