@@ -27,6 +27,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from keel.gateway import (
+    borrow_lend,
     capital,
     markets,
     operator,
@@ -56,6 +57,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("/wapi/v1/capital/withdrawals", "post"): transfers.WithdrawBody,
     **operator_markets.BODIES,
     **operator_transfers.BODIES,
+    **borrow_lend.BODIES,
 }
 
 
@@ -124,6 +126,7 @@ def app_factory(gateway: Gateway, extra_handlers: Sequence[BaseRouteHandler] = (
         *operator.HANDLERS,
         *perps.HANDLERS,
         *transfers.HANDLERS,
+        *borrow_lend.HANDLERS,
         *operator_markets.HANDLERS,
         *operator_transfers.HANDLERS,
         *pending.handlers(),

@@ -1,8 +1,8 @@
 """Backpack endpoints whose features the engine does not have yet (docs/api.md, "Pending").
 
 Spec 2.5: never a 404 or a 500 for them. Queries of things that cannot exist yet
-(borrow/lend, RFQs, position and settlement history) answer the empty list a client
-expects; actions (borrow, RFQ, strategies, account update) answer 400 NOT_IMPLEMENTED.
+(RFQs, position and settlement history) answer the empty list a client expects;
+actions (RFQ, strategies, account update) answer 400 NOT_IMPLEMENTED.
 Signed queries still authenticate, so a bad key is told so.
 When a feature lands, its endpoint moves out of these tables into a module of its own.
 
@@ -22,14 +22,8 @@ from keel.gateway.web import json_response
 # (path, instruction or None for public): answered [] to GET.
 EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
     ("/api/v1/securities", None),  # ccxt's fetchMarkets asks for tokenized stocks
-    ("/api/v1/borrowLend/markets", None),
-    ("/api/v1/borrowLend/markets/history", None),
     ("/api/v1/wallets", None),
-    ("/api/v1/borrowLend/positions", "borrowLendPositionQuery"),
     ("/api/v1/rfqs", "rfqQuery"),
-    ("/wapi/v1/history/borrowLend", "borrowHistoryQueryAll"),
-    ("/wapi/v1/history/borrowLend/positions", "borrowPositionHistoryQueryAll"),
-    ("/wapi/v1/history/interest", "interestHistoryQueryAll"),
     ("/wapi/v1/history/settlement", "settlementHistoryQueryAll"),
     ("/wapi/v1/history/position", "positionHistoryQueryAll"),
     ("/wapi/v1/history/pnl", "pnlHistoryQueryAll"),
@@ -43,7 +37,6 @@ EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
 
 # (path, methods, what): answered 400 NOT_IMPLEMENTED, before authentication (nothing happens).
 NOT_IMPLEMENTED: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
-    ("/api/v1/borrowLend", ("POST",), "Borrowing and lending"),
     ("/api/v1/borrowLend/position/liquidationPrice", ("GET",), "Borrow/lend liquidation prices"),
     ("/api/v1/account", ("PATCH",), "Account settings (auto-lend, auto-borrow, leverage)"),
     ("/api/v1/account/convertDust", ("POST",), "Dust conversion"),
