@@ -136,7 +136,14 @@ ASSET_SYMBOL_PATHS = (
     "/operator/v1/credits",
     "/operator/v1/adjustments",
     "/operator/v1/deposits",
+    "/api/v1/borrowLend",
+    "/api/v1/borrowLend/markets/history",
+    "/wapi/v1/history/borrowLend",
+    "/wapi/v1/history/borrowLend/positions",
+    "/wapi/v1/history/interest",
 )
+# Borrowing and lending have sides of their own.
+BORROW_LEND_PATHS = ("/api/v1/borrowLend", "/wapi/v1/history/borrowLend/positions")
 
 # Operations known to answer 5xx to some input: (METHOD, path) -> the bug, a strict xfail
 # on that operation only, until it is fixed. None today.
@@ -333,6 +340,8 @@ def _make_plausible(case: Any, live: Live, data: st.DataObject) -> None:
     }
     if case.operation.path in ASSET_SYMBOL_PATHS:
         choices["symbol"] = ASSETS
+    if case.operation.path in BORROW_LEND_PATHS:
+        choices["side"] = ("Borrow", "Lend", "Bid")
     as_text = {
         name: tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in vs) for name, vs in choices.items()
     }
