@@ -219,7 +219,7 @@ async def account(request: Request[Any, Any, Any]) -> Response[bytes]:
             "positionLimit": "0",
             "spotMakerFee": str(maker_bps),
             "spotTakerFee": str(taker_bps),
-            "triggerOrders": 0,
+            "triggerOrders": limits.triggers_per_account_max,
         }
     )
 

@@ -283,6 +283,7 @@ def test_trigger_orders_through_ccxt_rest_and_the_order_stream(api: Api) -> None
     carol_key = api.account(BTC="1", USDC="100")
     dave_key = api.account(USDC="100000", BTC="1")
     carol, dave = client(api, carol_key), client(api, dave_key)
+    assert signed(api, carol_key, "GET", "/api/v1/account", "accountQuery")["triggerOrders"] == 100  # the most pending
     dave.create_order("BTC/USDC", "limit", "sell", 0.001, 95_000)
     gil = client(api, api.account(USDC="1000", BTC="1"))
     first = gil.create_order("BTC/USDC", "limit", "buy", 0.001, 95_000)
