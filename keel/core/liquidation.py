@@ -49,6 +49,7 @@ from keel.core.perps import (
     unrealized_pnl_atomic,
 )
 from keel.core.state import ExchangeState
+from keel.core.triggers import remove_trigger
 
 _ADL = int(EntryReason.ADL)
 _LIQUIDATION = int(EntryReason.LIQUIDATION)
@@ -89,6 +90,9 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
     for order in sorted(account.orders_open.values(), key=lambda order: order.order_id):
         if state.markets[order.market_id].state != MarketState.CLOSED:  # a Closed book is not touched
             cancel_open_order(state, order, account, _LIQUIDATION_END, events)
+    for trigger in [t for t in state.triggers.values() if t.account_id == account_id]:
+        if state.markets[trigger.market_id].state != MarketState.CLOSED:  # no trigger fires for it later
+            remove_trigger(state, trigger, events, _LIQUIDATION_END)
     for market_id in sorted(account.positions):
         size = account.positions[market_id].size_steps
         market = state.markets[market_id]

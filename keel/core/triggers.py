@@ -116,10 +116,10 @@ def cancel_trigger(
     return None
 
 
-def remove_trigger(state: ExchangeState, trigger: Trigger, events: list[Event]) -> None:
+def remove_trigger(state: ExchangeState, trigger: Trigger, events: list[Event], reason: int = _USER_CANCEL) -> None:
     del state.triggers[trigger.order_id]
     quantity = trigger.order.quantity_steps
-    events.append(OrderCancelled(trigger.order_id, trigger.account_id, trigger.market_id, _USER_CANCEL, quantity))
+    events.append(OrderCancelled(trigger.order_id, trigger.account_id, trigger.market_id, reason, quantity))
 
 
 def fire_triggers(state: ExchangeState, seq: int, timestamp_ns: int, events: list[Event]) -> None:

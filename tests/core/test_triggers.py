@@ -167,3 +167,25 @@ def test_trigger_refusals_and_snapshots() -> None:
     restored = decode_state(encode_state(h.state))
     assert canonical.state_hash(restored) == canonical.state_hash(h.state) == h.engine.state_hash()
     assert restored.triggers == h.state.triggers
+
+
+def test_a_liquidation_cancels_the_accounts_pending_triggers() -> None:
+    h, perp, _, b = setup()
+    thin = h.new_account(USDC=3 * USDC)
+    place(h, b, perp, 1, 10_000, 100)
+    place(h, thin, perp, 0, 10_000, 100)  # long 1 SOL on 3 USDC
+    place(h, b, perp, 0, 9_600, 100)  # a bid to close into
+    pending = h.submit(
+        PlaceOrder,
+        account_id=thin,
+        market_id=perp,
+        side=0,
+        order_type=1,
+        quantity_steps=10,
+        trigger_price_ticks=11_000,
+        trigger_by=int(TriggerBy.INDEX_PRICE),
+    )[0]
+    events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 98 * USDC),))
+    assert OrderCancelled(pending.order_id, thin, perp, 8, 10) in events  # EndReason.LIQUIDATION
+    assert pending.order_id not in h.state.triggers
+    assert h.audit() == []
