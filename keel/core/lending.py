@@ -36,8 +36,10 @@ from keel.core import limits
 from keel.core.accounts import FEE_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, Account
 from keel.core.commands import BorrowLend, Tick
 from keel.core.errors import RejectCode, Rejected
-from keel.core.events import BorrowLendChanged, EntryReason, Event, InterestAccrued, LedgerPosted
-from keel.core.money import BPS, E9, div_ceil, div_floor, format_decimal
+from keel.core.events import BorrowLendChanged, EntryReason, Event, InterestAccrued
+from keel.core.ledger import post_entry
+from keel.core.matching import amount_text
+from keel.core.money import BPS, E9, div_ceil, div_floor
 from keel.core.perps import equity_atomic, initial_requirement_atomic
 from keel.core.state import ExchangeState
 
@@ -53,26 +55,10 @@ class BorrowLendSide(enum.IntEnum):
     LEND = 1
 
 
-def _amount(state: ExchangeState, asset_id: int, amount: int) -> str:
-    asset = state.assets[asset_id]
-    return f"{format_decimal(amount, asset.decimals)} {asset.symbol}"
-
-
 def _move(state: ExchangeState, account: Account, asset_id: int, amount: int, seq: int, events: list[Event]) -> None:
     """Post `amount` from the pool to the account (negative: from the account to the pool)."""
-    pool = state.accounts[LENDING_POOL_ACCOUNT_ID]
-    account.balances[asset_id] += amount
-    pool.balances[asset_id] -= amount
-    state.dirty_accounts.extend((account, pool))
-    events.append(
-        LedgerPosted(
-            state.entry_id_next,
-            _BORROW_LEND,
-            seq,
-            ((LENDING_POOL_ACCOUNT_ID, asset_id, -amount), (account.account_id, asset_id, amount)),
-        )
-    )
-    state.entry_id_next += 1
+    lines = ((LENDING_POOL_ACCOUNT_ID, asset_id, -amount), (account.account_id, asset_id, amount))
+    post_entry(state, _BORROW_LEND, seq, lines, events)
 
 
 def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) -> None:
@@ -97,8 +83,8 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
         if amount > available:
             raise Rejected(
                 RejectCode.INSUFFICIENT_AVAILABLE,
-                f"insufficient funds: lending needs {_amount(state, asset_id, amount)}, "
-                f"{_amount(state, asset_id, available)} is available",
+                f"insufficient funds: lending needs {amount_text(state, asset_id, amount)}, "
+                f"{amount_text(state, asset_id, available)} is available",
             )
         repaid = min(amount, account.borrowed[asset_id])
         account.borrowed[asset_id] -= repaid
@@ -117,8 +103,8 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
         if amount > pool:
             raise Rejected(
                 RejectCode.POOL_INSUFFICIENT,
-                f"the {asset.symbol} lending pool holds {_amount(state, asset_id, pool)}, "
-                f"less than the {_amount(state, asset_id, amount)} asked",
+                f"the {asset.symbol} lending pool holds {amount_text(state, asset_id, pool)}, "
+                f"less than the {amount_text(state, asset_id, amount)} asked",
             )
         if borrowed:
             # Decide on a trial: apply, measure, undo (nothing else runs meanwhile).
@@ -133,9 +119,9 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
             if equity < required:
                 raise Rejected(
                     RejectCode.INSUFFICIENT_MARGIN,
-                    f"insufficient margin: borrowing {_amount(state, asset_id, amount)} needs "
-                    f"{_amount(state, state.margin_asset_id, required)} of initial margin, the account's equity "
-                    f"would be {_amount(state, state.margin_asset_id, equity)}",
+                    f"insufficient margin: borrowing {amount_text(state, asset_id, amount)} needs "
+                    f"{amount_text(state, state.margin_asset_id, required)} of initial margin, the account's equity "
+                    f"would be {amount_text(state, state.margin_asset_id, equity)}",
                 )
         account.lent[asset_id] -= redeemed
         account.borrowed[asset_id] += borrowed
@@ -184,8 +170,6 @@ def accrue_interest(state: ExchangeState, command: Tick, events: list[Event]) ->
         for asset_id, lent in enumerate(account.lent):
             if lent:
                 lenders[asset_id].append((account, lent))
-    pool = accounts[LENDING_POOL_ACCOUNT_ID]
-    fees = accounts[FEE_ACCOUNT_ID]
     for asset_id in range(len(state.assets)):
         if not borrowers[asset_id]:
             continue
@@ -193,7 +177,6 @@ def accrue_interest(state: ExchangeState, command: Tick, events: list[Event]) ->
         lent_total = sum(amount for _, amount in lenders[asset_id])
         rate = borrow_rate_e9(state, asset_id, borrowed_total, lent_total)
         paid = 0
-        lines: list[tuple[int, int, int]] = []
         payments: list[tuple[int, int]] = []  # per position: borrowers pay, lenders and fees receive
         for account, borrowed in borrowers[asset_id]:
             interest = div_ceil(borrowed * rate, E9 * HOURS_PER_YEAR)
@@ -214,15 +197,10 @@ def accrue_interest(state: ExchangeState, command: Tick, events: list[Event]) ->
         spread = paid - shared
         # The pool's claim grows by the borrowers' interest and shrinks by the lenders'
         # shares: it pays the spread out to the fee account, keeping pool == lent - borrowed.
-        if spread:
-            pool.balances[asset_id] -= spread
-            fees.balances[asset_id] += spread
-            lines = [(LENDING_POOL_ACCOUNT_ID, asset_id, -spread), (FEE_ACCOUNT_ID, asset_id, spread)]
-            state.dirty_accounts.extend((pool, fees))
         payments.append((FEE_ACCOUNT_ID, spread))
         events.append(
             InterestAccrued(asset_id, rate, borrowed_total, lent_total, paid, shared, spread, tuple(payments))
         )
-        if lines:
-            events.append(LedgerPosted(state.entry_id_next, _INTEREST, command.seq, tuple(lines)))
-            state.entry_id_next += 1
+        if spread:
+            spread_lines = ((LENDING_POOL_ACCOUNT_ID, asset_id, -spread), (FEE_ACCOUNT_ID, asset_id, spread))
+            post_entry(state, _INTEREST, command.seq, spread_lines, events)

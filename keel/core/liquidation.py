@@ -36,6 +36,7 @@ from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, Accoun
 from keel.core.commands import PlaceOrder
 from keel.core.errors import Rejected
 from keel.core.events import EntryReason, Event, LedgerPosted, LiquidationStarted, PositionChanged
+from keel.core.ledger import post_entry
 from keel.core.markets import MarketKind, MarketState
 from keel.core.matching import cancel_open_order, place_order
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
@@ -167,10 +168,6 @@ def _deleverage(
             (opponent.account_id, quote, pnl_theirs),
             (CLEARING_ACCOUNT_ID, quote, -(pnl_mine + pnl_theirs)),
         )
-        account.balances[quote] += pnl_mine
-        opponent.balances[quote] += pnl_theirs
-        state.accounts[CLEARING_ACCOUNT_ID].balances[quote] -= pnl_mine + pnl_theirs
-        state.dirty_accounts.extend((account, opponent, state.accounts[CLEARING_ACCOUNT_ID]))
         events.append(
             PositionChanged(
                 account.account_id, market_id, mine_before, position.size_steps, position.cost_atomic, pnl_mine, 0
@@ -182,8 +179,7 @@ def _deleverage(
             )
         )
         if pnl_mine or pnl_theirs:
-            events.append(LedgerPosted(state.entry_id_next, _ADL, seq, lines))
-            state.entry_id_next += 1
+            post_entry(state, _ADL, seq, lines, events)
         if pnl_theirs > 0:
             gains[opponent.account_id] = gains.get(opponent.account_id, 0) + pnl_theirs
         forget_if_flat(state, opponent, theirs)
@@ -203,18 +199,8 @@ def _cover_deficit(
     insurance = accounts[INSURANCE_ACCOUNT_ID]
     paid = min(deficit, max(insurance.balances[margin_asset], 0))
     if paid:
-        insurance.balances[margin_asset] -= paid
-        account.balances[margin_asset] += paid
-        state.dirty_accounts.extend((insurance, account))
-        events.append(
-            LedgerPosted(
-                state.entry_id_next,
-                _INSURANCE,
-                seq,
-                ((INSURANCE_ACCOUNT_ID, margin_asset, -paid), (account.account_id, margin_asset, paid)),
-            )
-        )
-        state.entry_id_next += 1
+        lines = ((INSURANCE_ACCOUNT_ID, margin_asset, -paid), (account.account_id, margin_asset, paid))
+        post_entry(state, _INSURANCE, seq, lines, events)
         deficit -= paid
     if deficit == 0:
         return
@@ -252,19 +238,7 @@ def _take(
     state: ExchangeState, other_id: int, account: Account, asset_id: int, amount: int, seq: int, events: list[Event]
 ) -> None:
     """Move `amount` of a deficit from another account to the bankrupt one (reason adl)."""
-    other = state.accounts[other_id]
-    other.balances[asset_id] -= amount
-    account.balances[asset_id] += amount
-    state.dirty_accounts.extend((other, account))
-    events.append(
-        LedgerPosted(
-            state.entry_id_next,
-            _ADL,
-            seq,
-            ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)),
-        )
-    )
-    state.entry_id_next += 1
+    post_entry(state, _ADL, seq, ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)), events)
 
 
 def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:

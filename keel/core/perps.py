@@ -55,7 +55,8 @@ from keel.core import limits
 from keel.core.accounts import INSURANCE_ACCOUNT_ID, Account
 from keel.core.commands import SetIndexPrices, Tick
 from keel.core.errors import RejectCode, Rejected
-from keel.core.events import EntryReason, Event, FundingSettled, LedgerPosted, MarkPriceChanged
+from keel.core.events import EntryReason, Event, FundingSettled, MarkPriceChanged
+from keel.core.ledger import post_entry
 from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, E9, div_ceil, div_floor, div_toward_zero, format_decimal
 from keel.core.positions import Position
@@ -322,7 +323,6 @@ def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference:
     lines: list[tuple[int, int, int]] = []
     paid = received = 0
     count = 0
-    accounts = state.accounts
     for account_id in sorted(positions):
         position = positions[account_id]
         size = position.size_steps
@@ -342,19 +342,10 @@ def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference:
             continue
         lines.append((account_id, quote, amount))
         position.funding_atomic += amount
-        account = accounts[account_id]
-        account.balances[quote] += amount
-        state.dirty_accounts.append(account)
     events.append(FundingSettled(market.market_id, rate, mark, index, paid, received, count))
-    if not lines:
-        return
-    rounding = paid - received
-    insurance = accounts[INSURANCE_ACCOUNT_ID]
-    insurance.balances[quote] += rounding
-    state.dirty_accounts.append(insurance)
-    lines.append((INSURANCE_ACCOUNT_ID, quote, rounding))
-    events.append(LedgerPosted(state.entry_id_next, _FUNDING, reference, tuple(lines)))
-    state.entry_id_next += 1
+    if lines:
+        lines.append((INSURANCE_ACCOUNT_ID, quote, paid - received))  # the rounding
+        post_entry(state, _FUNDING, reference, tuple(lines), events)
 
 
 def set_index_prices(state: ExchangeState, command: SetIndexPrices, events: list[Event]) -> None:

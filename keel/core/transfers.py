@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 
 from keel.core import limits
-from keel.core.accounts import EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID, Account
+from keel.core.accounts import EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID
 from keel.core.commands import (
     Adjust,
     CancelWithdrawal,
@@ -52,11 +52,11 @@ from keel.core.events import (
     DepositUpdated,
     EntryReason,
     Event,
-    LedgerPosted,
     WithdrawalsFrozen,
     WithdrawalUpdated,
 )
-from keel.core.money import format_decimal
+from keel.core.ledger import post_entry
+from keel.core.matching import amount_text, user_account_for
 from keel.core.perps import equity_atomic, initial_requirement_atomic
 from keel.core.state import ExchangeState
 from keel.core.transfer_records import Deposit, Withdrawal
@@ -131,13 +131,6 @@ def _withdrawal_event(withdrawal: Withdrawal, operator: str) -> WithdrawalUpdate
     )
 
 
-def _user(state: ExchangeState, account_id: int) -> Account:
-    account = state.accounts.get(account_id)
-    if account is None or account_id <= 0:
-        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist")
-    return account
-
-
 def _asset(state: ExchangeState, asset_id: int) -> None:
     if not 0 <= asset_id < len(state.assets):
         raise Rejected(RejectCode.UNKNOWN_ASSET, f"asset {asset_id} does not exist")
@@ -148,29 +141,12 @@ def _text(value: str, what: str, maximum: int = limits.text_max) -> None:
         raise Rejected(RejectCode.ORDER_MALFORMED, f"{what} must be 1 to {maximum} printable characters")
 
 
-def _amount(state: ExchangeState, asset_id: int, amount: int) -> str:
-    asset = state.assets[asset_id]
-    return f"{format_decimal(amount, asset.decimals)} {asset.symbol}"
-
-
 def _credit(state: ExchangeState, deposit: Deposit, seq: int, events: list[Event]) -> None:
-    account = state.accounts[deposit.account_id]
-    external = state.accounts[EXTERNAL_ACCOUNT_ID]
     asset_id = deposit.asset_id
     amount = deposit.amount_atomic
-    account.balances[asset_id] += amount
-    external.balances[asset_id] -= amount
-    state.dirty_accounts.extend((account, external))
     deposit.status = int(DepositStatus.CREDITED)
-    events.append(
-        LedgerPosted(
-            state.entry_id_next,
-            _DEPOSIT,
-            seq,
-            ((EXTERNAL_ACCOUNT_ID, asset_id, -amount), (deposit.account_id, asset_id, amount)),
-        )
-    )
-    state.entry_id_next += 1
+    lines = ((EXTERNAL_ACCOUNT_ID, asset_id, -amount), (deposit.account_id, asset_id, amount))
+    post_entry(state, _DEPOSIT, seq, lines, events)
 
 
 def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Event]) -> None:
@@ -178,7 +154,7 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
 
     Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET, AMOUNT_NOT_POSITIVE, VALUE_TOO_LARGE,
     ORDER_MALFORMED, DEPOSIT_MISMATCH)."""
-    _user(state, command.account_id)
+    user_account_for(state, command.account_id)
     _asset(state, command.asset_id)
     _text(command.chain, "chain", 32)
     _text(command.tx_id, "transaction id", 128)
@@ -208,7 +184,7 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
             raise Rejected(
                 RejectCode.DEPOSIT_MISMATCH,
                 f"deposit {deposit_id} ({command.chain} {command.tx_id}:{command.output_index}) was first reported as "
-                f"{_amount(state, deposit.asset_id, deposit.amount_atomic)} to account {deposit.account_id}",
+                f"{amount_text(state, deposit.asset_id, deposit.amount_atomic)} to account {deposit.account_id}",
             )
         if deposit.status >= DepositStatus.CREDITED or command.confirmations <= deposit.confirmations:
             return  # a duplicate, a late or reordered report: nothing to do
@@ -315,7 +291,7 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
     """A user asks to withdraw (module docstring). Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET,
     AMOUNT_NOT_POSITIVE, ADDRESS_INVALID, WITHDRAWALS_FROZEN, WITHDRAWAL_LIMIT, INSUFFICIENT_AVAILABLE,
     INSUFFICIENT_MARGIN)."""
-    account = _user(state, command.account_id)
+    account = user_account_for(state, command.account_id)
     _asset(state, command.asset_id)
     asset = state.assets[command.asset_id]
     if state.withdrawals_frozen:
@@ -338,9 +314,9 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
     if total > available:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,
-            f"insufficient funds: the withdrawal needs {_amount(state, command.asset_id, total)} "
-            f"(fee {_amount(state, command.asset_id, fee)}), "
-            f"{_amount(state, command.asset_id, available)} is available",
+            f"insufficient funds: the withdrawal needs {amount_text(state, command.asset_id, total)} "
+            f"(fee {amount_text(state, command.asset_id, fee)}), "
+            f"{amount_text(state, command.asset_id, available)} is available",
         )
     limit = asset.withdrawal_daily_limit_atomic
     if limit:
@@ -348,8 +324,8 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
         if used + amount > limit:
             raise Rejected(
                 RejectCode.WITHDRAWAL_LIMIT,
-                f"the daily withdrawal limit is {_amount(state, command.asset_id, limit)}; "
-                f"{_amount(state, command.asset_id, used)} was already requested today",
+                f"the daily withdrawal limit is {amount_text(state, command.asset_id, limit)}; "
+                f"{amount_text(state, command.asset_id, used)} was already requested today",
             )
     if any(
         position.size_steps or position.open_buy_steps or position.open_sell_steps
@@ -452,26 +428,14 @@ def update_withdrawal(state: ExchangeState, command: UpdateWithdrawal, events: l
         if status != WithdrawalStatus.SENT:
             raise _state_error(withdrawal, name, ", not sent")
         _release(state, withdrawal)
-        account = state.accounts[withdrawal.account_id]
         asset_id = withdrawal.asset_id
         amount, fee = withdrawal.amount_atomic, withdrawal.fee_atomic
-        account.balances[asset_id] -= amount + fee
-        state.accounts[EXTERNAL_ACCOUNT_ID].balances[asset_id] += amount
-        state.accounts[FEE_ACCOUNT_ID].balances[asset_id] += fee
-        state.dirty_accounts.extend((state.accounts[EXTERNAL_ACCOUNT_ID], state.accounts[FEE_ACCOUNT_ID]))
-        events.append(
-            LedgerPosted(
-                state.entry_id_next,
-                _WITHDRAWAL,
-                command.seq,
-                (
-                    (account.account_id, asset_id, -(amount + fee)),
-                    (EXTERNAL_ACCOUNT_ID, asset_id, amount),
-                    (FEE_ACCOUNT_ID, asset_id, fee),
-                ),
-            )
+        lines = (
+            (withdrawal.account_id, asset_id, -(amount + fee)),
+            (EXTERNAL_ACCOUNT_ID, asset_id, amount),
+            (FEE_ACCOUNT_ID, asset_id, fee),
         )
-        state.entry_id_next += 1
+        post_entry(state, _WITHDRAWAL, command.seq, lines, events)
         withdrawal.status = int(WithdrawalStatus.COMPLETED)
     elif action == WithdrawalAction.MARK_FAILED:
         if status not in (WithdrawalStatus.APPROVED, WithdrawalStatus.SENT):
@@ -520,7 +484,7 @@ def adjust(state: ExchangeState, command: Adjust, events: list[Event]) -> None:
     """A visible correction (operator): move an amount between an account and the outside
     world with an incident reference. Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET,
     AMOUNT_NOT_POSITIVE, VALUE_TOO_LARGE, ORDER_MALFORMED, INSUFFICIENT_AVAILABLE)."""
-    account = _user(state, command.account_id)
+    account = user_account_for(state, command.account_id)
     _asset(state, command.asset_id)
     _text(command.incident, "incident reference", 64)
     _text(command.operator, "operator", 64)
@@ -538,19 +502,8 @@ def adjust(state: ExchangeState, command: Adjust, events: list[Event]) -> None:
     if amount < 0 and -amount > account.balances[asset_id] - account.locked[asset_id]:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,
-            f"the account has only {_amount(state, asset_id, account.available(asset_id))} available",
+            f"the account has only {amount_text(state, asset_id, account.available(asset_id))} available",
         )
-    external = state.accounts[EXTERNAL_ACCOUNT_ID]
-    account.balances[asset_id] += amount
-    external.balances[asset_id] -= amount
-    state.dirty_accounts.extend((account, external))
     events.append(Adjusted(account.account_id, asset_id, amount, command.incident, command.operator))
-    events.append(
-        LedgerPosted(
-            state.entry_id_next,
-            _ADJUSTMENT,
-            command.seq,
-            ((EXTERNAL_ACCOUNT_ID, asset_id, -amount), (account.account_id, asset_id, amount)),
-        )
-    )
-    state.entry_id_next += 1
+    lines = ((EXTERNAL_ACCOUNT_ID, asset_id, -amount), (account.account_id, asset_id, amount))
+    post_entry(state, _ADJUSTMENT, command.seq, lines, events)
