@@ -38,7 +38,7 @@ from keel.core.commands import BorrowLend, Tick
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import BorrowLendChanged, EntryReason, Event, InterestAccrued
 from keel.core.ledger import post_entry
-from keel.core.matching import amount_text
+from keel.core.matching import amount_text, user_account_for
 from keel.core.money import BPS, E9, div_ceil, div_floor
 from keel.core.perps import equity_atomic, initial_requirement_atomic
 from keel.core.state import ExchangeState
@@ -65,9 +65,7 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
     """Borrow or lend (module docstring). Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET,
     AMOUNT_NOT_POSITIVE, VALUE_TOO_LARGE, ORDER_MALFORMED, BORROW_NOT_ENABLED,
     POOL_INSUFFICIENT, INSUFFICIENT_AVAILABLE, INSUFFICIENT_MARGIN)."""
-    account = state.accounts.get(command.account_id)
-    if account is None or command.account_id <= 0:
-        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {command.account_id} does not exist")
+    account = user_account_for(state, command.account_id)
     asset_id = command.asset_id
     if not 0 <= asset_id < len(state.assets):
         raise Rejected(RejectCode.UNKNOWN_ASSET, f"asset {asset_id} does not exist")

@@ -31,7 +31,14 @@ from keel.core.commands import NO_CLIENT_ID, NO_ORDER_ID, CancelAllOrders, Cance
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import Event, OrderCancelled, TriggerAccepted, TriggerFailed, TriggerFired
 from keel.core.markets import Market, MarketState
-from keel.core.matching import cancel_all_orders, cancel_order, check_order_shape, place_order
+from keel.core.matching import (
+    cancel_all_orders,
+    cancel_order,
+    check_order_shape,
+    market_for,
+    place_order,
+    user_account_for,
+)
 from keel.core.orders import EndReason
 from keel.core.state import ExchangeState
 from keel.core.trigger_records import Trigger
@@ -59,12 +66,8 @@ def reference_ticks(market: Market, trigger_by: int) -> int:
 def accept_trigger(state: ExchangeState, command: PlaceOrder, events: list[Event]) -> None:
     """Keep a trigger order (module docstring). Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_MARKET,
     ORDER_MALFORMED, PRICE_NOT_POSITIVE, NO_MARK_PRICE, OPEN_ORDER_LIMIT, DUPLICATE_CLIENT_ID, ...shape codes)."""
-    account = state.accounts.get(command.account_id)
-    if account is None or command.account_id <= 0:
-        raise Rejected(RejectCode.UNKNOWN_ACCOUNT, f"account {command.account_id} does not exist")
-    if not 0 <= command.market_id < len(state.markets):
-        raise Rejected(RejectCode.UNKNOWN_MARKET, f"market {command.market_id} does not exist")
-    market = state.markets[command.market_id]
+    account = user_account_for(state, command.account_id)
+    market = market_for(state, command.market_id)
     if command.trigger_by not in (0, 1, 2):
         raise Rejected(RejectCode.ORDER_MALFORMED, "trigger by must be LastPrice, MarkPrice or IndexPrice")
     if not 0 < command.trigger_price_ticks <= limits.price_ticks_max:
