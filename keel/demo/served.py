@@ -256,7 +256,8 @@ def ccxt_snippet(url: str, account: DemoAccount) -> str:
             'book = exchange.fetch_order_book("SOL/USDC")',
             'print("SOL/USDC best bid", book["bids"][0], "best ask", book["asks"][0])',
             'print("USDC", exchange.fetch_balance()["USDC"])',
-            'order = exchange.create_order("SOL/USDC", "limit", "buy", 1, book["bids"][0][0])',
+            "# the deepest bid shown: the makers' own trades would soon fill the best one",
+            'order = exchange.create_order("SOL/USDC", "limit", "buy", 1, book["bids"][-1][0])',
             'print("placed", order["id"], order["status"])',
             'print("cancelled", exchange.cancel_order(order["id"], "SOL/USDC")["status"])',
         ]
