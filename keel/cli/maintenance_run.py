@@ -3,6 +3,7 @@
 The steps (issue 6), each reported as it goes and recorded in DIR/maintenance.json:
 
  1. announce     log a maintenance schedule closing every market in --close-in seconds
+                 (with --cancel-orders the close also cancels every resting order)
  2. close        wait until the schedule has moved every market to Closed
  3. checkpoint   stop serving (or trading), append a checkpoint and write a snapshot
  4. upgrade      run --upgrade COMMAND (the new code is installed here), if given
@@ -165,6 +166,7 @@ def run_procedure(
     index: list[str],
     operator: str,
     timeout: float,
+    cancel_orders: bool = False,
 ) -> dict[str, Any]:
     if not (data / "keel.toml").exists():
         raise CommandFailed(f"{data} is not a Keel data directory (no keel.toml)", 2)
@@ -175,10 +177,11 @@ def run_procedure(
 
     def announce() -> str:
         close_at = time.time_ns() + int(close_in * 1e9) + 1_000_000_000
-        answer = _schedule(data, [(close_at, MarketState.CLOSED)], [], announcement, operator)
+        answer = _schedule(data, [(close_at, MarketState.CLOSED, cancel_orders)], [], announcement, operator)
         facts["close_at"] = close_at
         when = answer["steps"][0]["time"]
-        return f"schedule {answer['schedule_id']} (seq {answer['seq']}): every market Closed at {when}"
+        cancels = ", cancelling every resting order" if cancel_orders else ""
+        return f"schedule {answer['schedule_id']} (seq {answer['seq']}): every market Closed at {when}{cancels}"
 
     def close() -> str:
         deadline = time.monotonic() + close_in + timeout
@@ -293,6 +296,9 @@ def maintenance_run(
     index: list[str] = typer.Option([], "--index", help="ASSET=PRICE to refresh before reopening (repeatable)."),
     operator: str = typer.Option(default_operator(), "--operator", help="Who runs it (logged)."),
     timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds to wait for each step."),
+    cancel_orders: bool = typer.Option(
+        False, "--cancel-orders", help="Cancel every resting order and trigger when the markets close."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
 ) -> None:
     """Run the whole maintenance procedure, reporting each step; stop with markets closed on any failure."""
@@ -306,6 +312,7 @@ def maintenance_run(
             index=index,
             operator=operator,
             timeout=timeout,
+            cancel_orders=cancel_orders,
         )
     except CommandFailed as error:
         if json_output:

@@ -241,26 +241,33 @@ def parse_step_time(text: str, date: str | None) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-def parse_steps(steps: list[str], date: str | None, now_ns: int) -> list[tuple[int, MarketState]]:
-    """Return (time ns, state) per --step TIME=STATE; refuse disorder and the past (exit 2)."""
+CANCEL_SUFFIX = "+cancel"  # --step 10:00=Closed+cancel also cancels the markets' orders
+
+
+def parse_steps(steps: list[str], date: str | None, now_ns: int) -> list[tuple[int, MarketState, bool]]:
+    """Return (time ns, state, cancels orders) per --step TIME=STATE[+cancel]; refuse disorder
+    and the past (exit 2)."""
     if not steps:
         raise CommandFailed("give at least one --step TIME=STATE, e.g. --step 10:00=Closed", 2)
-    parsed: list[tuple[int, MarketState]] = []
+    parsed: list[tuple[int, MarketState, bool]] = []
     for step in steps:
         time_text, separator, state_name = step.partition("=")
         if not separator:
-            raise CommandFailed(f"a step is TIME=STATE (e.g. 10:00=Closed), not {step!r}", 2)
+            raise CommandFailed(f"a step is TIME=STATE[+cancel] (e.g. 10:00=Closed), not {step!r}", 2)
+        cancels = state_name.lower().endswith(CANCEL_SUFFIX)
+        if cancels:
+            state_name = state_name[: -len(CANCEL_SUFFIX)]
         time_ns = parse_step_time(time_text, date)
         if time_ns <= now_ns:
             raise CommandFailed(f"step {step!r} is in the past ({iso(time_ns)})", 2)
         if parsed and time_ns < parsed[-1][0]:
             raise CommandFailed(f"step {step!r} comes before the step before it: steps are in time order", 2)
-        parsed.append((time_ns, parse_state(state_name)))
+        parsed.append((time_ns, parse_state(state_name), cancels))
     return parsed
 
 
 def _schedule(
-    data: Path, steps: list[tuple[int, MarketState]], symbols: list[str], announcement: str, operator: str
+    data: Path, steps: list[tuple[int, MarketState, bool]], symbols: list[str], announcement: str, operator: str
 ) -> dict[str, Any]:
     url = serving_url(data)
     if url is not None:
@@ -273,7 +280,10 @@ def _schedule(
             {
                 "announcement": announcement,
                 "operator": operator,
-                "steps": ",".join(f"{time_ns // 1_000_000}={STATE_NAMES[state]}" for time_ns, state in steps),
+                "steps": ",".join(
+                    f"{time_ns // 1_000_000}={STATE_NAMES[state]}{CANCEL_SUFFIX if cancels else ''}"
+                    for time_ns, state, cancels in steps
+                ),
                 "markets": ",".join(chosen),
             },
         )
@@ -283,7 +293,12 @@ def _schedule(
             "schedule_id": answer["scheduleId"],
             "announcement": answer["announcement"],
             "steps": [
-                {"time": iso(step["time"] * 1_000_000), "state": step["state"], "markets": step["markets"]}
+                {
+                    "time": iso(step["time"] * 1_000_000),
+                    "state": step["state"],
+                    "markets": step["markets"],
+                    "cancel_orders": step["cancelOrders"],
+                }
                 for step in answer["steps"]
             ],
         }
@@ -298,7 +313,8 @@ def _schedule(
                 timestamp_ns=0,
                 announcement=announcement,
                 operator=operator,
-                steps=tuple((time_ns, market_ids, int(target)) for time_ns, target in steps),
+                steps=tuple((time_ns, market_ids, int(target)) for time_ns, target, _ in steps),
+                cancel_orders_steps=tuple(index for index, (_, _, cancels) in enumerate(steps) if cancels),
             ),
         )
         event = next(event for event in outcome.events if isinstance(event, MaintenanceScheduled))
@@ -315,17 +331,24 @@ def _schedule(
                 "time": iso(time_ns),
                 "state": STATE_NAMES[MarketState(target)],
                 "markets": [markets[market_id].symbol for market_id in ids],
+                "cancel_orders": index in event.cancel_orders_steps,
             }
-            for time_ns, ids, target in event.steps
+            for index, (time_ns, ids, target) in enumerate(event.steps)
         ],
     }
 
 
 def _steps_table(steps: list[dict[str, Any]], progress: bool = False) -> Table:
-    columns = ["step", "time", "state", "markets"] + (["done"] if progress else [])
+    columns = ["step", "time", "state", "markets", "cancels orders"] + (["done"] if progress else [])
     table = Table(*columns)
     for index, step in enumerate(steps, start=1):
-        row = [str(index), step["time"], step["state"], ", ".join(step["markets"]) or "all"]
+        row = [
+            str(index),
+            step["time"],
+            step["state"],
+            ", ".join(step["markets"]) or "all",
+            "yes" if step["cancel_orders"] else "no",
+        ]
         if progress:
             row.append("yes" if step["done"] else "blocked" if step["blocked"] else "no")
         table.add_row(*row)
@@ -334,7 +357,12 @@ def _steps_table(steps: list[dict[str, Any]], progress: bool = False) -> Table:
 
 def maintenance_schedule(
     data: Path = typer.Option(..., "--data", help=DATA_HELP),
-    step: list[str] = typer.Option([], "--step", help="TIME=STATE, e.g. 10:00=Closed (repeat, in time order)."),
+    step: list[str] = typer.Option(
+        [],
+        "--step",
+        help="TIME=STATE, e.g. 10:00=Closed (repeat, in time order); STATE+cancel, e.g. "
+        "10:00=Closed+cancel, also cancels the markets' resting orders and triggers.",
+    ),
     date: str | None = typer.Option(None, "--date", help="The UTC day (YYYY-MM-DD) of steps given as HH:MM."),
     announcement: str = typer.Option(..., "--announcement", help="What users see in /api/v1/status."),
     market: list[str] = typer.Option([], "--market", help="A market the steps apply to (repeat); default: all."),
@@ -375,6 +403,7 @@ def _schedules(state: ExchangeState) -> list[dict[str, Any]]:
                     "markets": [markets[market_id].symbol for market_id in step.market_ids],
                     "done": step.done,
                     "blocked": step.blocked,
+                    "cancel_orders": step.cancel_orders,
                 }
                 for step in schedule.steps
             ],
@@ -406,6 +435,7 @@ def maintenance_list(
                             "markets": step["markets"],
                             "done": step["done"],
                             "blocked": step["blocked"],
+                            "cancel_orders": step["cancelOrders"],
                         }
                         for step in one["steps"]
                     ],

@@ -172,6 +172,7 @@ class ScheduleMaintenance(_Command, frozen=True, tag=13):
     announcement: str
     operator: str
     steps: tuple[tuple[int, tuple[int, ...], int], ...]
+    cancel_orders_steps: tuple[int, ...] = ()  # indexes of steps that also cancel the markets' orders
 
 
 class CancelMaintenance(_Command, frozen=True, tag=14):

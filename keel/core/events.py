@@ -187,6 +187,7 @@ class MaintenanceScheduled(_Event, frozen=True, tag=16):
     announcement: str
     operator: str
     steps: tuple[tuple[int, tuple[int, ...], int], ...]
+    cancel_orders_steps: tuple[int, ...] = ()
 
 
 class MaintenanceCancelled(_Event, frozen=True, tag=17):

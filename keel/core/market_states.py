@@ -22,7 +22,12 @@ whose transition is refused (say, the index was not refreshed yet) stays pending
 is retried at every Tick, with a `MaintenanceStepBlocked` event the first time; later
 steps wait for it. Schedules can be cancelled; finished ones stay listed.
 
-Imports: commands, errors, events, markets, state.
+Resting orders survive halts untouched unless the schedule says otherwise: a step named in
+`cancel_orders_steps` cancels, right after its state change, every open order of its
+markets (order id order, EndReason ORDER_BOOK_CLOSED, holds released) and then every
+pending trigger of those markets (order id order), all in the same Tick.
+
+Imports: commands, errors, events, markets, matching, orders, state, triggers.
 """
 
 from __future__ import annotations
@@ -39,12 +44,16 @@ from keel.core.events import (
     MarketStateChanged,
 )
 from keel.core.markets import Maintenance, MaintenanceStep, Market, MarketKind, MarketState
+from keel.core.matching import cancel_open_order
+from keel.core.orders import EndReason
 from keel.core.state import ExchangeState
+from keel.core.triggers import remove_trigger
 
 ALL_MARKETS = -1
 _CLOSED = int(MarketState.CLOSED)
 _NAMES = {int(state): state.name for state in MarketState}
 _LEAVES_CLOSED = (_CLOSED, int(MarketState.POST_ONLY), int(MarketState.CANCEL_ONLY))
+_BOOK_CLOSED = int(EndReason.ORDER_BOOK_CLOSED)
 
 
 def _transition_problem(state: ExchangeState, market: Market, target: int) -> str:
@@ -116,6 +125,11 @@ def schedule_maintenance(state: ExchangeState, command: ScheduleMaintenance, eve
         raise Rejected(RejectCode.ORDER_MALFORMED, f"a schedule has 1 to {limits.maintenance_steps_max} steps")
     if sum(1 for schedule in state.maintenances if schedule.active) >= limits.maintenances_active_max:
         raise Rejected(RejectCode.ORDER_MALFORMED, f"at most {limits.maintenances_active_max} active schedules")
+    cancels = command.cancel_orders_steps
+    if any(not 0 <= index < len(steps) for index in cancels) or list(cancels) != sorted(set(cancels)):
+        raise Rejected(
+            RejectCode.ORDER_MALFORMED, "the steps that cancel orders are step indexes, each once, in ascending order"
+        )
     previous = command.timestamp_ns
     # Walk the planned states so an illegal path is refused now, not at 10:00 on the day.
     planned = {market.market_id: int(market.state) for market in state.markets}
@@ -145,10 +159,13 @@ def schedule_maintenance(state: ExchangeState, command: ScheduleMaintenance, eve
             schedule_id,
             command.announcement,
             command.operator,
-            [MaintenanceStep(time_ns, tuple(market_ids), target) for time_ns, market_ids, target in steps],
+            [
+                MaintenanceStep(time_ns, tuple(market_ids), target, cancel_orders=index in cancels)
+                for index, (time_ns, market_ids, target) in enumerate(steps)
+            ],
         )
     )
-    events.append(MaintenanceScheduled(schedule_id, command.announcement, command.operator, command.steps))
+    events.append(MaintenanceScheduled(schedule_id, command.announcement, command.operator, command.steps, cancels))
 
 
 def cancel_maintenance(state: ExchangeState, command: CancelMaintenance, events: list[Event]) -> None:
@@ -191,3 +208,19 @@ def run_due_steps(state: ExchangeState, command: Tick, events: list[Event]) -> N
             )
             step.done = True
             events.append(MaintenanceStepApplied(schedule.schedule_id, index, step.state))
+            if step.cancel_orders:
+                _cancel_everything(state, [market.market_id for market in markets], events)
+
+
+def _cancel_everything(state: ExchangeState, market_ids: list[int], events: list[Event]) -> None:
+    """Cancel every open order, then every pending trigger, of the markets (order id order)."""
+    chosen = set(market_ids)
+    for order in sorted(
+        (order for order in state.orders.values() if order.market_id in chosen), key=lambda order: order.order_id
+    ):
+        cancel_open_order(state, order, state.accounts[order.account_id], _BOOK_CLOSED, events)
+    for trigger in sorted(
+        (trigger for trigger in state.triggers.values() if trigger.market_id in chosen),
+        key=lambda trigger: trigger.order_id,
+    ):
+        remove_trigger(state, trigger, events, _BOOK_CLOSED)

@@ -91,6 +91,7 @@ class MaintenanceStep(msgspec.Struct, array_like=True, gc=False):
     state: int  # MarketState
     done: bool = False
     blocked: bool = False  # a refusal was reported; retried at every Tick
+    cancel_orders: bool = False  # applying it also cancels every order and trigger of its markets
 
 
 class Maintenance(msgspec.Struct, array_like=True, gc=False):

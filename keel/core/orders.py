@@ -73,6 +73,7 @@ class EndReason(enum.IntEnum):
     NO_LIQUIDITY = 6  # market order found the opposite side empty
     REDUCE_ONLY = 7  # a resting reduce-only order met a position with nothing left to reduce
     LIQUIDATION = 8  # its account was liquidated
+    ORDER_BOOK_CLOSED = 9  # a maintenance step that cancels orders closed its book
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):

@@ -9,7 +9,8 @@ code named in the message. Reads copy engine state under the read lock.
 Flat bodies (a signed body holds scalars only, spec 2.3):
 - index prices: `prices` "SOL=142.5,BTC=97000", in the margin asset (USDC);
 - maintenance steps: `steps` "TIME_MS=STATE,TIME_MS=STATE" (ms since the epoch, state
-  names as in `orderBookState`), `markets` "SOL_USDC,BTC_USDC" ("" or absent: every market).
+  names as in `orderBookState`; `STATE+cancel` also cancels the markets' orders),
+  `markets` "SOL_USDC,BTC_USDC" ("" or absent: every market).
 
 Imports: keel.core, keel.gateway.
 """
@@ -255,25 +256,38 @@ async def market_state(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-def parse_steps(gateway: Gateway, steps: str, markets: str) -> tuple[tuple[int, tuple[int, ...], int], ...]:
-    """Return a schedule's steps (time ns, market ids, state) from the flat body fields."""
+CANCEL_SUFFIX = "+cancel"  # a step written STATE+cancel also cancels its markets' orders
+
+
+def parse_steps(
+    gateway: Gateway, steps: str, markets: str
+) -> tuple[tuple[tuple[int, tuple[int, ...], int], ...], tuple[int, ...]]:
+    """Return a schedule's steps (time ns, market ids, state) from the flat body fields, and
+    the indexes of the steps written STATE+cancel."""
     market_ids = tuple(
         gateway.market(symbol).market_id for symbol in filter(None, (piece.strip() for piece in markets.split(",")))
     )
-    parsed = []
+    parsed: list[tuple[int, tuple[int, ...], int]] = []
+    cancels: list[int] = []
     for part in filter(None, (piece.strip() for piece in steps.split(","))):
         time_text, separator, state_name = part.partition("=")
         if not separator:
-            raise bad_request(f"steps are TIME_MS=STATE separated by commas, not {part[:64]!r}")
+            raise bad_request(f"steps are TIME_MS=STATE[+cancel] separated by commas, not {part[:64]!r}")
         time_ms = convert.bounded_int(time_text, "step time", 0, 1, 2**43)
-        parsed.append((time_ms * 1_000_000, market_ids, state_of(state_name.strip())))
+        state_name = state_name.strip()
+        if state_name.endswith(CANCEL_SUFFIX):
+            cancels.append(len(parsed))
+            state_name = state_name[: -len(CANCEL_SUFFIX)]
+        parsed.append((time_ms * 1_000_000, market_ids, state_of(state_name)))
     if not parsed:
         raise bad_request("give at least one step, e.g. steps=1767261600000=Closed")
-    return tuple(parsed)
+    return tuple(parsed), tuple(cancels)
 
 
 def _step_objects(
-    markets: list[Any], steps: tuple[tuple[int, tuple[int, ...], int], ...] | list[tuple[int, tuple[int, ...], int]]
+    markets: list[Any],
+    steps: tuple[tuple[int, tuple[int, ...], int], ...] | list[tuple[int, tuple[int, ...], int]],
+    cancels: tuple[int, ...] | list[int],
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -281,8 +295,9 @@ def _step_objects(
             "at": fmt.iso(time_ns),
             "state": _state_name(state),
             "markets": [markets[market_id].symbol for market_id in market_ids],
+            "cancelOrders": index in cancels,
         }
-        for time_ns, market_ids, state in steps
+        for index, (time_ns, market_ids, state) in enumerate(steps)
     ]
 
 
@@ -296,9 +311,16 @@ def _step_objects(
 async def schedule(request: Request[Any, Any, Any]) -> Response[bytes]:
     gateway = gateway_of(request)
     body = convert.decode(body_of(request), ScheduleBody, "maintenance schedule")
-    steps = parse_steps(gateway, body.steps, body.markets)
+    steps, cancels = parse_steps(gateway, body.steps, body.markets)
     outcome = await gateway.submit(
-        ScheduleMaintenance(seq=0, timestamp_ns=0, announcement=body.announcement, operator=body.operator, steps=steps)
+        ScheduleMaintenance(
+            seq=0,
+            timestamp_ns=0,
+            announcement=body.announcement,
+            operator=body.operator,
+            steps=steps,
+            cancel_orders_steps=cancels,
+        )
     )
     _first_rejection(outcome.events)
     event = outcome.events[0]
@@ -309,7 +331,7 @@ async def schedule(request: Request[Any, Any, Any]) -> Response[bytes]:
             "scheduleId": event.schedule_id,
             "announcement": event.announcement,
             "operator": event.operator,
-            "steps": _step_objects(gateway.markets(), event.steps),
+            "steps": _step_objects(gateway.markets(), event.steps, event.cancel_orders_steps),
         }
     )
 
@@ -323,7 +345,7 @@ def _schedules(state: ExchangeState) -> list[tuple[Any, ...]]:
             schedule.cancelled,
             schedule.active,
             [
-                (step.time_ns, tuple(step.market_ids), int(step.state), step.done, step.blocked)
+                (step.time_ns, tuple(step.market_ids), int(step.state), step.done, step.blocked, step.cancel_orders)
                 for step in schedule.steps
             ],
         )
@@ -343,8 +365,12 @@ async def schedules(request: Request[Any, Any, Any]) -> Response[bytes]:
     found = gateway.read(_schedules)
     body = []
     for schedule_id, announcement, operator, cancelled, active, steps in found:
-        objects = _step_objects(markets, [(time_ns, ids, state) for time_ns, ids, state, _, _ in steps])
-        for one, (_, _, _, done, blocked) in zip(objects, steps, strict=True):
+        objects = _step_objects(
+            markets,
+            [(time_ns, ids, state) for time_ns, ids, state, _, _, _ in steps],
+            [index for index, step in enumerate(steps) if step[5]],
+        )
+        for one, (_, _, _, done, blocked, _) in zip(objects, steps, strict=True):
             one["done"] = done
             one["blocked"] = blocked
         body.append(

@@ -49,10 +49,17 @@ EXPIRY_REASON_OUT: Final = {
     int(EndReason.INSUFFICIENT_FUNDS): "InsufficientFunds",
     int(EndReason.NO_LIQUIDITY): "InsufficientLiquidity",
     int(EndReason.REDUCE_ONLY): "ReduceOnlyNotReduced",
+    int(EndReason.LIQUIDATION): "Liquidation",
+}
+# Orders a rule cancelled rather than the user (spec 10: "system actions").
+SYSTEM_CANCEL_OUT: Final = {
+    int(EndReason.LIQUIDATION): "Liquidation",
+    int(EndReason.ORDER_BOOK_CLOSED): "OrderBookClosed",
 }
 _MARKET = int(OrderType.MARKET)
 _FOK = int(TimeInForce.FOK)
 _EXPIRED = int(OrderStatus.EXPIRED)
+_CANCELLED = int(OrderStatus.CANCELLED)
 
 
 def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False) -> dict[str, Any]:
@@ -101,6 +108,8 @@ def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False
         reason = None
         if record.status == _EXPIRED:
             reason = "FillOrKill" if record.time_in_force == _FOK else EXPIRY_REASON_OUT.get(record.end_reason)
+        elif record.status == _CANCELLED:
+            reason = SYSTEM_CANCEL_OUT.get(record.end_reason)
         body["expiryReason"] = reason
         body["systemOrderType"] = None
     return body

@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from keel.cli.operator_api import submit
+from keel.core.commands import PlaceOrder
+from keel.core.events import OrderAccepted
 from keel.core.markets import MarketState
 from keel.node.node import Node
 
@@ -42,7 +45,30 @@ def states_logged(data: Path) -> list[int]:
 
 
 def test_the_procedure_on_an_idle_directory_reports_every_step_and_reopens(tmp_path: Path) -> None:
+    """With --cancel-orders the close also cancels the resting order placed before it."""
     data = init(tmp_path)
+    created = keel("account", "create", "--data", str(data), "--deposit", "SOL=5", "--json")
+    assert created.returncode == 0, created.stderr
+    account_id = json.loads(created.stdout)["account_id"]
+    node = Node.open(data)
+    try:
+        state = node.engine.state
+        placed = submit(
+            node,
+            PlaceOrder(
+                seq=0,
+                timestamp_ns=0,
+                account_id=account_id,
+                market_id=state.market_ids_by_symbol["SOL_USDC"],
+                side=1,
+                order_type=0,
+                price_ticks=20_000,
+                quantity_steps=100,
+            ),
+        )
+        assert any(isinstance(event, OrderAccepted) for event in placed.events)
+    finally:
+        node.close()
     result = keel(
         "maintenance",
         "run",
@@ -57,8 +83,10 @@ def test_the_procedure_on_an_idle_directory_reports_every_step_and_reopens(tmp_p
         "upgrade to 0.2",
         "--operator",
         "alice",
+        "--cancel-orders",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "cancelling every resting order" in result.stdout
     for number, name in enumerate(
         ("announce", "close", "checkpoint", "upgrade", "rehearse", "restart", "verify", "post-only", "open"), start=1
     ):
@@ -69,9 +97,14 @@ def test_the_procedure_on_an_idle_directory_reports_every_step_and_reopens(tmp_p
     node = Node.open(data, read_only=True)
     try:
         assert all(market.state == MarketState.OPEN for market in node.engine.state.markets)
+        account = node.engine.state.accounts[account_id]
+        assert not account.orders_open and not any(account.locked)
     finally:
         node.close()
     assert states_logged(data) == [int(MarketState.POST_ONLY), int(MarketState.OPEN)]
+    shown = keel("log", "show", "--data", str(data), "--json", "--from", "1", "--limit", "100000")
+    (scheduled,) = [json.loads(line) for line in shown.stdout.splitlines() if '"ScheduleMaintenance"' in line]
+    assert scheduled["command"]["cancel_orders_steps"] == [0]
 
 
 def test_a_failed_step_stops_with_the_markets_closed_and_says_why(tmp_path: Path) -> None:
@@ -120,9 +153,10 @@ def test_the_procedure_stops_and_restarts_a_serving_node(tmp_path: Path) -> None
         while not (data / "serve.json").exists():
             assert time.monotonic() < deadline and server.poll() is None
             time.sleep(0.2)
-        result = keel("maintenance", "run", "--data", str(data), "--close-in", "1", "--post-only", "0.5", *INDEX)
+        arguments = ("--data", str(data), "--close-in", "1", "--post-only", "0.5", *INDEX, "--cancel-orders")
+        result = keel("maintenance", "run", *arguments)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "keel serve is serving" in result.stdout
+        assert "keel serve is serving" in result.stdout and "cancelling every resting order" in result.stdout
         assert server.wait(30) == 0  # the first server was stopped cleanly by the procedure
         serving = json.loads((data / "serve.json").read_text())
         assert serving["url"].endswith(f":{port}") and serving["pid"] != server.pid
@@ -142,3 +176,6 @@ def test_the_procedure_stops_and_restarts_a_serving_node(tmp_path: Path) -> None
     finally:
         node.close()
     assert all(state == MarketState.OPEN for state in events_states)
+    shown = keel("log", "show", "--data", str(data), "--json", "--from", "1", "--limit", "100000")
+    (scheduled,) = [json.loads(line) for line in shown.stdout.splitlines() if '"ScheduleMaintenance"' in line]
+    assert scheduled["command"]["cancel_orders_steps"] == [0]  # STATE+cancel went through the operator API

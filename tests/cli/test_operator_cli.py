@@ -124,7 +124,7 @@ def test_market_states_and_maintenance(data: Path) -> None:
         "--date",
         "2099-01-05",
         "--step",
-        "10:00=Closed",
+        "10:00=Closed+cancel",
         "--step",
         "12:00=PostOnly",
         "--step",
@@ -135,9 +135,9 @@ def test_market_states_and_maintenance(data: Path) -> None:
         "ETH_USDC",
     )
     assert scheduled["steps"] == [
-        {"time": "2099-01-05 10:00:00 UTC", "state": "Closed", "markets": ["ETH_USDC"]},
-        {"time": "2099-01-05 12:00:00 UTC", "state": "PostOnly", "markets": ["ETH_USDC"]},
-        {"time": "2099-01-05 12:10:00 UTC", "state": "Open", "markets": ["ETH_USDC"]},
+        {"time": "2099-01-05 10:00:00 UTC", "state": "Closed", "markets": ["ETH_USDC"], "cancel_orders": True},
+        {"time": "2099-01-05 12:00:00 UTC", "state": "PostOnly", "markets": ["ETH_USDC"], "cancel_orders": False},
+        {"time": "2099-01-05 12:10:00 UTC", "state": "Open", "markets": ["ETH_USDC"], "cancel_orders": False},
     ]
     for steps, message in (
         (("--step", "10:00=Closed"), "step time '10:00' has no date: give --date YYYY-MM-DD (UTC)"),
@@ -148,6 +148,8 @@ def test_market_states_and_maintenance(data: Path) -> None:
         assert (wrong.returncode, message in wrong.stderr) == (2, True), wrong.stderr
     listing = keel("maintenance", "list", "--data", directory)
     assert "schedule 1 (active, by" in listing.stdout and "ETH maintenance 10:00-12:00 UTC" in listing.stdout
+    listed = keel_json("maintenance", "list", "--data", directory)
+    assert [step["cancel_orders"] for step in listed[0]["steps"]] == [True, False, False]
     cancelled = keel("maintenance", "cancel", "--data", directory, "1", "--reason", "postponed")
     assert cancelled.returncode == 0 and "maintenance schedule 1 cancelled" in cancelled.stdout
     again = keel("maintenance", "cancel", "--data", directory, "1", "--reason", "twice")

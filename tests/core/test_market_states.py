@@ -25,9 +25,12 @@ from keel.core.events import (
     MaintenanceStepBlocked,
     MarketStateChanged,
     OrderAccepted,
+    OrderCancelled,
 )
 from keel.core.markets import MarketState
+from keel.core.orders import EndReason
 from keel.core.snapshot import decode_state, encode_state
+from keel.core.triggers import TriggerBy
 from keel.testing.harness import Harness
 
 USDC = 1_000_000
@@ -297,3 +300,79 @@ def test_no_funding_and_no_liquidation_on_a_stale_index() -> None:
     events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 97 * USDC),))  # fresh: liquidation runs
     assert any(type(e).__name__ == "LiquidationStarted" for e in events)
     assert h.audit() == []
+
+
+def test_a_step_that_cancels_orders_cancels_its_markets_orders_and_triggers_only() -> None:
+    """Resting orders survive halts unless the schedule says otherwise: a Closed+cancel step
+    cancels every order and trigger of its markets (reason ORDER_BOOK_CLOSED, holds
+    released), and nothing in the other markets."""
+    h, perp = perp_setup()
+    spot_market = h.market("SOL_USDC")
+    btc_market = h.market("BTC_USDC")
+    maker = h.new_account(SOL=10 * SOL, USDC=10_000 * USDC)
+    h.ok(
+        PlaceOrder,
+        account_id=maker,
+        market_id=spot_market,
+        side=1,
+        order_type=0,
+        price_ticks=10_000,
+        quantity_steps=100,
+    )
+    h.ok(
+        PlaceOrder, account_id=maker, market_id=spot_market, side=0, order_type=0, price_ticks=9_000, quantity_steps=100
+    )
+    resting_btc = h.ok(
+        PlaceOrder, account_id=maker, market_id=btc_market, side=0, order_type=0, price_ticks=500_000, quantity_steps=10
+    )
+    trader = h.new_account(USDC=10_000 * USDC)
+    h.ok(PlaceOrder, account_id=trader, market_id=perp, side=0, order_type=0, price_ticks=9_000, quantity_steps=10)
+    h.ok(
+        PlaceOrder,
+        account_id=trader,
+        market_id=perp,
+        side=0,
+        order_type=1,
+        quantity_steps=10,
+        trigger_price_ticks=12_000,
+        trigger_by=int(TriggerBy.MARK_PRICE),
+    )
+    assert len(h.state.triggers) == 1
+    minute = 60_000_000_000
+    now = h.state.timestamp_ns_last + minute
+    h.reject(
+        ScheduleMaintenance,
+        RejectCode.ORDER_MALFORMED,
+        "step indexes",
+        announcement="bad",
+        operator="ops",
+        steps=((now + minute, (spot_market, perp), CLOSED),),
+        cancel_orders_steps=(1,),
+    )
+    h.ok(
+        ScheduleMaintenance,
+        announcement="closing SOL books, orders cancelled",
+        operator="ops",
+        steps=((now + 2 * minute, (spot_market, perp), CLOSED), (now + 4 * minute, (spot_market,), POST_ONLY)),
+        cancel_orders_steps=(0,),
+    )
+    assert [step.cancel_orders for step in h.state.maintenances[0].steps] == [True, False]
+    cancelled: list[OrderCancelled] = []
+    while h.state.markets[perp].state != CLOSED:
+        cancelled += [e for e in h.ok(Tick) if isinstance(e, OrderCancelled)]
+    assert [e.reason for e in cancelled] == [int(EndReason.ORDER_BOOK_CLOSED)] * 4
+    assert [e.market_id for e in cancelled] == [spot_market, spot_market, perp, perp]  # orders, then triggers
+    assert not h.state.triggers
+    sol, usdc = h.asset("SOL"), h.asset("USDC")
+    assert h.state.accounts[maker].locked[sol] == 0
+    btc_order = next(e for e in resting_btc if isinstance(e, OrderAccepted)).order_id
+    assert list(h.state.accounts[maker].orders_open) == [btc_order]  # the other market is untouched
+    assert h.state.accounts[maker].locked[usdc] > 0
+    assert not h.state.accounts[trader].orders_open
+    assert h.audit() == []
+    h2 = Harness(timestamp_step_ns=60_000_000_000)
+    for command in h.log:
+        h2.apply(command)
+    assert canonical.state_hash(h2.state) == canonical.state_hash(h.state)
+    restored = decode_state(encode_state(h.state))
+    assert restored.maintenances[0].steps[0].cancel_orders
