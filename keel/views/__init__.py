@@ -2,7 +2,8 @@
 
 Everything a user reads about the past (orders with every status change, fills, ledger
 lines, trades, klines, deposits, withdrawals, funding, position changes, liquidations,
-market states, maintenance, adjustments, borrow/lend movements and positions, interest) is
+market states, maintenance, adjustments, borrow/lend movements and positions, interest,
+perpetual positions and settlements) is
 read from here, and all of it can be rebuilt from the command
 log with identical contents. docs/views.md describes the schema and the rules.
 
@@ -20,6 +21,7 @@ from keel.views.klines import KLINE_INTERVALS
 from keel.views.projector import Item, Projector, ViewsGap
 from keel.views.records import (
     NO_ENTRY,
+    NO_MARKET,
     NO_POSITION,
     ORDER_STATUS_NAMES,
     TRIGGER_FAILED,
@@ -46,8 +48,11 @@ from keel.views.records import (
     MarketStateChange,
     OrderRecord,
     OrderUpdate,
+    PerpPosition,
     Position,
     PositionChange,
+    Settlement,
+    SettlementSource,
     TradeRecord,
     WithdrawalFreeze,
     WithdrawalRecord,
@@ -72,6 +77,7 @@ __all__ = [
     "LIMIT_DEFAULT",
     "LIMIT_MAX",
     "NO_ENTRY",
+    "NO_MARKET",
     "NO_POSITION",
     "ORDER_STATUS_NAMES",
     "TRIGGER_FAILED",
@@ -102,11 +108,14 @@ __all__ = [
     "MarketStateChange",
     "OrderRecord",
     "OrderUpdate",
+    "PerpPosition",
     "Position",
     "PositionChange",
     "Projector",
     "QueryInvalid",
     "RebuildReport",
+    "Settlement",
+    "SettlementSource",
     "StoreError",
     "StoreSettings",
     "TradeRecord",

@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from keel.core.accounts import CLEARING_ACCOUNT_ID, is_user_account
 from keel.core.commands import Command, Credit, ListMarket, PlaceOrder, PlaceOrders
 from keel.core.errors import KeelError
 from keel.core.events import (
@@ -92,11 +93,13 @@ from keel.views.klines import BAR_WIDTHS_S, bar_start_ns
 from keel.views.records import (
     NO_END_REASON,
     NO_ENTRY,
+    NO_MARKET,
     NO_POSITION,
     TRIGGER_FAILED,
     TRIGGER_PENDING,
     BorrowLendKind,
     MaintenanceKind,
+    SettlementSource,
 )
 from keel.views.store import HistoryStore
 
@@ -155,6 +158,13 @@ _WITHDRAWAL = int(EntryReason.WITHDRAWAL)
 _FUNDING = int(EntryReason.FUNDING)
 _ADJUSTMENT = int(EntryReason.ADJUSTMENT)
 _DEPOSIT_COLUMN = {name: index for index, name in enumerate(schema.DEPOSITS.column_names)}
+_UPSERT_PERP_POSITIONS = schema.insert_statement(schema.PERP_POSITIONS, upsert=True)
+_PERP = {name: index for index, name in enumerate(schema.PERP_POSITIONS.column_names)}
+_INSURANCE = int(EntryReason.INSURANCE)
+_ADL = int(EntryReason.ADL)
+_SETTLED_PNL = int(SettlementSource.REALIZED_PNL)
+_SETTLED_ADL = int(SettlementSource.ADL)
+_SETTLED_INSURANCE = int(SettlementSource.INSURANCE)
 _WITHDRAWAL_COLUMN = {name: index for index, name in enumerate(schema.WITHDRAWALS.column_names)}
 
 
@@ -205,8 +215,10 @@ class _Links:
         "funding_round",
         "interest_round",
         "items",
+        "liquidated",
         "liquidating",
         "next_item",
+        "trade",
         "withdrawal_entry",
     )
 
@@ -230,7 +242,18 @@ class _Links:
         )
         self.next_item = 0
         self.liquidating = False
+        self.liquidated: set[int] = set()  # accounts liquidated so far in this command (membership only)
         self.fired = NO_ENTRY  # the trigger whose OrderAccepted comes next
+        # The last trade: its fees go to the positions its PositionChanged events move.
+        self.trade: TradeExecuted | None = None
+
+    def fee_of(self, event: PositionChanged) -> int:
+        """Return the fee the account paid on the trade that made this change (0 for none)."""
+        trade = self.trade
+        if event.trade_id == 0 or trade is None or trade.trade_id != event.trade_id:
+            return 0
+        bought = event.size_after_steps > event.size_before_steps  # side 0 (Bid) buys
+        return trade.fee_taker_atomic if (trade.taker_side == 0) == bought else trade.fee_maker_atomic
 
     def next_order(self) -> PlaceOrder | None:
         """Return the command's next own order (or None: the engine placed it)."""
@@ -263,6 +286,10 @@ class _Batch:
         # upsert), and each (account, asset)'s open one (None: none) as far as this batch knows.
         self.positions: dict[tuple[int, int, int], list[int]] = {}
         self.open_positions: dict[tuple[int, int], list[int] | None] = {}
+        # Perpetual positions touched, by (account, market, opened seq, opened index) (written
+        # with an upsert), and each (account, market)'s open one (None: flat) as far as this batch knows.
+        self.perp_positions: dict[tuple[int, int, int, int], list[int]] = {}
+        self.open_perps: dict[tuple[int, int], list[int] | None] = {}
         # Append-only rows of the version 2 and 3 tables, by table.
         self.rows: dict[schema.Table, list[Sequence[Any]]] = {}
 
@@ -372,10 +399,11 @@ class Projector:
             if kind is TradeExecuted:
                 assert isinstance(event, TradeExecuted)
                 self._trade(batch, seq, timestamp_ns, index, event)
+                links.trade = event
             elif kind is LedgerPosted:
                 assert isinstance(event, LedgerPosted)
                 if event.reason != _TRADE:
-                    self._link_entry(batch, seq, timestamp_ns, command, event, links)
+                    self._link_entry(batch, seq, timestamp_ns, index, command, event, links)
                 batch.ledger_lines.extend(
                     (
                         event.entry_id,
@@ -632,10 +660,18 @@ class Projector:
 
     # ---- version 2: transfers, perpetuals, market states --------------------------------
     def _link_entry(
-        self, batch: _Batch, seq: int, timestamp_ns: int, command: Command, event: LedgerPosted, links: _Links
+        self,
+        batch: _Batch,
+        seq: int,
+        timestamp_ns: int,
+        index: int,
+        command: Command,
+        event: LedgerPosted,
+        links: _Links,
     ) -> None:
         """Note a non-trade entry for the event that reports its cause (the event after it),
-        or, for a funding round, write its payments (the event before it named the round)."""
+        or, for a funding round, write its payments (the event before it named the round);
+        an entry covering a liquidation's deficit is a settlement for each user line."""
         reason = event.reason
         if reason == _DEPOSIT:
             if type(command) is Credit:
@@ -667,7 +703,127 @@ class Projector:
                     schema.FUNDING_PAYMENTS,
                     (event.entry_id, line_no, account_id, market_id, asset_id, amount, rate_e9, seq, timestamp_ns),
                 )
+                if is_user_account(account_id):
+                    position = self._open_perp(batch, account_id, market_id)
+                    assert position is not None, f"funding for no position of account {account_id}"
+                    position[_PERP["funding_atomic"]] += amount
+                    position[_PERP["updated_seq"]] = seq
+                    position[_PERP["updated_ns"]] = timestamp_ns
             links.funding_round = None
+        elif reason == _INSURANCE or (
+            reason == _ADL and all(account_id != CLEARING_ACCOUNT_ID for account_id, _, _ in event.lines)
+        ):
+            # A liquidation's deficit covered by the insurance fund or by other accounts. (An
+            # adl entry with a clearing line is a transfer's realized PnL: its PositionChanged
+            # events are the settlements.)
+            source = _SETTLED_INSURANCE if reason == _INSURANCE else _SETTLED_ADL
+            for line_no, (account_id, asset_id, amount) in enumerate(event.lines):
+                if is_user_account(account_id) and amount:
+                    batch.add(
+                        schema.SETTLEMENTS,
+                        (seq, index, line_no, account_id, asset_id, amount, source, NO_MARKET, -1, -1, timestamp_ns),
+                    )
+
+    def _open_perp(self, batch: _Batch, account_id: int, market_id: int) -> list[int] | None:
+        """Return the account's open perpetual position row in a market (this batch's, or the store's)."""
+        key = (account_id, market_id)
+        if key not in batch.open_perps:
+            table = schema.PERP_POSITIONS
+            found = self.store.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+                "WHERE account_id = ? AND market_id = ? AND closed_seq = ?",
+                (account_id, market_id, NO_POSITION),
+            )
+            assert len(found) <= 1, f"account {account_id} has two open positions in market {market_id}"
+            row = [int(value) for value in found[0]] if found else None
+            batch.open_perps[key] = row
+            if row is not None:
+                opened = (row[_PERP["opened_seq"]], row[_PERP["opened_index"]])
+                batch.perp_positions[(account_id, market_id, *opened)] = row
+        return batch.open_perps[key]
+
+    def _perp_change(
+        self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: PositionChanged, links: _Links
+    ) -> None:
+        """Move the account's perpetual position run: open one from flat, grow or reduce it,
+        close it at flat; a flip closes it and opens the next at this change. The fill's
+        notional is exact without its price: realized PnL = change of cost - price x
+        quantity x lot (perpetuals.md, the clearing invariant)."""
+        column = _PERP
+        account_id, market_id = event.account_id, event.market_id
+        before, after = event.size_before_steps, event.size_after_steps
+        if before == after:
+            return  # nothing moved
+        row = self._open_perp(batch, account_id, market_id)
+        assert (row is None) == (before == 0), f"account {account_id}'s position in {market_id} is not the engine's"
+        assert row is None or row[column["size_steps"]] == before, f"account {account_id}: position size differs"
+        cost_before = row[column["cost_atomic"]] if row is not None else 0
+        delta = after - before
+        notional = abs(event.cost_after_atomic - cost_before - event.realized_pnl_atomic)
+        unit = notional // abs(delta)  # price x lot
+        assert unit * abs(delta) == notional, f"account {account_id}: a fill's notional is not price x quantity x lot"
+        reducing = before != 0 and (before > 0) != (delta > 0)
+        closing = min(abs(delta), abs(before)) if reducing else 0
+        opening = abs(delta) - closing
+        if row is None:
+            row = self._new_perp(batch, account_id, market_id, seq, index, timestamp_ns)
+        row[column["fees_atomic"]] += links.fee_of(event)
+        if closing:
+            row[column["closed_steps"]] += closing
+            row[column["closed_notional_atomic"]] += unit * closing
+            row[column["realized_pnl_atomic"]] += event.realized_pnl_atomic
+            if account_id in links.liquidated:
+                row[column["liquidated_steps"]] += closing
+            if event.realized_pnl_atomic:
+                source = _SETTLED_PNL if event.trade_id else _SETTLED_ADL
+                quote_asset_id = self._markets[market_id][0]
+                batch.add(
+                    schema.SETTLEMENTS,
+                    (
+                        seq,
+                        index,
+                        0,
+                        account_id,
+                        quote_asset_id,
+                        event.realized_pnl_atomic,
+                        source,
+                        market_id,
+                        row[column["opened_seq"]],
+                        row[column["opened_index"]],
+                        timestamp_ns,
+                    ),
+                )
+        row[column["updated_seq"]] = seq
+        row[column["updated_ns"]] = timestamp_ns
+        if closing and closing == abs(before):  # back to flat, or through it
+            assert opening or event.cost_after_atomic == 0, f"account {account_id}: a flat position with a cost"
+            row[column["size_steps"]] = 0
+            row[column["cost_atomic"]] = 0
+            row[column["closed_seq"]] = seq
+            row[column["closed_ns"]] = timestamp_ns
+            batch.open_perps[(account_id, market_id)] = None
+            if not opening:
+                return
+            row = self._new_perp(batch, account_id, market_id, seq, index, timestamp_ns)
+        row[column["opened_steps"]] += opening
+        row[column["opened_notional_atomic"]] += unit * opening
+        row[column["size_steps"]] = after
+        row[column["cost_atomic"]] = event.cost_after_atomic
+
+    def _new_perp(
+        self, batch: _Batch, account_id: int, market_id: int, seq: int, index: int, timestamp_ns: int
+    ) -> list[int]:
+        row = [
+            *(account_id, market_id, seq, index),
+            *(0, 0),  # size, cost
+            *(0, 0, 0, 0),  # opened and closed steps and notionals
+            *(0, 0, 0, 0),  # realized PnL, fees, funding, liquidated steps
+            *(NO_POSITION, timestamp_ns, 0, seq, timestamp_ns),  # closed seq, opened and closed ns, updated
+        ]
+        assert len(row) == len(_PERP)
+        batch.open_perps[(account_id, market_id)] = row
+        batch.perp_positions[(account_id, market_id, seq, index)] = row
+        return row
 
     def _current(self, rows: dict[int, list[Any]], table: schema.Table, row_id: int) -> list[Any] | None:
         """Return the current row of a deposit or withdrawal, from this batch or the store."""
@@ -710,6 +866,7 @@ class Projector:
             batch.add(schema.FUNDING_ROUNDS, round_row)
             links.funding_round = round_row
         elif isinstance(event, PositionChanged):
+            self._perp_change(batch, seq, timestamp_ns, index, event, links)
             batch.add(
                 schema.POSITION_CHANGES,
                 (
@@ -731,6 +888,7 @@ class Projector:
                 (seq, index, event.account_id, event.equity_atomic, event.maintenance_atomic, timestamp_ns),
             )
             links.liquidating = True  # the orders the engine places next close its positions
+            links.liquidated.add(event.account_id)
         elif isinstance(event, MarketStateChanged):
             batch.add(
                 schema.MARKET_STATE_CHANGES,
@@ -1106,6 +1264,8 @@ class Projector:
             connection.executemany(_UPSERT_WITHDRAWALS, list(batch.withdrawals.values()))
         if batch.positions:
             connection.executemany(_UPSERT_POSITIONS, list(batch.positions.values()))
+        if batch.perp_positions:
+            connection.executemany(_UPSERT_PERP_POSITIONS, list(batch.perp_positions.values()))
         for table, appended in batch.rows.items():
             connection.insert_many(table, appended)
         connection.execute("UPDATE position SET seq = ?, timestamp_ns = ? WHERE id = 1", (seq, timestamp_ns))

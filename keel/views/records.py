@@ -434,3 +434,55 @@ class InterestPayment(_Record, frozen=True):
     rate_e9: int
     position_seq: int
     timestamp_ns: int
+
+
+@enum.unique
+class SettlementSource(enum.IntEnum):
+    """Why a settlement moved an account's balance (schema.SETTLEMENTS)."""
+
+    REALIZED_PNL = 0  # a trade's realized PnL (a liquidation's close-out trades included)
+    ADL = 1  # auto-deleveraging: a transfer's realized PnL, or a share of a liquidation's deficit
+    INSURANCE = 2  # the insurance fund covering a liquidated account's deficit
+
+
+NO_MARKET: Final = -1  # market_id of a settlement that belongs to no market (a deficit's cover)
+
+
+class PerpPosition(_Record, frozen=True):
+    """One run of an account's perpetual position, flat to flat (schema.PERP_POSITIONS)."""
+
+    account_id: int
+    market_id: int
+    opened_seq: int
+    opened_index: int
+    size_steps: int  # signed now; 0 once closed
+    cost_atomic: int  # signed entry cost left now; 0 once closed
+    opened_steps: int
+    opened_notional_atomic: int
+    closed_steps: int
+    closed_notional_atomic: int
+    realized_pnl_atomic: int
+    fees_atomic: int
+    funding_atomic: int
+    liquidated_steps: int
+    closed_seq: int  # -1 while open
+    opened_ns: int
+    closed_ns: int  # 0 while open
+    updated_seq: int
+    updated_ns: int
+
+
+class Settlement(_Record, frozen=True):
+    """Value an account received (> 0) or gave up (< 0) by settlement."""
+
+    seq: int
+    event_index: int
+    line_no: int
+    account_id: int
+    asset_id: int
+    amount_atomic: int
+    source: int  # SettlementSource
+    market_id: int  # -1: none
+    position_seq: int  # the position's opened_seq, -1: none
+    position_index: int  # the position's opened_index, -1: none
+    timestamp_ns: int

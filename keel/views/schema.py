@@ -7,7 +7,7 @@ strings, status names and ISO times are the gateway's business. Each table has a
 rows unique and gives the canonical order `HistoryStore.dump` reads them in.
 
 Adding a kind of history (deposits, withdrawals, funding payments, interest, position
-changes) is adding a `Table` here and a handler in projector.py; a new fact about rows
+changes, settlements) is adding a `Table` here and a handler in projector.py; a new fact about rows
 an existing table already has is a column appended at its end (never a change to an
 existing column). Either raises SCHEMA_VERSION: a store written by an older schema
 version is rebuilt from the log at the next start (catchup.py), which fills the new
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 #    market states, maintenance, adjustments and withdrawal freezes.
 # 3: orders' reduce-only flag and trigger terms, trigger orders' own statuses, withdrawals'
 #    client ids; borrow/lend movements and positions, interest rounds and payments.
-SCHEMA_VERSION = 3
+# 4: perpetual positions (one row per run from flat to flat) and settlements.
+SCHEMA_VERSION = 4
 
 INT = "int"
 TEXT = "text"
@@ -450,6 +451,62 @@ INTEREST_PAYMENTS = Table(
     (("account_id", "seq"),),
 )
 
+# ---- schema version 4: perpetual positions and settlements ----------------------------
+# A perpetual position is one run of an account's position in a market, from the
+# PositionChanged that took it from flat to the one that brought it back to flat; a flip
+# through zero closes one and opens the next in the same change. That opening change,
+# (opened_seq, opened_index), names it. Quantities are steps, amounts the quote asset's
+# atomic units; notionals are price x quantity x lot of the fills that opened (or added
+# to) and closed it, so their quotients by the steps are average prices.
+PERP_POSITIONS = Table(
+    "perp_positions",
+    _ints(
+        "account_id",
+        "market_id",
+        "opened_seq",
+        "opened_index",
+        "size_steps",  # signed (long > 0) now; 0 once closed
+        "cost_atomic",  # the signed entry cost left now (perps.py); 0 once closed
+        "opened_steps",  # every quantity that opened or added to it
+        "opened_notional_atomic",
+        "closed_steps",  # every quantity that reduced or closed it
+        "closed_notional_atomic",
+        "realized_pnl_atomic",  # before fees
+        "fees_atomic",  # the fees of its fills (a flip's fill: the position it closed)
+        "funding_atomic",  # received > 0, paid < 0
+        "liquidated_steps",  # closed by its account's liquidation (close-out or auto-deleveraging)
+        "closed_seq",  # -1 while open
+        "opened_ns",
+        "closed_ns",  # 0 while open
+        "updated_seq",
+        "updated_ns",
+    ),
+    ("account_id", "market_id", "opened_seq", "opened_index"),
+    (("account_id", "opened_seq"),),
+)
+# One row per value an account's balance received or gave up by settlement: a position
+# change's realized PnL (line_no 0; the position it belongs to), and each user line of an
+# entry covering a liquidation's deficit (reason insurance or adl; no market or position).
+# `source` is records.SettlementSource.
+SETTLEMENTS = Table(
+    "settlements",
+    _ints(
+        "seq",
+        "event_index",
+        "line_no",
+        "account_id",
+        "asset_id",
+        "amount_atomic",
+        "source",
+        "market_id",  # -1: none
+        "position_seq",  # the position's opened_seq and opened_index; -1: none
+        "position_index",
+        "timestamp_ns",
+    ),
+    ("seq", "event_index", "line_no"),
+    (("account_id", "seq"),),
+)
+
 TABLES: tuple[Table, ...] = (
     META,
     POSITION,
@@ -480,6 +537,8 @@ TABLES: tuple[Table, ...] = (
     BORROW_LEND_MOVES,
     INTEREST_ROUNDS,
     INTEREST_PAYMENTS,
+    PERP_POSITIONS,
+    SETTLEMENTS,
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}
 

@@ -59,8 +59,10 @@ from keel.views.records import (
     MarketStateChange,
     OrderRecord,
     OrderUpdate,
+    PerpPosition,
     Position,
     PositionChange,
+    Settlement,
     TradeRecord,
     WithdrawalFreeze,
     WithdrawalRecord,
@@ -971,6 +973,64 @@ class HistoryStore:
             descending,
         )
         return [InterestPayment(*row) for row in rows]
+
+    # ---- version 4: perpetual positions and settlements -------------------------------
+    def perp_positions(
+        self,
+        account_id: int,
+        *,
+        market_id: int | None = None,
+        is_open: bool | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[PerpPosition]:
+        """Return the account's perpetual positions (open, closed, or both for None), newest
+        first by the change that opened them."""
+        _check_page(limit, offset)
+        where, parameters = _where([("account_id", account_id), ("market_id", market_id)], "", None, None)
+        if is_open is not None:
+            where += " AND " + ("closed_seq = ?" if is_open else "closed_seq <> ?")
+            parameters.append(NO_POSITION)
+        direction = "DESC" if descending else "ASC"
+        table = schema.PERP_POSITIONS
+        with self.lock:
+            rows = self.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name}{where} "
+                f"ORDER BY opened_seq {direction}, opened_index {direction} LIMIT ? OFFSET ?",
+                [*parameters, limit, offset],
+            )
+        return [PerpPosition(*row) for row in rows]
+
+    def settlements(
+        self,
+        account_id: int,
+        *,
+        sources: Sequence[int] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = LIMIT_DEFAULT,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> list[Settlement]:
+        """Return the account's settlements (received > 0, given up < 0), newest first;
+        `sources` (records.SettlementSource numbers, at least one) narrows them."""
+        _check_page(limit, offset)
+        _check_times(start_ns, end_ns)
+        where, parameters = _where([("account_id", account_id)], "timestamp_ns", start_ns, end_ns)
+        if sources is not None:
+            assert sources, "no source matches nothing: the caller answers that"
+            where += f" AND source IN ({', '.join('?' for _ in sources)})"
+            parameters.extend(sources)
+        direction = "DESC" if descending else "ASC"
+        table = schema.SETTLEMENTS
+        order = ", ".join(f"{column} {direction}" for column in table.key)
+        with self.lock:
+            rows = self.connection.query(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*parameters, limit, offset],
+            )
+        return [Settlement(*row) for row in rows]
 
     def trades(self, market_id: int, *, limit: int = LIMIT_DEFAULT, offset: int = 0) -> list[TradeRecord]:
         """Return a market's trades, newest first (spec 6: /api/v1/trades and /trades/history)."""

@@ -1012,6 +1012,25 @@ INTEREST_PAYMENTS = [
     (80, USDC, F, -999, BORROW_RATE_E9, 78, t(14_400)),
 ]
 
+# ---- schema version 4: perpetual positions and settlements ------------------------------
+KIND_ADL = 1  # records.SettlementSource
+# account, market, opened seq and index, size, cost, opened steps and notional, closed steps
+# and notional, realized PnL, fees, funding, liquidated steps, closed seq, opened and closed
+# ns, updated seq and ns. Both positions open with trade 6 at 100.00 (D taker, 0.05 USDC; E
+# maker, 0.02), pay and receive the 1 USDC of funding at seq 46, and close by D's
+# auto-deleveraging at the mark 85.00 (a notional of 85 USDC): D's whole long is liquidated.
+CLOSED_AT_48 = (48, t(3_910), t(7_220), 48, t(7_220))
+PERP_POSITIONS = [
+    (D, SOL_PERP, 42, 2, 0, 0, 100, 100_000_000, 100, 85_000_000, -15_000_000, 50_000, -1_000_000, 100, *CLOSED_AT_48),
+    (E, SOL_PERP, 42, 3, 0, 0, 100, 100_000_000, 100, 85_000_000, 15_000_000, 20_000, 1_000_000, 0, *CLOSED_AT_48),
+]
+# seq, event, line, account, asset, amount, source, market, position's opened seq and index, time:
+# the auto-deleveraging's realized PnL (entry 15 holds the same amounts)
+SETTLEMENTS = [
+    (48, 4, 0, D, USDC, -15_000_000, KIND_ADL, SOL_PERP, 42, 2, t(7_220)),
+    (48, 5, 0, E, USDC, 15_000_000, KIND_ADL, SOL_PERP, 42, 3, t(7_220)),
+]
+
 
 def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(LAST_NS_SECONDS)) -> dict[str, Sequence[tuple[Any, ...]]]:
     """Return every table's rows after the whole session, as HistoryStore.dump gives them."""
@@ -1045,4 +1064,6 @@ def expected_dump(last_seq: int = LAST_SEQ, last_ns: int = t(LAST_NS_SECONDS)) -
         "borrow_lend_moves": BORROW_LEND_MOVES,
         "interest_rounds": INTEREST_ROUNDS,
         "interest_payments": INTEREST_PAYMENTS,
+        "perp_positions": PERP_POSITIONS,
+        "settlements": SETTLEMENTS,
     }
