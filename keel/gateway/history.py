@@ -1,5 +1,6 @@
 """The gateway's view of the past: orders, fills, public trades, candles, 24 h tickers,
-deposits, withdrawals, funding, borrow/lend movements and positions, and interest.
+deposits, withdrawals, funding, borrow/lend movements and positions, interest, perpetual
+positions and settlements.
 
 Endpoints ask `History` (integers in, records out) and never look at how it is kept.
 `ViewsHistory` reads the history views (keel/views, docs/views.md): a store of its own
@@ -32,7 +33,9 @@ from keel.views import (
     HistoryStore,
     InterestPayment,
     InterestRound,
+    PerpPosition,
     QueryInvalid,
+    Settlement,
     ViewsWriter,
     WithdrawalRecord,
 )
@@ -150,6 +153,14 @@ class History(Protocol):
     ) -> list[InterestPayment]: ...
 
     def interest_rounds(self, asset_id: int, from_ns: int | None, limit: int) -> list[InterestRound]: ...
+
+    def perp_positions(
+        self, account_id: int, market_id: int | None, is_open: bool | None, limit: int, offset: int, ascending: bool
+    ) -> list[PerpPosition]: ...
+
+    def settlements(
+        self, account_id: int, sources: Sequence[int] | None, limit: int, offset: int, ascending: bool
+    ) -> list[Settlement]: ...
 
 
 def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
@@ -442,5 +453,27 @@ class ViewsHistory:
         """An asset's hourly interest rounds since `from_ns`, newest first."""
         try:
             return self.store.interest_rounds(asset_id, start_ns=from_ns, limit=limit)
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def perp_positions(
+        self, account_id: int, market_id: int | None, is_open: bool | None, limit: int, offset: int, ascending: bool
+    ) -> list[PerpPosition]:
+        """The account's perpetual positions (open, closed or both), newest first."""
+        try:
+            return self.store.perp_positions(
+                account_id, market_id=market_id, is_open=is_open, limit=limit, offset=offset, descending=not ascending
+            )
+        except QueryInvalid as error:
+            raise bad_request(str(error)) from None
+
+    def settlements(
+        self, account_id: int, sources: Sequence[int] | None, limit: int, offset: int, ascending: bool
+    ) -> list[Settlement]:
+        """The account's settlements (realized PnL, deficits covered), newest first."""
+        try:
+            return self.store.settlements(
+                account_id, sources=sources, limit=limit, offset=offset, descending=not ascending
+            )
         except QueryInvalid as error:
             raise bad_request(str(error)) from None

@@ -1,8 +1,8 @@
 """Backpack endpoints whose features the engine does not have yet (docs/api.md, "Pending").
 
 Spec 2.5: never a 404 or a 500 for them. Queries of things that cannot exist yet
-(RFQs, position and settlement history) answer the empty list a client expects;
-actions (RFQ, strategies, account update) answer 400 NOT_IMPLEMENTED.
+(RFQs, strategies, dust conversions; PnL history, removed upstream) answer the empty
+list a client expects; actions (RFQ, strategies, account update) answer 400 NOT_IMPLEMENTED.
 Signed queries still authenticate, so a bad key is told so.
 When a feature lands, its endpoint moves out of these tables into a module of its own.
 
@@ -24,8 +24,6 @@ EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
     ("/api/v1/securities", None),  # ccxt's fetchMarkets asks for tokenized stocks
     ("/api/v1/wallets", None),
     ("/api/v1/rfqs", "rfqQuery"),
-    ("/wapi/v1/history/settlement", "settlementHistoryQueryAll"),
-    ("/wapi/v1/history/position", "positionHistoryQueryAll"),
     ("/wapi/v1/history/pnl", "pnlHistoryQueryAll"),
     ("/wapi/v1/history/dust", "dustHistoryQueryAll"),
     ("/wapi/v1/history/rfq", "rfqHistoryQueryAll"),

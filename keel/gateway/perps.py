@@ -1,10 +1,12 @@
-"""Perpetuals on the wire: positions, mark prices, funding rates, open interest, funding history.
+"""Perpetuals on the wire: positions, mark prices, funding rates, open interest, funding,
+position and settlement history.
 
-Spec sections 6 and 9.1. Current figures (positions, marks, open interest) are copied
+Spec sections 6, 9 and 9.1. Current figures (positions, marks, open interest) are copied
 from the engine under the read lock and formatted outside it; every figure comes from
 the core's own functions (keel.core.perps), the shell only divides for display.
-Funding rates and payments come from the history views (funding_rounds,
-funding_payments), so they survive restarts.
+Funding rates and payments, positions past and present, and settlements come from the
+history views (funding_rounds, funding_payments, perp_positions, settlements), so they
+survive restarts.
 
 Display rules (inferred where the spec is silent):
 - `netQuantity` and `netCost` are signed (long > 0); `netExposureQuantity` is the
@@ -23,7 +25,34 @@ Display rules (inferred where the spec is silent):
 - `positionId` is the account id and market id, "<account>-<market>": one position per
   account and market.
 
-Imports: keel.core, keel.gateway.
+Position history (`/wapi/v1/history/position`, Backpack's PositionHistoryRow; the spec
+names the row only, its fields follow Backpack's published schema):
+- A row is one run of a position from flat to flat; a fill through zero closes one and
+  opens the next. Its `id` is "<account>-<market>-<seq>-<event index>" of the change that
+  opened it (one command can open several runs); settlements name it as `positionId`.
+- `entryPrice` is the average price of everything that opened or added to it, and
+  `closingPrice` of everything that reduced or closed it (null before anything did);
+  `closedVolume` and `liquidated` (closed by its account's liquidation: close-out trades
+  and auto-deleveraging) are base quantities.
+- `cumulativePnlRealized` is before fees; `fees` are its fills' fees (a flip's fill
+  counts for the run it closed); `fundingQuantity` received > 0, paid < 0.
+- `netQuantity`, `netCost` are now (0 once closed); `netExposureQuantity` is |netQuantity|
+  (open orders are not counted, unlike /api/v1/position); `markPrice` is the market's mark
+  now, and `netExposureNotional`, `unrealizedPnl` and `imf` are at it.
+- `interest` and `liquidationFees` are "0" (Keel charges neither on positions);
+  `accountLeverage` is null (no account leverage setting); `openedAt`, `closedAt` ISO.
+
+Settlement history (`/wapi/v1/history/settlement`): every balance change appears in
+exactly one history endpoint (spec 9), so settlements are what no other shows: realized
+PnL (`RealizePnl`, a trade's, before fees: the fee is in the fill), auto-deleveraging
+(`BackstopAdlLiquidation`: a transfer's realized PnL, or a share of a liquidated account's
+deficit) and the insurance fund covering a deficit (`BackstopLiquidityFundProceeds`).
+Funding (`FundingPayment`) is in the funding history and fees (`TradingFees`) in fills, so
+those source filters, and the `Culled*` ones Keel has no counterpart of, answer [].
+`engineSequence` is the log seq of the command; `positionId` the run it settled (null for
+a deficit's cover).
+
+Imports: keel.core, keel.views, keel.gateway.
 """
 
 from __future__ import annotations
@@ -43,12 +72,34 @@ from keel.core.perps import (
 )
 from keel.core.state import ExchangeState
 from keel.gateway import format as fmt
+from keel.gateway.borrow_lend import _page as page
 from keel.gateway.convert import bounded_int
+from keel.gateway.errors import bad_request
 from keel.gateway.format import MarketFormat
-from keel.gateway.web import account_of, gateway_of, json_response
+from keel.gateway.web import account_of, gateway_of, json_response, query
+from keel.views import NO_POSITION, PerpPosition, SettlementSource
 
 _PERP = int(MarketKind.PERP)
 _EXTRA_DECIMALS: Final = 4  # display precision of derived prices beyond the quote asset's
+# Backpack's market types (spec 3): positions exist in perpetuals only.
+BACKPACK_MARKET_TYPES: Final = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION", "RFQ")
+POSITION_STATES: Final = {"Open": True, "Closed": False}
+SETTLEMENT_SOURCES_OUT: Final = {
+    int(SettlementSource.REALIZED_PNL): "RealizePnl",
+    int(SettlementSource.ADL): "BackstopAdlLiquidation",
+    int(SettlementSource.INSURANCE): "BackstopLiquidityFundProceeds",
+}
+# Backpack's source filters and the sources each selects (module docstring).
+SETTLEMENT_FILTERS: Final[dict[str, tuple[int, ...]]] = {
+    "RealizePnl": (int(SettlementSource.REALIZED_PNL),),
+    "BackstopLiquidation": (int(SettlementSource.ADL), int(SettlementSource.INSURANCE)),
+    "CulledBorrowInterest": (),
+    "CulledRealizePnl": (),
+    "CulledRealizePnlBookUtilization": (),
+    "FundingPayment": (),  # in /wapi/v1/history/funding
+    "TradingFees": (),  # in /wapi/v1/history/fills
+    "TradingFeesSystem": (),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,4 +384,132 @@ async def funding_history(
     )
 
 
-HANDLERS: Final = [positions, mark_prices, open_interest, funding_rates, funding_history]
+def history_position_id(account_id: int, market_id: int, opened_seq: int, opened_index: int) -> str:
+    """The id of one run of a position (module docstring)."""
+    return f"{account_id}-{market_id}-{opened_seq}-{opened_index}"
+
+
+def _history_row(market: MarketFormat, one: PerpPosition, figures: tuple[int, int, int]) -> dict[str, Any]:
+    """A PositionHistoryRow (module docstring); `figures` are the market's mark, imf base and factor."""
+    mark, imf_base_e9, imf_factor_e9 = figures
+    size = one.size_steps
+    notional_atomic = abs(size) * mark * market.lot_atomic
+    is_open = one.closed_seq == NO_POSITION
+    return {
+        "id": history_position_id(one.account_id, one.market_id, one.opened_seq, one.opened_index),
+        "symbol": market.symbol,
+        "netQuantity": market.quantity(size),
+        "netExposureQuantity": market.quantity(abs(size)),
+        "netExposureNotional": market.quote(notional_atomic),
+        "netCost": market.quote(one.cost_atomic),
+        "markPrice": market.price(mark),
+        "entryPrice": _price_of(market, one.opened_notional_atomic, one.opened_steps),
+        "cumulativePnlRealized": market.quote(one.realized_pnl_atomic),
+        "unrealizedPnl": market.quote(size * mark * market.lot_atomic - one.cost_atomic),
+        "fundingQuantity": market.quote(one.funding_atomic),
+        "interest": "0",
+        "liquidated": market.quantity(one.liquidated_steps),
+        "imf": format_decimal(
+            margin_fraction_e9(imf_base_e9, imf_factor_e9, notional_atomic, market.quote_decimals), 9
+        ),
+        "fees": market.quote(one.fees_atomic),
+        "state": "Open" if is_open else "Closed",
+        "closedVolume": market.quantity(one.closed_steps),
+        "liquidationFees": "0",
+        "closingPrice": _price_of(market, one.closed_notional_atomic, one.closed_steps) if one.closed_steps else None,
+        "accountLeverage": None,
+        "openedAt": fmt.iso(one.opened_ns),
+        "closedAt": None if is_open else fmt.iso(one.closed_ns),
+    }
+
+
+@get(
+    "/wapi/v1/history/position",
+    opt={"instruction": "positionHistoryQueryAll"},
+    tags=["perpetuals"],
+    summary="The account's perpetual positions, open and closed, one row per run from flat to flat, newest first",
+)
+async def position_history(
+    request: Request[Any, Any, Any],
+    symbol: str | None = None,
+    marketType: str | None = None,
+    limit: str | None = None,
+    offset: str | None = None,
+    sortDirection: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    state = query(request, "state")  # (`state` is a name Litestar keeps for itself)
+    count, skip, ascending = page(limit, offset, sortDirection)
+    if state is not None and state not in POSITION_STATES:
+        raise bad_request("state must be Open or Closed")
+    if marketType is not None and marketType not in BACKPACK_MARKET_TYPES:
+        raise bad_request(f"marketType must be one of {', '.join(BACKPACK_MARKET_TYPES)}")
+    market_id = gateway.market(symbol).market_id if symbol is not None else None
+    if marketType not in (None, "PERP"):
+        return json_response([])
+    is_open = POSITION_STATES[state] if state is not None else None
+    markets = gateway.markets()
+    figures = gateway.read(
+        lambda state: [(market.mark_ticks, market.imf_base_e9, market.imf_factor_e9) for market in state.markets]
+    )
+    await gateway.history_caught_up()
+    found = gateway.history.perp_positions(account_id, market_id, is_open, count, skip, ascending)
+    return json_response([_history_row(markets[one.market_id], one, figures[one.market_id]) for one in found])
+
+
+@get(
+    "/wapi/v1/history/settlement",
+    opt={"instruction": "settlementHistoryQueryAll"},
+    tags=["perpetuals"],
+    summary="The account's settlements: realized PnL and liquidation deficits covered, newest first",
+)
+async def settlement_history(
+    request: Request[Any, Any, Any],
+    source: str | None = None,
+    limit: str | None = None,
+    offset: str | None = None,
+    sortDirection: str | None = None,
+) -> Response[bytes]:
+    gateway = gateway_of(request)
+    account_id = account_of(request)
+    count, skip, ascending = page(limit, offset, sortDirection)
+    sources = None
+    if source is not None:
+        sources = SETTLEMENT_FILTERS.get(source)
+        if sources is None:
+            raise bad_request(f"source must be one of {', '.join(SETTLEMENT_FILTERS)}")
+        if not sources:
+            return json_response([])  # shown by another endpoint, or not a Keel settlement
+    assets = gateway.assets()
+    await gateway.history_caught_up()
+    found = gateway.history.settlements(account_id, sources, count, skip, ascending)
+    return json_response(
+        [
+            {
+                "quantity": fmt.amount(one.amount_atomic, assets[one.asset_id].decimals),
+                "source": SETTLEMENT_SOURCES_OUT[one.source],
+                "timestamp": fmt.iso(one.timestamp_ns),
+                "userId": account_id,
+                "subaccountId": None,
+                "positionId": (
+                    history_position_id(account_id, one.market_id, one.position_seq, one.position_index)
+                    if one.position_seq != NO_POSITION
+                    else None
+                ),
+                "engineSequence": one.seq,
+            }
+            for one in found
+        ]
+    )
+
+
+HANDLERS: Final = [
+    positions,
+    mark_prices,
+    open_interest,
+    funding_rates,
+    funding_history,
+    position_history,
+    settlement_history,
+]

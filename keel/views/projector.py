@@ -35,7 +35,12 @@ Projection rules (docs/views.md has the full table):
   Borrow first redeems a lend), which moves `borrow_lend_positions`; InterestAccrued: an
   `interest_rounds` row and an `interest_payments` row per share, which grows the position.
 - FundingSettled: a `funding_rounds` row. PositionChanged, LiquidationStarted,
-  MarketStateChanged, Adjusted, WithdrawalsFrozen: one row each. MaintenanceScheduled,
+  MarketStateChanged, Adjusted, WithdrawalsFrozen: one row each.
+- PositionChanged also moves the account's `perp_positions` run (opened from flat, closed
+  at flat, a flip closes one and opens the next), with the fee of the TradeExecuted before
+  it; a non-zero realized PnL is a `settlements` row. A funding entry adds each user line
+  to the account's open run; an insurance entry, or an adl entry without a clearing line
+  (a liquidation's deficit taken from other accounts), is a `settlements` row per user line. MaintenanceScheduled,
   MaintenanceCancelled, MaintenanceStepApplied, MaintenanceStepBlocked: a
   `maintenance_events` row; a schedule's steps are also `maintenance_steps` rows.
 - At the end of a command, an order it accepted that cannot rest (IOC, FOK, market) and
