@@ -91,8 +91,10 @@ class Limits:
     ip: Limit = IP_LIMIT_DEFAULT
 
 
-def _resolve(future: asyncio.Future[Outcome | SequencerStopped], result: Outcome | SequencerStopped) -> None:
-    if not future.done():
+def _resolve(
+    future: asyncio.Future[Outcome | SequencerStopped | None], result: Outcome | SequencerStopped | None
+) -> None:
+    if not future.done():  # the first of the outcome and the timeout (None) wins
         future.set_result(result)
 
 
@@ -177,18 +179,22 @@ class Gateway:
         Raises ApiError 504 TIMEOUT (outcome unknown: the client must query) or 500
         SERVER_ERROR when the sequencer has stopped (the node must restart)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome | SequencerStopped] = loop.create_future()
+        future: asyncio.Future[Outcome | SequencerStopped | None] = loop.create_future()
 
         def deliver(result: Outcome | SequencerStopped) -> None:
             loop.call_soon_threadsafe(_resolve, future, result)
 
         self.sequencer.submit(command, deliver)
+        # The future is awaited directly, with a timer for the timeout, rather than through
+        # wait_for(shield(...)): each of those layers costs the answer one more pass of the
+        # event loop, and under load a pass serves every other ready request first.
+        timeout = loop.call_later(SUBMIT_TIMEOUT_S, _resolve, future, None)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), SUBMIT_TIMEOUT_S)
-        except TimeoutError:
-            raise ApiError(
-                504, "TIMEOUT", f"no durable outcome within {SUBMIT_TIMEOUT_S:g} s; query before retrying"
-            ) from None
+            result = await future
+        finally:
+            timeout.cancel()
+        if result is None:
+            raise ApiError(504, "TIMEOUT", f"no durable outcome within {SUBMIT_TIMEOUT_S:g} s; query before retrying")
         if isinstance(result, SequencerStopped):
             raise ApiError(
                 500, "SERVER_ERROR", "the exchange stopped accepting commands; it must be restarted by its operator"

@@ -169,11 +169,15 @@ async def _execute(gateway: Gateway, market: MarketFormat, command: PlaceOrder) 
     summary="Place an order; answered once durable, with what it did",
 )
 async def execute_order(request: Request[Any, Any, Any]) -> Response[bytes]:
-    gateway = gateway_of(request)
-    body = convert.decode(body_of(request), convert.OrderBody, "order")
-    market = gateway.market(body.symbol)
-    command = convert.place_order(market, account_of(request), body)
-    return json_response(await _execute(gateway, market, command))
+    return json_response(await place(gateway_of(request), account_of(request), body_of(request)))
+
+
+async def place(gateway: Gateway, account_id: int, body: Any) -> dict[str, Any]:
+    """Place one order (POST /api/v1/order; also the fast lane's) and return its answer."""
+    order = convert.decode(body, convert.OrderBody, "order")
+    market = gateway.market(order.symbol)
+    command = convert.place_order(market, account_id, order)
+    return await _execute(gateway, market, command)
 
 
 @post(
@@ -316,9 +320,12 @@ async def _record_for(
     summary="Cancel one open order; answers it as cancelled",
 )
 async def cancel_order(request: Request[Any, Any, Any]) -> Response[bytes]:
-    gateway = gateway_of(request)
-    account_id = account_of(request)
-    body = convert.decode(body_of(request), convert.CancelBody, "cancel")
+    return json_response(await cancel(gateway_of(request), account_of(request), body_of(request)))
+
+
+async def cancel(gateway: Gateway, account_id: int, request_body: Any) -> dict[str, Any]:
+    """Cancel one open order (DELETE /api/v1/order; also the fast lane's) and return its answer."""
+    body = convert.decode(request_body, convert.CancelBody, "cancel")
     market = gateway.market(body.symbol)
     order_id, client_id = _ids(body.order_id, body.client_id)
     record, seq = gateway.read(
@@ -343,7 +350,7 @@ async def cancel_order(request: Request[Any, Any, Any]) -> Response[bytes]:
     assert isinstance(first, OrderCancelled)
     settled = await _record_for(gateway, {record.order_id: record}, first, outcome.seq, market)
     assert settled is not None
-    return json_response(shapes.order(settled, market))
+    return shapes.order(settled, market)
 
 
 @delete(
