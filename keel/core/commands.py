@@ -45,6 +45,8 @@ class ListAsset(_Command, frozen=True, tag=1):
     rate_slope2_e9: int = 0  # added from the optimal utilization to full
     optimal_utilization_bps: int = 8_000
     interest_spread_bps: int = 1_000  # the exchange's share of borrowers' interest
+    deposit_min_atomic: int = 0  # a deposit below it is recorded as rejected, never credited
+    withdrawal_min_atomic: int = 0  # a smaller withdrawal request is refused (the fee is extra)
 
 
 class ListMarket(_Command, frozen=True, tag=2):

@@ -74,6 +74,7 @@ class RejectCode(enum.IntEnum):
     WITHDRAWAL_LIMIT = 5005
     UNKNOWN_WITHDRAWAL = 5006
     WITHDRAWAL_STATE = 5007
+    WITHDRAWAL_TOO_SMALL = 5008
 
 
 class KeelError(Exception):

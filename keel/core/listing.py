@@ -46,6 +46,9 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
         command.withdrawal_auto_approve_atomic,
         command.two_person_min_atomic,
     )
+    minimums = (command.deposit_min_atomic, command.withdrawal_min_atomic)
+    if not all(0 <= amount <= limits.amount_atomic_max for amount in minimums):
+        raise Rejected(RejectCode.ASSET_CONFIG_INVALID, "minimum deposit and withdrawal amounts must not be negative")
     if not 1 <= command.confirmations_required <= 10_000 or not all(
         0 <= amount <= limits.amount_atomic_max for amount in amounts
     ):
@@ -77,6 +80,7 @@ def list_asset(state: ExchangeState, command: ListAsset, events: list[Event]) ->
             *rates,
             command.optimal_utilization_bps,
             command.interest_spread_bps,
+            *minimums,
         )
     )
     state.index_prices.append(0)

@@ -9,14 +9,17 @@ reaches the requirement credits the account (ledger reason `deposit`, from the e
 account) and the deposit is `Credited` for good. A report after that, a report with
 fewer confirmations than already seen (reordering), or the same report twice changes
 nothing (`DepositUpdated` is not emitted); a report that disagrees with the first one
-on account, asset or amount is refused (DEPOSIT_MISMATCH) and so logged. An operator can
-reject a deposit that is not yet credited. So each output is credited at most once,
-however often and in whatever order it is reported.
+on account, asset or amount is refused (DEPOSIT_MISMATCH) and so logged. A first report
+of less than the asset's minimum deposit records the deposit as `Rejected` at once: it is
+visible in the account's deposit history and never credited, whatever is reported later.
+An operator can reject a deposit that is not yet credited. So each output is credited at
+most once, however often and in whatever order it is reported.
 
 Withdrawals. `RequestWithdrawal` checks the address for the asset's chain, the amount
-(positive; the fee is charged on top), the available balance, the account's daily limit
-(requests since 00:00 UTC that were not rejected, cancelled or failed) and, for an account with
-positions, that its equity after the withdrawal still covers its initial margin; then
+(positive, at least the asset's minimum withdrawal; the fee is charged on top), the
+available balance, the account's daily limit (requests since 00:00 UTC that were not
+rejected, cancelled or failed) and, for an account with positions, that its equity
+after the withdrawal still covers its initial margin; then
 it locks amount + fee. It is `Approved` at once when it is under the asset's
 auto-approval amount, else it waits for an operator (two distinct operators at or above
 the asset's two-person amount). `Sent` records the chain transaction id; `Completed`
@@ -214,12 +217,15 @@ def report_deposit(state: ExchangeState, command: ReportDeposit, events: list[Ev
         now,
         now,
     )
-    if command.confirmations >= required:
+    too_small = command.amount_atomic < state.assets[command.asset_id].deposit_min_atomic
+    if too_small:  # recorded, visible and final: later reports of it change nothing
+        deposit.status = int(DepositStatus.REJECTED)
+    elif command.confirmations >= required:
         _check_fits(state, deposit)
     state.deposit_keys[key] = deposit.deposit_id
     state.deposits[deposit.deposit_id] = deposit
     state.dirty_transfers.append(deposit)
-    if command.confirmations >= required:
+    if command.confirmations >= required and not too_small:
         _credit(state, deposit, command.seq, events)
     events.append(_deposit_event(deposit))
 
@@ -289,8 +295,8 @@ def _day_total(state: ExchangeState, account_id: int, asset_id: int, now: int) -
 
 def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events: list[Event]) -> None:
     """A user asks to withdraw (module docstring). Raises Rejected(UNKNOWN_ACCOUNT, UNKNOWN_ASSET,
-    AMOUNT_NOT_POSITIVE, ADDRESS_INVALID, WITHDRAWALS_FROZEN, WITHDRAWAL_LIMIT, INSUFFICIENT_AVAILABLE,
-    INSUFFICIENT_MARGIN)."""
+    AMOUNT_NOT_POSITIVE, ADDRESS_INVALID, WITHDRAWALS_FROZEN, WITHDRAWAL_TOO_SMALL, WITHDRAWAL_LIMIT,
+    INSUFFICIENT_AVAILABLE, INSUFFICIENT_MARGIN)."""
     account = user_account_for(state, command.account_id)
     _asset(state, command.asset_id)
     asset = state.assets[command.asset_id]
@@ -305,6 +311,11 @@ def request_withdrawal(state: ExchangeState, command: RequestWithdrawal, events:
     fee = asset.withdrawal_fee_atomic
     if amount <= 0:
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a withdrawal must be a positive amount")
+    if amount < asset.withdrawal_min_atomic:
+        raise Rejected(
+            RejectCode.WITHDRAWAL_TOO_SMALL,
+            f"the minimum withdrawal is {amount_text(state, command.asset_id, asset.withdrawal_min_atomic)}",
+        )
     if not -1 <= command.client_id <= limits.client_id_max:
         raise Rejected(RejectCode.CLIENT_ID_INVALID, f"client id {command.client_id} is not a uint32")
     if amount > limits.amount_atomic_max:

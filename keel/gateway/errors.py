@@ -105,6 +105,7 @@ REJECTIONS: Final[dict[RejectCode, tuple[int, str]]] = {
     RejectCode.WITHDRAWAL_LIMIT: (400, "PRECONDITION_FAILED"),  # OperationFailed: the daily limit
     RejectCode.UNKNOWN_WITHDRAWAL: (404, "RESOURCE_NOT_FOUND"),  # ExchangeNotAvailable
     RejectCode.WITHDRAWAL_STATE: (400, "PRECONDITION_FAILED"),  # OperationFailed: e.g. already final
+    RejectCode.WITHDRAWAL_TOO_SMALL: (400, "INVALID_CLIENT_REQUEST"),  # BadRequest: below the asset's minimum
 }
 
 # A decimal that is malformed or too precise is reported against the field it was in, so

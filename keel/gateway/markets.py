@@ -76,7 +76,7 @@ async def server_time(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=str(gateway_of(request).now_ms()).encode(), media_type=TEXT)
 
 
-def _tokens(state: ExchangeState) -> list[tuple[str, int, int, int, bool]]:
+def _tokens(state: ExchangeState) -> list[tuple[str, int, int, int, bool, int, int]]:
     return [
         (
             asset.chain,
@@ -84,6 +84,8 @@ def _tokens(state: ExchangeState) -> list[tuple[str, int, int, int, bool]]:
             asset.withdrawal_fee_atomic,
             asset.withdrawal_daily_limit_atomic,
             state.withdrawals_frozen,
+            asset.deposit_min_atomic,
+            asset.withdrawal_min_atomic,
         )
         for asset in state.assets
     ]
@@ -93,22 +95,21 @@ def _tokens(state: ExchangeState) -> list[tuple[str, int, int, int, bool]]:
 async def assets(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Spec 5.2. An asset with a chain has one token: deposits always enabled (a deposit is
     credited whatever happens), withdrawals disabled while frozen; the fee is the asset's
-    withdrawal fee; the maximum is its daily limit per account (null: none); the minimum of
-    either is one atomic unit, as the engine has no other (inferred)."""
+    withdrawal fee; the maximum is its daily limit per account (null: none); the minimums
+    are the asset's minimum deposit and withdrawal (one atomic unit where none is set)."""
     gateway = gateway_of(request)
     tokens = gateway.read(_tokens)
     body = []
     for asset in gateway.assets():
-        chain, decimals, fee, daily_limit, frozen = tokens[asset.asset_id]
-        smallest = fmt.amount(1, decimals)
+        chain, decimals, fee, daily_limit, frozen, deposit_min, withdrawal_min = tokens[asset.asset_id]
         token = {
             "blockchain": chain,
             "displayName": asset.symbol,
             "contractAddress": None,
             "depositEnabled": True,
             "withdrawEnabled": not frozen,
-            "minimumDeposit": smallest,
-            "minimumWithdrawal": smallest,
+            "minimumDeposit": fmt.amount(max(deposit_min, 1), decimals),
+            "minimumWithdrawal": fmt.amount(max(withdrawal_min, 1), decimals),
             "maximumWithdrawal": fmt.amount(daily_limit, decimals) if daily_limit else None,
             "withdrawalFee": fmt.amount(fee, decimals),
             "nativeDecimals": decimals,

@@ -40,6 +40,8 @@
     withdrawal_daily_limit = "1000000"   # per account and UTC day
     withdrawal_auto_approve = "10000"    # at or below: approved without an operator
     two_person_min = "100000"     # at or above: two operators must approve
+    minimum_deposit = "1"         # a smaller deposit is recorded as rejected, never credited
+    minimum_withdrawal = "2"      # a smaller withdrawal request is refused
     borrow_imf = "0.1"            # initial margin on a borrow's value ("0": cannot be borrowed)
     borrow_mmf = "0.05"           # maintenance margin on a borrow's value
     rate_base = "0.05"            # yearly borrow rate at zero utilization
@@ -102,6 +104,8 @@ class AssetConfig:
     rate_slope2: str = "0"  # added from the optimal utilization to full
     optimal_utilization: str = "0.8"  # strictly between 0 and 1
     interest_spread: str = "0.1"  # the exchange's share of borrowers' interest
+    minimum_deposit: str = "0"  # a smaller deposit is recorded as rejected, never credited
+    minimum_withdrawal: str = "0"  # a smaller withdrawal request is refused (the fee is extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +165,28 @@ _RATES = {
     "optimal_utilization": "0.8",
     "interest_spread": "0.1",
 }
-# Chains by Backpack's names (spec 1.4); fees near Backpack's; limits an operator would tune.
+
+
+def _mins(deposit: str, withdrawal: str) -> dict[str, str]:
+    return {"minimum_deposit": deposit, "minimum_withdrawal": withdrawal}
+
+
+# Chains by Backpack's names (spec 1.4); fees near Backpack's; limits an operator would tune;
+# minimum withdrawals twice the fee, minimum deposits the fee.
 # Borrowing USDC needs 10% initial and 5% maintenance margin on its value, the others 20% and 10%.
 DEFAULT_ASSETS = (
-    AssetConfig("USDC", 6, "1", "Solana", 32, "1", "1000000", "10000", "100000", "0.1", "0.05", **_RATES),
-    AssetConfig("SOL", 9, "0.9", "Solana", 32, "0.01", "10000", "50", "1000", "0.2", "0.1", **_RATES),
-    AssetConfig("BTC", 8, "0.9", "Bitcoin", 3, "0.0001", "20", "0.1", "2", "0.2", "0.1", **_RATES),
-    AssetConfig("ETH", 8, "0.9", "Ethereum", 12, "0.002", "300", "3", "30", "0.2", "0.1", **_RATES),
+    AssetConfig(
+        "USDC", 6, "1", "Solana", 32, "1", "1000000", "10000", "100000", "0.1", "0.05", **_RATES, **_mins("1", "2")
+    ),
+    AssetConfig(
+        "SOL", 9, "0.9", "Solana", 32, "0.01", "10000", "50", "1000", "0.2", "0.1", **_RATES, **_mins("0.01", "0.02")
+    ),
+    AssetConfig(
+        "BTC", 8, "0.9", "Bitcoin", 3, "0.0001", "20", "0.1", "2", "0.2", "0.1", **_RATES, **_mins("0.0001", "0.0002")
+    ),
+    AssetConfig(
+        "ETH", 8, "0.9", "Ethereum", 12, "0.002", "300", "3", "30", "0.2", "0.1", **_RATES, **_mins("0.001", "0.004")
+    ),
 )
 DEFAULT_MARKETS = (
     MarketConfig("SOL_USDC", "SOL", "USDC", "0.01", "0.01", "0.01", "1", 2, 5),

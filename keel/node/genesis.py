@@ -24,7 +24,14 @@ def genesis_commands(config: Config) -> list[Command]:
             weight_bps = parse_decimal(asset.collateral_weight, 4, field=f"{asset.symbol} collateral_weight")
             amounts = {
                 name: parse_decimal(getattr(asset, name), asset.decimals, field=f"{asset.symbol} {name}")
-                for name in ("withdrawal_fee", "withdrawal_daily_limit", "withdrawal_auto_approve", "two_person_min")
+                for name in (
+                    "withdrawal_fee",
+                    "withdrawal_daily_limit",
+                    "withdrawal_auto_approve",
+                    "two_person_min",
+                    "minimum_deposit",
+                    "minimum_withdrawal",
+                )
             }
             # Fractions in bps (as collateral_weight), yearly rates in 1e-9 (lending.py).
             lending_bps = {
@@ -53,6 +60,8 @@ def genesis_commands(config: Config) -> list[Command]:
                 withdrawal_daily_limit_atomic=amounts["withdrawal_daily_limit"],
                 withdrawal_auto_approve_atomic=amounts["withdrawal_auto_approve"],
                 two_person_min_atomic=amounts["two_person_min"],
+                deposit_min_atomic=amounts["minimum_deposit"],
+                withdrawal_min_atomic=amounts["minimum_withdrawal"],
                 borrow_imf_bps=lending_bps["borrow_imf"],
                 borrow_mmf_bps=lending_bps["borrow_mmf"],
                 rate_base_e9=rates_e9["rate_base"],

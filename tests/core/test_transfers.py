@@ -381,3 +381,49 @@ def test_auto_approval_never_bypasses_the_two_person_rule() -> None:
     assert event.status == WithdrawalStatus.REQUESTED
     (event,) = request(h, account, 100 * USDC)
     assert event.status == WithdrawalStatus.APPROVED
+
+
+def test_minimum_deposit_and_withdrawal() -> None:
+    """Below the asset's minimum: a deposit is recorded as rejected (visible, never credited,
+    whatever is reported later); a withdrawal request is refused. At the minimum both pass."""
+    h = Harness()
+    h.ok(
+        ListAsset,
+        symbol="USDC",
+        decimals=6,
+        chain="Solana",
+        confirmations_required=2,
+        withdrawal_fee_atomic=USDC,
+        deposit_min_atomic=5 * USDC,
+        withdrawal_min_atomic=2 * USDC,
+    )
+    account = h.new_account()
+    small = deposit(h, account, 0, tx="dust", amount=5 * USDC - 1)
+    assert [e.status for e in small] == [DepositStatus.REJECTED]
+    assert deposit(h, account, 2, tx="dust", amount=5 * USDC - 1) == []  # confirmed later: still nothing
+    assert h.balance(account, "USDC") == 0
+    assert h.state.deposits[1].status == DepositStatus.REJECTED
+    deposit(h, account, 2, tx="enough", amount=5 * USDC)
+    assert h.balance(account, "USDC") == 5 * USDC
+    h.reject(
+        RequestWithdrawal,
+        RejectCode.WITHDRAWAL_TOO_SMALL,
+        "the minimum withdrawal is 2 USDC",
+        account_id=account,
+        asset_id=0,
+        amount_atomic=2 * USDC - 1,
+        address=ADDRESS,
+    )
+    events = h.ok(RequestWithdrawal, account_id=account, asset_id=0, amount_atomic=2 * USDC, address=ADDRESS)
+    assert [e.amount_atomic for e in events if isinstance(e, WithdrawalUpdated)] == [2 * USDC]
+    h.reject(
+        ListAsset,
+        RejectCode.ASSET_CONFIG_INVALID,
+        "must not be negative",
+        symbol="SOL",
+        decimals=9,
+        withdrawal_min_atomic=-1,
+    )
+    assert h.audit() == []
+    restored = decode_state(encode_state(h.state))
+    assert (restored.assets[0].deposit_min_atomic, restored.assets[0].withdrawal_min_atomic) == (5 * USDC, 2 * USDC)

@@ -162,6 +162,7 @@ def test_deposits_and_withdrawals_through_ccxt_and_the_cli(api: Api, served: Ser
     solana = usdc["networks"]["SOL"]
     assert (solana["id"], solana["deposit"], solana["withdraw"], solana["fee"]) == ("Solana", True, True, 1.0)
     assert solana["limits"]["withdraw"]["max"] == 1_000_000
+    assert (solana["limits"]["withdraw"]["min"], solana["limits"]["deposit"]["min"]) == (2, 1)  # the minimums
     assert set(alice.currencies["BTC"]["networks"]) == {"BTC"}
     assert set(alice.currencies["ETH"]["networks"]) == {"ERC20"}
 
@@ -230,6 +231,13 @@ def test_deposits_and_withdrawals_through_ccxt_and_the_cli(api: Api, served: Ser
         alice.withdraw("USDC", 1, "0xnot-solana", {"network": "SOL"})
     with pytest.raises(ccxt.InsufficientFunds):
         alice.withdraw("USDC", 104, ADDRESS, {"network": "SOL"})  # 104 + the fee of 1
+    with pytest.raises(ccxt.BadRequest, match="the minimum withdrawal is 2 USDC"):
+        alice.withdraw("USDC", 1.5, ADDRESS, {"network": "SOL"})
+    dust = cli_json(
+        data_dir, "deposit", "--account", str(key.account_id), "--asset", "USDC", "--amount", "0.5", "--tx", "tx-dust"
+    )
+    assert dust["status"] == "rejected"  # below the minimum deposit of 1 USDC: recorded, never credited
+    assert alice.fetch_deposits()[-1]["status"] == "declined"
     frozen = cli(data_dir, "withdrawals", "freeze", "--reason", "audit")
     assert frozen.returncode == 0 and "withdrawals frozen (audit)" in frozen.stdout
     assert alice.fetch_currencies()["USDC"]["networks"]["SOL"]["withdraw"] is False
