@@ -61,7 +61,7 @@ from keel.core.events import (
     TradeExecuted,
 )
 from keel.core.lending import accrue_interest, borrow_lend
-from keel.core.liquidation import liquidate_where_needed, perp_accounts
+from keel.core.liquidation import borrowing_accounts, liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
 from keel.core.perps import on_tick, set_index_prices
@@ -148,8 +148,10 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
     until none is left: a liquidation can move other accounts too."""
     candidates = _touched(state, events, 0)
     if type(command) is SetIndexPrices:
-        # An index moves collateral values too, not only marks: every account with a position.
+        # An index moves collateral values too, not only marks: every account with a
+        # position, and every account with a borrow.
         candidates += perp_accounts(state, list(range(len(state.markets))))
+        candidates += borrowing_accounts(state)
     elif type(command) in _MOVES_EVERYONE:
         # Only the markets whose mark, funding or state changed: their position holders.
         moved = [
@@ -167,7 +169,8 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
 
 
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:
-    """Accounts with positions that trades or ledger entries among events[start:] moved."""
+    """Accounts with positions or lends and borrows that trades or ledger entries among
+    events[start:] moved."""
     found: list[int] = []
     accounts = state.accounts
     for event in events[start:]:
@@ -180,7 +183,12 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
             found.append(event.account_id)
         elif isinstance(event, InterestAccrued):  # borrows grew
             found.extend(account_id for account_id, _ in event.payments)
-    return [account_id for account_id in found if account_id > 0 and accounts[account_id].positions]
+    lending = state.lending_accounts
+    return [
+        account_id
+        for account_id in found
+        if account_id > 0 and (accounts[account_id].positions or account_id in lending)
+    ]
 
 
 class Engine:

@@ -260,6 +260,7 @@ class BorrowLendChanged(_Event, frozen=True, tag=24):
     amount_atomic: int
     lent_after_atomic: int
     borrowed_after_atomic: int
+    liquidation: bool = False  # moved by a liquidation (liquidation.py), not by the account
 
 
 class InterestAccrued(_Event, frozen=True, tag=25):

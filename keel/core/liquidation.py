@@ -13,15 +13,33 @@ requirement (perps.py) is liquidated in full, in this order:
 4. What the book did not take is auto-deleveraged: transferred at the mark price to the
    opposing positions, most profitable first (unrealized PnL at the mark, descending;
    ties by ascending account id). Ledger reason `adl`.
-5. If the account's margin asset balance is then negative (a deficit), the insurance fund
-   pays as much of it as it holds (reason `insurance`); what the fund cannot pay is
-   taken first from the counterparties step 4 just paid, up to what they gained from
-   this account (largest gain first), then from the accounts with the most unrealized
-   profit over all their positions, each up to that profit (reason `adl`). What nobody
-   can pay stays on the account as a margin debit.
+5. Debts are settled from collateral (`_settle_debts`, all ledger reason `liquidation`):
+   a. the account's lends are redeemed, as far as the lending pool holds them;
+   b. each borrow, in ascending asset id, is repaid from the account's own free balance of
+      that asset;
+   c. what is still owed -- each remaining borrow in ascending asset id, then a negative
+      margin asset balance (a deficit) -- is settled with the account's other collateral,
+      taken in ascending asset id at the index price less the liquidation fee
+      (`LIQUIDATION_FEE_BPS`, 1%, the insurance fund's income for carrying the risk): the
+      insurance fund takes the collateral and, for a borrow, takes the borrow over (the
+      account's borrow falls and the fund's rises by the same amount, so the pool and the
+      total borrowed do not change; two `BorrowLendChanged` with `liquidation` set), or,
+      for a deficit, pays it in the margin asset (as far as the fund holds it: collateral
+      the fund cannot pay for stays with the account while step 6 covers the rest).
+6. If the account's margin asset balance is still negative, the insurance fund pays as
+   much of it as it holds (reason `insurance`); what the fund cannot pay is taken first
+   from the counterparties step 4 just paid, up to what they gained from this account
+   (largest gain first), then from the accounts with the most unrealized profit over all
+   their positions, each up to that profit (reason `adl`). What nobody can pay stays on
+   the account as a margin debit.
+7. A borrow left with no collateral to settle it is taken over by the insurance fund for
+   nothing: a liquidated account ends with no positions and no borrows.
 
-After the command, no account with a position is below its maintenance requirement:
-audit checks it.
+An account is a candidate when it has a position or a borrow. It is not liquidated while
+one of its positions is in a Closed market or has a stale index, nor while an asset it
+borrowed has no index price or a stale one (a perpetual on that asset with a stale
+index). After the command, no such account is below its maintenance requirement: audit
+checks it.
 
 Imports: accounts, commands, errors, events, markets, matching, orders, perps, state.
 """
@@ -32,13 +50,21 @@ from contextlib import suppress
 
 import msgspec
 
-from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, Account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, Account
 from keel.core.commands import PlaceOrder
 from keel.core.errors import Rejected
-from keel.core.events import EntryReason, Event, LedgerPosted, LiquidationStarted, PositionChanged
+from keel.core.events import (
+    BorrowLendChanged,
+    EntryReason,
+    Event,
+    LedgerPosted,
+    LiquidationStarted,
+    PositionChanged,
+)
 from keel.core.ledger import post_entry
 from keel.core.markets import MarketKind, MarketState
 from keel.core.matching import cancel_open_order, place_order
+from keel.core.money import BPS, div_ceil, div_floor
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
     apply_fill,
@@ -56,20 +82,40 @@ _ADL = int(EntryReason.ADL)
 _LIQUIDATION = int(EntryReason.LIQUIDATION)
 _INSURANCE = int(EntryReason.INSURANCE)
 _LIQUIDATION_END = int(EndReason.LIQUIDATION)
+_BORROW = 0  # lending.BorrowLendSide (lending imports matching; this module stays below it)
+_LEND = 1
+LIQUIDATION_FEE_BPS = 100  # collateral goes to the insurance fund at the index price less 1%
+
+
+def _asset_price_unusable(state: ExchangeState, asset_id: int, now: int) -> bool:
+    """No index price for a borrowed asset, or a stale one (a perpetual on it is stale)."""
+    if asset_id == state.margin_asset_id:
+        return False
+    if state.index_prices[asset_id] == 0:
+        return True
+    return any(
+        market.kind == MarketKind.PERP and market.base_asset_id == asset_id and index_is_stale(state, market, now)
+        for market in state.markets
+    )
 
 
 def below_maintenance(state: ExchangeState, account: Account) -> bool:
-    """Return whether an account with positions has equity below its maintenance margin
-    and may be liquidated (not while one of its positions is in a Closed market)."""
-    if not any(position.size_steps for position in account.positions.values()):
+    """Return whether an account with positions or borrows has equity below its maintenance
+    margin and may be liquidated (not while one of its positions is in a Closed market, nor
+    on a stale or missing price)."""
+    has_position = any(position.size_steps for position in account.positions.values())
+    borrows = [asset_id for asset_id, amount in enumerate(account.borrowed) if amount]
+    if not has_position and not borrows:
         return False
     markets = state.markets
     now = state.timestamp_ns_last
-    if any(
+    if has_position and any(
         markets[market_id].state == MarketState.CLOSED or index_is_stale(state, markets[market_id], now)
         for market_id in account.positions
     ):
         return False  # never liquidate on a closed book or a stale price
+    if any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
+        return False
     return equity_atomic(state, account) < maintenance_requirement_atomic(state, account)
 
 
@@ -123,7 +169,113 @@ def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Ev
         left = account.positions.get(market_id)
         if left is not None and left.size_steps:
             _deleverage(state, account, market_id, seq, events, gains)
+    if account.account_id in state.lending_accounts or account.balances[state.margin_asset_id] < 0:
+        _settle_debts(state, account, seq, events)
     _cover_deficit(state, account, seq, events, gains)
+    if any(account.borrowed):
+        _take_over_borrows(state, account, events)
+
+
+def _borrow_moved(state: ExchangeState, account: Account, asset_id: int, side: int, amount: int) -> BorrowLendChanged:
+    state.dirty_accounts.append(account)
+    return BorrowLendChanged(
+        account.account_id, asset_id, side, amount, account.lent[asset_id], account.borrowed[asset_id], True
+    )
+
+
+def _value_atomic(state: ExchangeState, asset_id: int, amount: int, round_up: bool) -> int:
+    """An amount of an asset in the margin asset at the index price."""
+    if asset_id == state.margin_asset_id:
+        return amount
+    scale = 10 ** state.assets[asset_id].decimals
+    product = amount * state.index_prices[asset_id]
+    return div_ceil(product, scale) if round_up else div_floor(product, scale)
+
+
+def _settle_debts(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:
+    """Step 5 of the module docstring: redeem lends, repay borrows, convert collateral."""
+    account_id = account.account_id
+    pool = state.accounts[LENDING_POOL_ACCOUNT_ID]
+    balances = account.balances
+    locked = account.locked
+    for asset_id, lent in enumerate(account.lent):  # a. lends back into the balance
+        redeem = min(lent, max(pool.balances[asset_id], 0))
+        if redeem:
+            account.lent[asset_id] -= redeem
+            lines = ((LENDING_POOL_ACCOUNT_ID, asset_id, -redeem), (account_id, asset_id, redeem))
+            post_entry(state, _LIQUIDATION, seq, lines, events)
+            events.append(_borrow_moved(state, account, asset_id, _BORROW, redeem))
+    for asset_id, borrowed in enumerate(account.borrowed):  # b. repay from the same asset
+        repay = min(borrowed, max(balances[asset_id] - locked[asset_id], 0))
+        if repay:
+            account.borrowed[asset_id] -= repay
+            lines = ((account_id, asset_id, -repay), (LENDING_POOL_ACCOUNT_ID, asset_id, repay))
+            post_entry(state, _LIQUIDATION, seq, lines, events)
+            events.append(_borrow_moved(state, account, asset_id, _LEND, repay))
+    margin_asset = state.margin_asset_id
+    insurance = state.accounts[INSURANCE_ACCOUNT_ID]
+    debts = [asset_id for asset_id, borrowed in enumerate(account.borrowed) if borrowed]
+    if balances[margin_asset] < 0:
+        debts.append(-1)  # the deficit, after every borrow
+    for debt in debts:  # c. the rest against other collateral, to the insurance fund
+        for asset_id in range(len(balances)):
+            owed = -balances[margin_asset] if debt < 0 else account.borrowed[debt]
+            if owed <= 0:
+                break
+            free = balances[asset_id] - locked[asset_id]
+            if asset_id == debt or free <= 0 or account.borrowed[asset_id]:
+                continue
+            if asset_id == margin_asset:
+                if debt < 0:
+                    continue
+            elif state.index_prices[asset_id] == 0:
+                continue  # no price: it cannot be valued
+            owed_value = owed if debt < 0 else _value_atomic(state, debt, owed, round_up=True)
+            wanted_value = div_ceil(owed_value * (BPS + LIQUIDATION_FEE_BPS), BPS)
+            if asset_id == margin_asset:
+                taken = min(free, wanted_value)
+            else:
+                scale = 10 ** state.assets[asset_id].decimals
+                taken = min(free, div_ceil(wanted_value * scale, state.index_prices[asset_id]))
+            value = _value_atomic(state, asset_id, taken, round_up=False)
+            credit_value = div_floor(value * BPS, BPS + LIQUIDATION_FEE_BPS)
+            if debt < 0 or debt == margin_asset:
+                settled = min(owed, credit_value)
+            else:
+                scale = 10 ** state.assets[debt].decimals
+                settled = min(owed, div_floor(credit_value * scale, state.index_prices[debt]))
+            if settled <= 0:
+                continue  # too little of this asset to settle one atomic unit
+            collateral = ((account_id, asset_id, -taken), (INSURANCE_ACCOUNT_ID, asset_id, taken))
+            if debt < 0:
+                # The fund pays only what it holds; the rest of a deficit is step 6's.
+                settled = min(settled, max(insurance.balances[margin_asset], 0))
+                if settled <= 0:
+                    break
+                paid = ((INSURANCE_ACCOUNT_ID, margin_asset, -settled), (account_id, margin_asset, settled))
+                post_entry(state, _LIQUIDATION, seq, collateral + paid, events)
+            else:
+                post_entry(state, _LIQUIDATION, seq, collateral, events)
+                _transfer_borrow(state, account, insurance, debt, settled, events)
+
+
+def _transfer_borrow(
+    state: ExchangeState, account: Account, insurance: Account, asset_id: int, amount: int, events: list[Event]
+) -> None:
+    """The insurance fund takes `amount` of the account's borrow over."""
+    account.borrowed[asset_id] -= amount
+    events.append(_borrow_moved(state, account, asset_id, _LEND, amount))
+    insurance.borrowed[asset_id] += amount
+    state.lending_accounts[INSURANCE_ACCOUNT_ID] = None
+    events.append(_borrow_moved(state, insurance, asset_id, _BORROW, amount))
+
+
+def _take_over_borrows(state: ExchangeState, account: Account, events: list[Event]) -> None:
+    """Step 7: borrows with nothing left to settle them go to the insurance fund."""
+    insurance = state.accounts[INSURANCE_ACCOUNT_ID]
+    for asset_id, borrowed in enumerate(account.borrowed):
+        if borrowed:
+            _transfer_borrow(state, account, insurance, asset_id, borrowed, events)
 
 
 def _ranked_opponents(state: ExchangeState, market_id: int, long_side: bool) -> list[Account]:
@@ -241,6 +393,14 @@ def _take(
     post_entry(state, _ADL, seq, ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)), events)
 
 
+def borrowing_accounts(state: ExchangeState) -> list[int]:
+    """Every user account with a borrow (a price move changes what it owes)."""
+    accounts = state.accounts
+    return [
+        account_id for account_id in state.lending_accounts if account_id > 0 and any(accounts[account_id].borrowed)
+    ]
+
+
 def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
     """Every account with a position record in these markets."""
     found: list[int] = []
@@ -250,4 +410,4 @@ def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
     return found
 
 
-__all__ = ["below_maintenance", "liquidate_where_needed", "perp_accounts", "position_for"]
+__all__ = ["below_maintenance", "borrowing_accounts", "liquidate_where_needed", "perp_accounts", "position_for"]

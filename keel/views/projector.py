@@ -150,6 +150,7 @@ _NO_TRIGGER_BY = -1
 _LEND = int(BorrowLendSide.LEND)
 _BORROW = int(BorrowLendSide.BORROW)
 _BORROW_LEND = int(EntryReason.BORROW_LEND)
+_LIQUIDATION_ENTRY = int(EntryReason.LIQUIDATION)
 _INTEREST = int(EntryReason.INTEREST)
 
 _UPSERT_ORDERS = schema.insert_statement(schema.ORDERS, upsert=True)
@@ -687,8 +688,8 @@ class Projector:
                 links.deposit_entry = event.entry_id
         elif reason == _WITHDRAWAL:
             links.withdrawal_entry = event.entry_id
-        elif reason == _BORROW_LEND:
-            links.borrow_lend_entry = event.entry_id
+        elif reason == _BORROW_LEND or reason == _LIQUIDATION_ENTRY:
+            links.borrow_lend_entry = event.entry_id  # a liquidation's lends and borrows follow its entries
         elif reason == _INTEREST:
             interest_round = links.interest_round
             assert interest_round is not None, "an interest entry follows its InterestAccrued event"
@@ -1151,7 +1152,9 @@ class Projector:
         one movement for each part, then the positions must be the engine's."""
         account_id, asset_id = event.account_id, event.asset_id
         entry_id, links.borrow_lend_entry = links.borrow_lend_entry, NO_ENTRY
-        assert entry_id != NO_ENTRY, "a BorrowLendChanged follows its ledger entry"
+        # A liquidation's takeover of a borrow by the insurance fund moves no balance: the
+        # fund's side has no entry of its own (liquidation.py, step 5c and 7).
+        assert entry_id != NO_ENTRY or event.liquidation, "a BorrowLendChanged follows its ledger entry"
         row = self._open_position(batch, account_id, asset_id)
         held_side = row[_POSITION_COLUMN["side"]] if row is not None else -1
         held = row[_POSITION_COLUMN["quantity_atomic"]] if row is not None else 0

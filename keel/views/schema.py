@@ -415,7 +415,7 @@ BORROW_LEND_MOVES = Table(
         "amount_atomic",
         "position_seq",  # the opened_seq of the position it moved
         "quantity_after_atomic",
-        "entry_id",  # its ledger entry (reason borrow_lend)
+        "entry_id",  # its ledger entry (reason borrow_lend, or liquidation; -1 for a takeover by the fund)
         "timestamp_ns",
     ),
     ("seq", "event_index", "part"),
