@@ -108,6 +108,15 @@ class PlaceOrder(_Command, frozen=True, tag=5):
     reduce_only: bool = False  # perpetuals: may only reduce the position, never open or flip it
     trigger_price_ticks: int = 0  # > 0: a trigger order, placed when the price is reached (triggers.py)
     trigger_by: int = 0  # triggers.TriggerBy: last, mark or index price
+    # Perpetuals: a take-profit and a stop-loss attached to the order, created as reduce-only
+    # trigger orders on the other side at its first fill (triggers.py). Trigger price 0: none;
+    # limit price 0: a market order; trigger-by as trigger_by.
+    take_profit_trigger_ticks: int = 0
+    take_profit_limit_ticks: int = 0
+    take_profit_trigger_by: int = 0
+    stop_loss_trigger_ticks: int = 0
+    stop_loss_limit_ticks: int = 0
+    stop_loss_trigger_by: int = 0
 
 
 class PlaceOrders(_Command, frozen=True, tag=6):
@@ -242,6 +251,13 @@ class Adjust(_Command, frozen=True, tag=21):
     operator: str
 
 
+class SetLeverageLimit(_Command, frozen=True, tag=23):
+    """A user sets the account's leverage limit (account_settings.py); 0 removes it."""
+
+    account_id: int
+    leverage_limit: int
+
+
 class BorrowLend(_Command, frozen=True, tag=22):
     """Borrow or lend an asset (lending.py); side is lending.BorrowLendSide."""
 
@@ -274,6 +290,7 @@ Command = (
     | FreezeWithdrawals
     | Adjust
     | BorrowLend
+    | SetLeverageLimit
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -53,6 +53,7 @@ class RejectCode(enum.IntEnum):
     MARKET_LIMIT_ONLY = 2020
     MARKET_STATE_TRANSITION = 2021
     PRICE_MOVE_TOO_LARGE = 2022
+    TRIGGER_PRICE_WRONG_SIDE = 2023  # a take-profit or stop-loss that would fire at once or never
     # 3xxx: balances and accounts
     INSUFFICIENT_AVAILABLE = 3001
     UNKNOWN_ACCOUNT = 3002

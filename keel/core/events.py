@@ -279,13 +279,27 @@ class InterestAccrued(_Event, frozen=True, tag=25):
 
 
 class TriggerAccepted(_Event, frozen=True, tag=26):
-    """A trigger order is pending (API status TriggerPending)."""
+    """A trigger order is pending (API status TriggerPending).
+
+    With `parent_order_id` 0 it is the command's own trigger order, whose terms are the
+    command's. Otherwise it is a take-profit or stop-loss that the first fill of order
+    `parent_order_id` created (triggers.py), in the command that filled it, which may be
+    another account's: its terms are here, as no command carries them. It is reduce-only,
+    GTC if a limit order, with no client id and the parent's self-trade prevention, and
+    `sibling_order_id` (0: none) is its one-cancels-the-other partner."""
 
     order_id: int
     account_id: int
     market_id: int
     trigger_price_ticks: int
     trigger_by: int
+    parent_order_id: int = 0
+    side: int = 0
+    order_type: int = 0
+    price_ticks: int = 0
+    quantity_steps: int = 0
+    self_trade_prevention: int = 0
+    sibling_order_id: int = 0
 
 
 class TriggerFired(_Event, frozen=True, tag=27):
@@ -295,6 +309,13 @@ class TriggerFired(_Event, frozen=True, tag=27):
     account_id: int
     market_id: int
     reference_ticks: int
+
+
+class LeverageLimitSet(_Event, frozen=True, tag=29):
+    """An account's leverage limit changed (0: none)."""
+
+    account_id: int
+    leverage_limit: int
 
 
 class TriggerFailed(_Event, frozen=True, tag=28):
@@ -336,6 +357,7 @@ Event = (
     | TriggerAccepted
     | TriggerFired
     | TriggerFailed
+    | LeverageLimitSet
 )
 
 _encoder = msgspec.msgpack.Encoder()

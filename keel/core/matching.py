@@ -32,7 +32,7 @@ the taker. ALLOW (never from the gateway) trades with itself.
 Every trade posts one balanced ledger entry of five lines: base from seller to buyer,
 quote from buyer to seller net of fees, and both fees to the fee account.
 
-Imports: accounts, book, errors, events, limits, markets, money, orders, state.
+Imports: accounts, book, errors, events, limits, markets, money, orders, perps, state, trigger_records.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from keel.core.events import (
 from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, div_ceil, div_floor, format_decimal
 from keel.core.orders import (
+    Attachment,
     EndReason,
     Order,
     OrderType,
@@ -79,6 +80,7 @@ from keel.core.perps import (
     position_for,
 )
 from keel.core.state import ExchangeState
+from keel.core.trigger_records import create_attached
 
 _PERP = int(MarketKind.PERP)
 _POST_ONLY_STATE = int(MarketState.POST_ONLY)
@@ -357,8 +359,15 @@ def check_order_shape(command: PlaceOrder) -> None:
     _check_shape(command)
 
 
-def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event], order_id: int = 0) -> None:
-    """Check and apply one order; append its events.
+def place_order(
+    state: ExchangeState,
+    command: PlaceOrder,
+    events: list[Event],
+    order_id: int = 0,
+    attached: Attachment | None = None,
+) -> None:
+    """Check and apply one order; append its events. `attached` is the take-profit and
+    stop-loss triggers.py checked for it: created at its first fill (trigger_records.py).
 
     Raises Rejected (and changes nothing) for: UNKNOWN_ACCOUNT, UNKNOWN_MARKET,
     MARKET_NOT_OPEN, ORDER_MALFORMED, PRICE_NOT_POSITIVE, QUANTITY_NOT_POSITIVE,
@@ -557,6 +566,7 @@ def place_order(state: ExchangeState, command: PlaceOrder, events: list[Event], 
         command.timestamp_ns,
         quote_budget,
         reduce_only,
+        attached,
     )
     locked[hold_asset] += hold
     events.append(
@@ -664,6 +674,7 @@ def _match(
     last_price = 0
     end_reason = -1
     perp = market.kind == _PERP
+    taker_attached = taker.attached is not None
     while open_steps:
         while heap:
             key = heap[0]
@@ -802,6 +813,13 @@ def _match(
                     entry_id,
                     events,
                 )
+                # A first fill creates the take-profit and stop-loss an order carries:
+                # the taker's, then the maker's (triggers.py).
+                if taker_attached:
+                    taker_attached = False
+                    create_attached(state, taker, events)
+                if maker.attached is not None:
+                    create_attached(state, maker, events)
             else:
                 append(
                     LedgerPosted(

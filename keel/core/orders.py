@@ -10,6 +10,10 @@ holds quote (its worst-case cost, taker fee included); a sell order holds base. 
 is what the order currently locks; the sum over an account's open orders equals the
 account's locked amount of that asset (DESIGN.md invariant).
 
+`attached` is the take-profit and stop-loss a perpetual order carries (triggers.py): set
+while the order has never filled, None once its first fill created them (or when it
+carries none), so `attached is not None` implies `filled_steps == 0`.
+
 Imports: msgspec.
 """
 
@@ -74,6 +78,21 @@ class EndReason(enum.IntEnum):
     REDUCE_ONLY = 7  # a resting reduce-only order met a position with nothing left to reduce
     LIQUIDATION = 8  # its account was liquidated
     ORDER_BOOK_CLOSED = 9  # a maintenance step that cancels orders closed its book
+    ONE_CANCELS_OTHER = 10  # a pending take-profit or stop-loss whose sibling fired (triggers.py)
+
+
+class Attachment(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The take-profit and stop-loss an order carries until its first fill (triggers.py).
+
+    A trigger price of 0 means none; a limit price of 0 a market order; trigger-by is
+    triggers.TriggerBy. At least one trigger price is set."""
+
+    take_profit_trigger_ticks: int
+    take_profit_limit_ticks: int
+    take_profit_trigger_by: int
+    stop_loss_trigger_ticks: int
+    stop_loss_limit_ticks: int
+    stop_loss_trigger_by: int
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):
@@ -99,3 +118,4 @@ class Order(msgspec.Struct, array_like=True, gc=False):
     created_ns: int
     quote_budget_atomic: int = 0  # market order by quote quantity: what it may spend or raise
     reduce_only: bool = False  # perpetuals: fills never open or grow the position
+    attached: Attachment | None = None  # take-profit/stop-loss still to create at the first fill

@@ -81,6 +81,7 @@ REJECTIONS: Final[dict[RejectCode, tuple[int, str]]] = {
     RejectCode.MARKET_LIMIT_ONLY: (400, "INVALID_ORDER"),  # InvalidOrder
     RejectCode.MARKET_STATE_TRANSITION: (400, "INVALID_CLIENT_REQUEST"),  # operator commands
     RejectCode.PRICE_MOVE_TOO_LARGE: (400, "INVALID_PRICE"),  # an operator's index price update
+    RejectCode.TRIGGER_PRICE_WRONG_SIDE: (400, "INVALID_PRICE"),  # an attached take-profit or stop-loss
     RejectCode.NO_MARK_PRICE: (400, "INVALID_ORDER"),  # a perpetual before its first index price
     RejectCode.REDUCE_ONLY_WOULD_INCREASE: (400, "INVALID_ORDER"),  # InvalidOrder (spec 8.2)
     RejectCode.OPEN_INTEREST_LIMIT: (400, "POSITION_LIMIT"),  # OperationRejected
