@@ -268,6 +268,7 @@ def account_report(state: ExchangeState, account: Account) -> dict[str, Any]:
         "initial_fraction": _fraction_text(initial, notional_atomic) if notional_atomic else None,
         "maintenance_fraction": _fraction_text(maintenance, notional_atomic) if notional_atomic else None,
         "below_maintenance": notional_atomic > 0 and equity < maintenance,
+        "leverage_limit": account.leverage_limit or None,  # set by the user (PATCH /api/v1/account)
     }
     return report
 
@@ -323,6 +324,7 @@ def _print_account(report: dict[str, Any]) -> None:
     summary.add_row("initial requirement", margin["initial"])
     summary.add_row("maintenance requirement", margin["maintenance"])
     summary.add_row("headroom (equity - initial)", margin["headroom"])
+    summary.add_row("leverage limit", f"{margin['leverage_limit']}x" if margin["leverage_limit"] else "none")
     summary.add_row("position notional at the mark", margin["position_notional"])
     if margin["margin_fraction"] is not None:
         summary.add_row(

@@ -49,6 +49,7 @@ class Account:
         "client_orders",
         "digest",
         "lent",
+        "leverage_limit",
         "locked",
         "orders_open",
         "positions",
@@ -64,6 +65,9 @@ class Account:
         self.orders_open: dict[int, Order] = {}
         self.client_orders: dict[int, Order] = {}
         self.positions: dict[int, Position] = {}  # market id -> position (perpetuals)
+        # The user's leverage limit (account_settings.py): initial margin is at least 1/limit
+        # of each position's and borrow's value; 0: none beyond the markets' own fractions.
+        self.leverage_limit = 0
         # This account's contribution to the accounts section hash as last computed
         # (canonical.StateHasher); 0 until first hashed. Not part of the state itself.
         self.digest = 0

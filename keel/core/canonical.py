@@ -259,7 +259,17 @@ def account_encoding(account: Account) -> bytes:
 
 
 def account_fields(account: Account) -> tuple[object, ...]:
-    """Balances and locks; with positions, lends or borrows, those too (in a fixed shape)."""
+    """Balances and locks; with positions, lends or borrows, those too (in a fixed shape);
+    with a leverage limit, that too."""
+    if account.leverage_limit:
+        return (
+            account.balances,
+            account.locked,
+            _sorted_positions(account),
+            account.lent,
+            account.borrowed,
+            account.leverage_limit,
+        )
     if account.positions or any(account.lent) or any(account.borrowed):
         return (account.balances, account.locked, _sorted_positions(account), account.lent, account.borrowed)
     return (account.balances, account.locked)

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from keel.core import limits
+from keel.core.account_settings import set_leverage_limit
 from keel.core.canonical import SECTIONS, StateHasher, combine
 from keel.core.commands import (
     Adjust,
@@ -43,6 +44,7 @@ from keel.core.commands import (
     RequestWithdrawal,
     ScheduleMaintenance,
     SetIndexPrices,
+    SetLeverageLimit,
     SetMarketState,
     Tick,
     UpdateWithdrawal,
@@ -133,6 +135,7 @@ _HANDLERS: dict[type, Callable[[ExchangeState, Any, list[Event]], None]] = {
     Adjust: adjust,
     BorrowLend: borrow_lend,
     SetIndexPrices: set_index_prices,
+    SetLeverageLimit: set_leverage_limit,
 }
 
 

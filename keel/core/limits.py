@@ -23,6 +23,7 @@ maintenances_active_max = 8
 deposits_max = 100_000_000
 triggers_per_account_max = 100
 withdrawals_max = 100_000_000
+leverage_limit_max = 100  # the highest account leverage limit a user may set
 
 assert fills_per_command_max >= batch_orders_max
 assert price_ticks_max * quantity_steps_max <= 2**80  # notional before scaling stays small

@@ -180,6 +180,7 @@ def initial_requirement_atomic(
     """Return the initial margin the account's positions and orders need (plus an extra order)."""
     markets = state.markets
     decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
+    leverage = account.leverage_limit
     total = 0
     seen = False
     for position_market_id, position in account.positions.items():
@@ -190,17 +191,20 @@ def initial_requirement_atomic(
         else:
             worst = _worst_steps(position, 0, 0)
         notional = worst * market.mark_ticks * market.lot_atomic
-        total += requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+        required = requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+        total += max(required, div_ceil(notional, leverage)) if leverage else required
     if market_id >= 0 and not seen:
         market = markets[market_id]
         notional = max(extra_buy, extra_sell) * market.mark_ticks * market.lot_atomic
-        total += requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+        required = requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+        total += max(required, div_ceil(notional, leverage)) if leverage else required
     return total + _borrow_requirement(state, account, initial=True)
 
 
 def _borrow_requirement(state: ExchangeState, account: Account, *, initial: bool) -> int:
     """Margin on borrows: their value x the asset's borrow IMF (or MMF), rounded up."""
     total = 0
+    leverage = account.leverage_limit if initial else 0
     for asset_id, borrowed in enumerate(account.borrowed):
         if borrowed:
             asset = state.assets[asset_id]
@@ -208,7 +212,8 @@ def _borrow_requirement(state: ExchangeState, account: Account, *, initial: bool
                 value = borrowed
             else:
                 value = div_ceil(borrowed * state.index_prices[asset_id], 10**asset.decimals)
-            total += div_ceil(value * (asset.borrow_imf_bps if initial else asset.borrow_mmf_bps), BPS)
+            required = div_ceil(value * (asset.borrow_imf_bps if initial else asset.borrow_mmf_bps), BPS)
+            total += max(required, div_ceil(value, leverage)) if leverage else required
     return total
 
 

@@ -52,6 +52,7 @@ class _Image(msgspec.Struct, array_like=True):
     withdrawals_frozen: tuple[bool, str]
     lending: tuple[list[int], int]  # (accounts that ever lent or borrowed, next interest time)
     triggers: list[Trigger]
+    leverage_limits: list[tuple[int, int]] = msgspec.field(default_factory=list)  # (account id, limit) where set
 
 
 _decoder = msgspec.msgpack.Decoder(_Image)
@@ -102,6 +103,11 @@ def encode_state(state: ExchangeState) -> bytes:
         withdrawals_frozen=(state.withdrawals_frozen, state.withdrawals_frozen_reason),
         lending=(list(state.lending_accounts), state.interest_next_ns),
         triggers=[state.triggers[order_id] for order_id in sorted(state.triggers)],
+        leverage_limits=[
+            (account_id, state.accounts[account_id].leverage_limit)
+            for account_id in sorted(state.accounts)
+            if state.accounts[account_id].leverage_limit
+        ],
     )
     return _encoder.encode(image)
 
@@ -147,6 +153,10 @@ def decode_state(data: bytes) -> ExchangeState:
             account.positions[position.market_id] = position
             state.positions_by_market[position.market_id][account_id] = position
         state.accounts[account_id] = account
+    for account_id, limit in image.leverage_limits:
+        if account_id not in state.accounts:
+            raise ValueError(f"a leverage limit is filed for account {account_id}, which does not exist")
+        state.accounts[account_id].leverage_limit = limit
     state.orders = {}
     for order in image.orders:
         state.orders[order.order_id] = order

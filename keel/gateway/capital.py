@@ -26,10 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from litestar import Request, Response, get
+import msgspec
+from litestar import Request, Response, get, patch
 
 from keel.core import limits
-from keel.core.money import BPS, div_floor
+from keel.core.commands import SetLeverageLimit
+from keel.core.events import CommandRejected
+from keel.core.money import BPS, E9, div_floor
 from keel.core.perps import (
     collateral_atomic,
     equity_atomic,
@@ -38,8 +41,10 @@ from keel.core.perps import (
     unrealized_pnl_atomic,
 )
 from keel.core.state import ExchangeState
+from keel.gateway import convert
 from keel.gateway import format as fmt
-from keel.gateway.web import account_of, gateway_of, json_response
+from keel.gateway.errors import bad_request, rejection
+from keel.gateway.web import JSON, account_of, body_of, gateway_of, json_response
 
 
 def _balances(state: ExchangeState, account_id: int) -> list[tuple[int, int, int]]:
@@ -194,16 +199,28 @@ async def capital_collateral(request: Request[Any, Any, Any]) -> Response[bytes]
     )
 
 
-def _fees(state: ExchangeState) -> tuple[int, int]:
+def _settings(state: ExchangeState, account_id: int) -> tuple[int, int, int]:
+    """(maker fee bps, taker fee bps, leverage limit): the account's own limit, or with none
+    the most the perpetuals' initial margin allows (1 / the smallest base fraction)."""
     markets = state.markets
     if not markets:
-        return 0, 0
-    return max(market.fee_maker_bps for market in markets), max(market.fee_taker_bps for market in markets)
+        return 0, 0, 1
+    account = state.accounts.get(account_id)
+    leverage = account.leverage_limit if account is not None else 0
+    if not leverage:
+        fractions = [market.imf_base_e9 for market in markets if market.imf_base_e9 > 0]
+        leverage = min(E9 // min(fractions), limits.leverage_limit_max) if fractions else 1
+    maker = max(market.fee_maker_bps for market in markets)
+    taker = max(market.fee_taker_bps for market in markets)
+    return maker, taker, leverage
 
 
 @get("/api/v1/account", opt={"instruction": "accountQuery"}, tags=["account"], summary="Account settings and fees")
 async def account(request: Request[Any, Any, Any]) -> Response[bytes]:
-    maker_bps, taker_bps = gateway_of(request).read(_fees)
+    """`leverageLimit` is the account's own limit (PATCH), or with none the most that the
+    perpetuals' initial margin allows."""
+    account_id = account_of(request)
+    maker_bps, taker_bps, leverage = gateway_of(request).read(lambda state: _settings(state, account_id))
     return json_response(
         {
             "autoBorrowSettlements": False,
@@ -213,7 +230,7 @@ async def account(request: Request[Any, Any, Any]) -> Response[bytes]:
             "borrowLimit": "0",
             "futuresMakerFee": str(maker_bps),
             "futuresTakerFee": str(taker_bps),
-            "leverageLimit": "1",
+            "leverageLimit": str(leverage),
             "limitOrders": limits.orders_open_per_account_max,
             "liquidating": False,
             "positionLimit": "0",
@@ -224,4 +241,51 @@ async def account(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-HANDLERS: Final = [capital, capital_collateral, account]
+class AccountUpdateBody(msgspec.Struct, rename="camel", kw_only=True):
+    """PATCH /api/v1/account (spec 9): any of the settings; unknown fields are ignored."""
+
+    auto_borrow_settlements: bool | None = None
+    auto_lend: bool | None = None
+    auto_repay_borrows: bool | None = None
+    leverage_limit: str | None = None
+
+
+@patch(
+    "/api/v1/account",
+    opt={"instruction": "accountUpdate"},
+    status_code=200,
+    tags=["account"],
+    summary="Update account settings: the leverage limit (a whole number from 1 to 100)",
+)
+async def account_update(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Only `leverageLimit` is a setting Keel has; turning on automatic borrowing, lending or
+    repayment is refused with a clear message (false is accepted: it is how Keel works)."""
+    gateway = gateway_of(request)
+    body = convert.decode(body_of(request), AccountUpdateBody, "account update")
+    for name, value in (
+        ("autoBorrowSettlements", body.auto_borrow_settlements),
+        ("autoLend", body.auto_lend),
+        ("autoRepayBorrows", body.auto_repay_borrows),
+    ):
+        if value:
+            raise bad_request(f"{name} is not available on this exchange: borrow and lend with POST /api/v1/borrowLend")
+    if body.leverage_limit is None:
+        return Response(content=b"", status_code=200, media_type=JSON)
+    text = body.leverage_limit.strip()
+    whole, _, fraction = text.partition(".")
+    wrong = f"leverageLimit must be a whole number from 1 to {limits.leverage_limit_max}, not {text[:32]!r}"
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 3) or fraction.strip("0"):
+        raise bad_request(wrong)
+    leverage = int(whole)
+    if not 1 <= leverage <= limits.leverage_limit_max:
+        raise bad_request(wrong)
+    outcome = await gateway.submit(
+        SetLeverageLimit(seq=0, timestamp_ns=0, account_id=account_of(request), leverage_limit=leverage)
+    )
+    first = outcome.events[0] if outcome.events else None
+    if isinstance(first, CommandRejected):
+        raise rejection(first.code, first.message)
+    return Response(content=b"", status_code=200, media_type=JSON)
+
+
+HANDLERS: Final = [capital, capital_collateral, account, account_update]

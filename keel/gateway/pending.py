@@ -36,7 +36,6 @@ EMPTY_LISTS: Final[tuple[tuple[str, str | None], ...]] = (
 # (path, methods, what): answered 400 NOT_IMPLEMENTED, before authentication (nothing happens).
 NOT_IMPLEMENTED: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
     ("/api/v1/borrowLend/position/liquidationPrice", ("GET",), "Borrow/lend liquidation prices"),
-    ("/api/v1/account", ("PATCH",), "Account settings (auto-lend, auto-borrow, leverage)"),
     ("/api/v1/account/convertDust", ("POST",), "Dust conversion"),
     ("/api/v1/account/limits/borrow", ("GET",), "Borrow limits"),
     ("/api/v1/account/limits/order", ("GET",), "Order quantity limits"),

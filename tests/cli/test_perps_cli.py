@@ -123,6 +123,7 @@ def test_account_show_reports_balances_position_and_margin(traded: Path) -> None
         "initial_fraction": "0.02",
         "maintenance_fraction": "0.0125",
         "below_maintenance": False,
+        "leverage_limit": None,
     }
     bob = keel_json("account", "show", "--data", str(traded), str(BOB), "--json")
     assert bob["positions"][0]["side"] == "Short"

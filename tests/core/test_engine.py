@@ -30,6 +30,7 @@ from keel.core.commands import (
     RequestWithdrawal,
     ScheduleMaintenance,
     SetIndexPrices,
+    SetLeverageLimit,
     SetMarketState,
     Tick,
     UpdateWithdrawal,
@@ -51,6 +52,7 @@ from keel.core.events import (
     FundingSettled,
     InterestAccrued,
     LedgerPosted,
+    LeverageLimitSet,
     LiquidationStarted,
     MaintenanceCancelled,
     MaintenanceScheduled,
@@ -465,6 +467,7 @@ ALL_COMMANDS: list[Command] = [
     FreezeWithdrawals(seq=22, timestamp_ns=2**63 - 1, frozen=True, reason="audit", operator="auditor"),
     Adjust(seq=23, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, amount_atomic=-7, incident="INC-1", operator="o"),
     BorrowLend(seq=24, timestamp_ns=2**63 - 1, account_id=1, asset_id=0, side=1, amount_atomic=10**6),
+    SetLeverageLimit(seq=25, timestamp_ns=2**63 - 1, account_id=1, leverage_limit=10),
 ]
 
 ALL_EVENTS: list[Event] = [
@@ -497,6 +500,7 @@ ALL_EVENTS: list[Event] = [
     TriggerAccepted(9, 1, 3, 9_500, 1),
     TriggerFired(9, 1, 3, 9_499),
     TriggerFailed(9, 1, 3, int(RejectCode.INSUFFICIENT_MARGIN), "insufficient margin"),
+    LeverageLimitSet(1, 10),
 ]
 
 

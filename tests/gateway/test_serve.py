@@ -135,7 +135,7 @@ def test_pending_features_answer_empty_lists_or_not_implemented(api: Api) -> Non
     assert error_of(unauthenticated) == (401, "UNAUTHORIZED")
     dust = api.signed(key, "POST", "/api/v1/account/convertDust", "convertDust", {"symbol": "USDC"})
     assert error_of(dust) == (400, "NOT_IMPLEMENTED")
-    assert error_of(api.http.patch("/api/v1/account", content=b"{}")) == (400, "NOT_IMPLEMENTED")
+    assert error_of(api.http.patch("/api/v1/account", content=b"{}")) == (401, "UNAUTHORIZED")  # served: signed
     account = api.signed(key, "GET", "/api/v1/account", "accountQuery").json()
     assert (account["spotMakerFee"], account["spotTakerFee"], account["limitOrders"]) == ("2", "5", 2000)
 
