@@ -82,6 +82,7 @@ _ADL = int(EntryReason.ADL)
 _LIQUIDATION = int(EntryReason.LIQUIDATION)
 _INSURANCE = int(EntryReason.INSURANCE)
 _LIQUIDATION_END = int(EndReason.LIQUIDATION)
+_CLOSED = MarketState.CLOSED
 _BORROW = 0  # lending.BorrowLendSide (lending imports matching; this module stays below it)
 _LEND = 1
 LIQUIDATION_FEE_BPS = 100  # collateral goes to the insurance fund at the index price less 1%
@@ -102,21 +103,42 @@ def _asset_price_unusable(state: ExchangeState, asset_id: int, now: int) -> bool
 def below_maintenance(state: ExchangeState, account: Account) -> bool:
     """Return whether an account with positions or borrows has equity below its maintenance
     margin and may be liquidated (not while one of its positions is in a Closed market, nor
-    on a stale or missing price)."""
-    has_position = any(position.size_steps for position in account.positions.values())
-    borrows = [asset_id for asset_id, amount in enumerate(account.borrowed) if amount]
+    on a stale or missing price).
+
+    Hot: the engine asks it of every account with a position at every index update. An
+    account that never lent or borrowed holds no asset below zero but the margin asset,
+    so its margin-asset balance plus its unrealized PnL bounds its equity from below;
+    when that already covers maintenance the full valuation is skipped."""
+    positions = account.positions
+    has_position = False
+    for position in positions.values():
+        if position.size_steps:
+            has_position = True
+            break
+    lending = account.account_id in state.lending_accounts
+    borrows = [asset_id for asset_id, amount in enumerate(account.borrowed) if amount] if lending else []
     if not has_position and not borrows:
         return False
     markets = state.markets
     now = state.timestamp_ns_last
-    if has_position and any(
-        markets[market_id].state == MarketState.CLOSED or index_is_stale(state, markets[market_id], now)
-        for market_id in account.positions
-    ):
-        return False  # never liquidate on a closed book or a stale price
-    if any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
+    if has_position:
+        closed = _CLOSED
+        for market_id in positions:
+            market = markets[market_id]
+            if market.state == closed or index_is_stale(state, market, now):
+                return False  # never liquidate on a closed book or a stale price
+    if borrows and any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
         return False
-    return equity_atomic(state, account) < maintenance_requirement_atomic(state, account)
+    required = maintenance_requirement_atomic(state, account)
+    if not lending:
+        margin_asset = state.margin_asset_id
+        floor = account.balances[margin_asset] - account.locked[margin_asset]
+        for market_id, position in positions.items():
+            if position.size_steps:
+                floor += unrealized_pnl_atomic(position, markets[market_id])
+        if floor >= required:
+            return False
+    return equity_atomic(state, account) < required
 
 
 def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:

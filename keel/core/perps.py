@@ -203,6 +203,8 @@ def initial_requirement_atomic(
 
 def _borrow_requirement(state: ExchangeState, account: Account, *, initial: bool) -> int:
     """Margin on borrows: their value x the asset's borrow IMF (or MMF), rounded up."""
+    if not any(account.borrowed):
+        return 0
     total = 0
     leverage = account.leverage_limit if initial else 0
     for asset_id, borrowed in enumerate(account.borrowed):
