@@ -126,8 +126,10 @@ def test_system_endpoints_and_openapi(api: Api) -> None:
 def test_pending_features_answer_empty_lists_or_not_implemented(api: Api) -> None:
     key = api.account()
     assert api.get("/api/v1/securities").json() == []
+    assert api.signed(key, "GET", "/wapi/v1/history/pnl", "pnlHistoryQueryAll").json() == []  # removed upstream
+    # Served now (tests/gateway/test_perps_transfers.py, test_position_history.py); a new account has none.
     assert api.signed(key, "GET", "/wapi/v1/history/position", "positionHistoryQueryAll").json() == []
-    # Served now (tests/gateway/test_perps_transfers.py); a new account has none of them.
+    assert api.signed(key, "GET", "/wapi/v1/history/settlement", "settlementHistoryQueryAll").json() == []
     assert api.signed(key, "GET", "/api/v1/position", "positionQuery").json() == []
     assert api.signed(key, "GET", "/wapi/v1/capital/deposits", "depositQueryAll").json() == []
     assert api.signed(key, "GET", "/wapi/v1/capital/withdrawals", "withdrawalQueryAll").json() == []
