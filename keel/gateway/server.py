@@ -29,7 +29,7 @@ import uvicorn
 from keel.core.commands import ListMarket, decode_command
 from keel.gateway.app import app_factory
 from keel.gateway.context import Gateway, Limits
-from keel.gateway.fastlane import FastLane
+from keel.gateway.fastlane import FastLane, Protocol
 from keel.gateway.history import ViewsHistory
 from keel.gateway.keys import KeyStore, operator_public_key_b64
 from keel.gateway.streams import HANDLERS as STREAM_HANDLERS
@@ -183,6 +183,7 @@ def serve(
         app.state.streams = streams
         server_config = uvicorn.Config(
             FastLane(app, gateway),
+            http=Protocol,
             host=host,
             port=port,
             log_level="warning",
