@@ -63,9 +63,10 @@ from keel.core.events import (
     TradeExecuted,
 )
 from keel.core.lending import accrue_interest, borrow_lend
-from keel.core.liquidation import borrowing_accounts, liquidate_where_needed, perp_accounts
+from keel.core.liquidation import liquidate_where_needed, perp_accounts
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
+from keel.core.markets import MarketKind
 from keel.core.perps import on_tick, set_index_prices
 from keel.core.state import ExchangeState
 from keel.core.transfers import (
@@ -151,10 +152,7 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
     until none is left: a liquidation can move other accounts too."""
     candidates = _touched(state, events, 0)
     if type(command) is SetIndexPrices:
-        # An index moves collateral values too, not only marks: every account with a
-        # position, and every account with a borrow.
-        candidates += perp_accounts(state, list(range(len(state.markets))))
-        candidates += borrowing_accounts(state)
+        candidates += _exposed(state, [asset_id for asset_id, _ in command.prices])
     elif type(command) in _MOVES_EVERYONE:
         # Only the markets whose mark, funding or state changed: their position holders.
         moved = [
@@ -169,6 +167,29 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
         start = len(events)
         liquidate_where_needed(state, candidates, command.seq, events)
         candidates = _touched(state, events, start) if len(events) > start else []
+
+
+_PERP = MarketKind.PERP
+
+
+def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
+    """Accounts an index update can move: those with a position in a perpetual on a moved
+    asset (its mark moved), and those with a position or a borrow elsewhere that hold,
+    lent or borrowed a moved asset (its value moved). Nothing else about an account
+    depends on those prices (perps.equity_atomic, maintenance_requirement_atomic)."""
+    markets = state.markets
+    moved_markets = [market.market_id for market in markets if market.kind == _PERP and market.base_asset_id in moved]
+    found = perp_accounts(state, moved_markets)
+    lending = state.lending_accounts
+    for account_id, account in state.accounts.items():
+        if account_id <= 0 or not (account.positions or account_id in lending):
+            continue
+        balances, lent, borrowed = account.balances, account.lent, account.borrowed
+        for asset_id in moved:
+            if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:
+                found.append(account_id)
+                break
+    return found
 
 
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:

@@ -68,9 +68,11 @@ from keel.core.money import BPS, div_ceil, div_floor
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
     apply_fill,
+    collateral_atomic,
     equity_atomic,
     forget_if_flat,
     index_is_stale,
+    maintenance_and_unrealized,
     maintenance_requirement_atomic,
     position_for,
     unrealized_pnl_atomic,
@@ -129,16 +131,12 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
                 return False  # never liquidate on a closed book or a stale price
     if borrows and any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
         return False
-    required = maintenance_requirement_atomic(state, account)
+    required, unrealized = maintenance_and_unrealized(state, account)
     if not lending:
         margin_asset = state.margin_asset_id
-        floor = account.balances[margin_asset] - account.locked[margin_asset]
-        for market_id, position in positions.items():
-            if position.size_steps:
-                floor += unrealized_pnl_atomic(position, markets[market_id])
-        if floor >= required:
+        if account.balances[margin_asset] - account.locked[margin_asset] + unrealized >= required:
             return False
-    return equity_atomic(state, account) < required
+    return collateral_atomic(state, account) + unrealized < required
 
 
 def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:

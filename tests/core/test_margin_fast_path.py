@@ -1,0 +1,61 @@
+"""The liquidation scan's fast paths give the reference numbers: the inlined margin
+function of perps.maintenance_and_unrealized equals requirement_atomic summed position by
+position, and below_maintenance's shortcut never disagrees with equity < maintenance."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keel.core.commands import PlaceOrder, SetIndexPrices
+from keel.core.liquidation import below_maintenance
+from keel.core.perps import (
+    equity_atomic,
+    maintenance_and_unrealized,
+    requirement_atomic,
+    unrealized_pnl_atomic,
+)
+from keel.testing.harness import Harness
+
+USDC = 1_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 10**6),  # USDC of the long, in whole units
+    st.integers(1, 3_000),  # steps traded
+    st.integers(1, 400),  # the new index, in whole USDC
+    st.integers(0, 2_000_000),  # mmf factor (1e-9)
+)
+def test_the_inlined_margin_function_and_the_shortcut_agree_with_the_reference(
+    usdc: int, steps: int, index: int, factor: int
+) -> None:
+    h = Harness()
+    h.list_defaults()
+    perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0, mmf_factor_e9=factor, imf_factor_e9=factor)
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
+    maker = h.new_account(USDC=10**9 * USDC)
+    taker = h.new_account(USDC=usdc * USDC)
+    fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": steps}
+    h.ok(PlaceOrder, account_id=maker, side=1, **fields)
+    h.submit(PlaceOrder, account_id=taker, side=0, **fields)  # may be refused for margin
+    h.submit(SetIndexPrices, prices=((h.asset("SOL"), index * USDC),))
+    for account_id in (maker, taker):
+        account = h.account(account_id)
+        market = h.state.markets[perp]
+        decimals = h.state.assets[h.state.margin_asset_id].decimals
+        reference = sum(
+            requirement_atomic(
+                abs(position.size_steps) * market.mark_ticks * market.lot_atomic,
+                market.mmf_base_e9,
+                market.mmf_factor_e9,
+                decimals,
+            )
+            for position in account.positions.values()
+            if position.size_steps
+        )
+        unrealized = sum(unrealized_pnl_atomic(p, market) for p in account.positions.values() if p.size_steps)
+        assert maintenance_and_unrealized(h.state, account) == (reference, unrealized)
+        has_position = any(p.size_steps for p in account.positions.values())
+        expected = has_position and equity_atomic(h.state, account) < reference
+        assert below_maintenance(h.state, account) == expected
