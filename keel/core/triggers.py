@@ -48,7 +48,8 @@ both (`take_profit_trigger_ticks`, `_limit_ticks`, `_trigger_by`, and the same f
   nothing left to reduce it is placed as it is and refused (TriggerFailed).
   A buy's take-profit fires when its reference rises to the trigger price and its
   stop-loss when it falls to it (a sell's mirror that), whatever the reference is when
-  they are created: one already past fires in the same command's trigger pass. Each
+  they are created: one already past fires in the same command's trigger pass (one
+  created by a liquidation's trade, after that pass, waits for the next command). Each
   gets a TriggerAccepted carrying its terms and its parent's id, right after the events
   of the fill that created it; the parent forgets its attachment, so later fills create
   nothing. A parent that ends without any fill (cancelled, expired, a liquidation)
