@@ -88,11 +88,19 @@ SETTLEMENT_SOURCES_OUT: Final = {
     int(SettlementSource.REALIZED_PNL): "RealizePnl",
     int(SettlementSource.ADL): "BackstopAdlLiquidation",
     int(SettlementSource.INSURANCE): "BackstopLiquidityFundProceeds",
+    int(SettlementSource.COLLATERAL): "CollateralConversion",  # Keel's name (docs/api.md)
+    int(SettlementSource.ADJUSTMENT): "Adjustment",  # Keel's name (docs/api.md)
 }
 # Backpack's source filters and the sources each selects (module docstring).
 SETTLEMENT_FILTERS: Final[dict[str, tuple[int, ...]]] = {
     "RealizePnl": (int(SettlementSource.REALIZED_PNL),),
-    "BackstopLiquidation": (int(SettlementSource.ADL), int(SettlementSource.INSURANCE)),
+    "BackstopLiquidation": (
+        int(SettlementSource.ADL),
+        int(SettlementSource.INSURANCE),
+        int(SettlementSource.COLLATERAL),
+    ),
+    "CollateralConversion": (int(SettlementSource.COLLATERAL),),
+    "Adjustment": (int(SettlementSource.ADJUSTMENT),),
     "CulledBorrowInterest": (),
     "CulledRealizePnl": (),
     "CulledRealizePnlBookUtilization": (),
@@ -488,6 +496,7 @@ async def settlement_history(
         [
             {
                 "quantity": fmt.amount(one.amount_atomic, assets[one.asset_id].decimals),
+                "symbol": assets[one.asset_id].symbol,  # Keel addition: not every settlement is USDC
                 "source": SETTLEMENT_SOURCES_OUT[one.source],
                 "timestamp": fmt.iso(one.timestamp_ns),
                 "userId": account_id,

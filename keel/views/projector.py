@@ -57,7 +57,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from keel.core.accounts import CLEARING_ACCOUNT_ID, is_user_account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, is_user_account
 from keel.core.commands import Command, Credit, ListMarket, PlaceOrder, PlaceOrders
 from keel.core.errors import KeelError
 from keel.core.events import (
@@ -171,6 +171,8 @@ _ADL = int(EntryReason.ADL)
 _SETTLED_PNL = int(SettlementSource.REALIZED_PNL)
 _SETTLED_ADL = int(SettlementSource.ADL)
 _SETTLED_INSURANCE = int(SettlementSource.INSURANCE)
+_SETTLED_COLLATERAL = int(SettlementSource.COLLATERAL)
+_SETTLED_ADJUSTMENT = int(SettlementSource.ADJUSTMENT)
 _WITHDRAWAL_COLUMN = {name: index for index, name in enumerate(schema.WITHDRAWALS.column_names)}
 
 
@@ -690,6 +692,9 @@ class Projector:
             links.withdrawal_entry = event.entry_id
         elif reason == _BORROW_LEND or reason == _LIQUIDATION_ENTRY:
             links.borrow_lend_entry = event.entry_id  # a liquidation's lends and borrows follow its entries
+            if reason == _LIQUIDATION_ENTRY and any(line[0] == INSURANCE_ACCOUNT_ID for line in event.lines):
+                # Collateral the insurance fund took (and paid for) in a liquidation.
+                self._settlements(batch, seq, index, event, _SETTLED_COLLATERAL, timestamp_ns)
         elif reason == _INTEREST:
             interest_round = links.interest_round
             assert interest_round is not None, "an interest entry follows its InterestAccrued event"
@@ -699,6 +704,7 @@ class Projector:
             assert links.adjustment is not None, "an adjustment entry follows its Adjusted event"
             links.adjustment[7] = event.entry_id
             links.adjustment = None
+            self._settlements(batch, seq, index, event, _SETTLED_ADJUSTMENT, timestamp_ns)
         elif reason == _FUNDING:
             round_row = links.funding_round
             assert round_row is not None, "a funding entry follows its FundingSettled event"
@@ -723,12 +729,17 @@ class Projector:
             # adl entry with a clearing line is a transfer's realized PnL: its PositionChanged
             # events are the settlements.)
             source = _SETTLED_INSURANCE if reason == _INSURANCE else _SETTLED_ADL
-            for line_no, (account_id, asset_id, amount) in enumerate(event.lines):
-                if is_user_account(account_id) and amount:
-                    batch.add(
-                        schema.SETTLEMENTS,
-                        (seq, index, line_no, account_id, asset_id, amount, source, NO_MARKET, -1, -1, timestamp_ns),
-                    )
+            self._settlements(batch, seq, index, event, source, timestamp_ns)
+
+    @staticmethod
+    def _settlements(batch: _Batch, seq: int, index: int, event: LedgerPosted, source: int, timestamp_ns: int) -> None:
+        """A settlement row for each user line of an entry that no other history shows."""
+        for line_no, (account_id, asset_id, amount) in enumerate(event.lines):
+            if is_user_account(account_id) and amount:
+                batch.add(
+                    schema.SETTLEMENTS,
+                    (seq, index, line_no, account_id, asset_id, amount, source, NO_MARKET, -1, -1, timestamp_ns),
+                )
 
     def _open_perp(self, batch: _Batch, account_id: int, market_id: int) -> list[int] | None:
         """Return the account's open perpetual position row in a market (this batch's, or the store's)."""

@@ -443,6 +443,8 @@ class SettlementSource(enum.IntEnum):
     REALIZED_PNL = 0  # a trade's realized PnL (a liquidation's close-out trades included)
     ADL = 1  # auto-deleveraging: a transfer's realized PnL, or a share of a liquidation's deficit
     INSURANCE = 2  # the insurance fund covering a liquidated account's deficit
+    COLLATERAL = 3  # collateral a liquidation gave the insurance fund, and what the fund paid for it
+    ADJUSTMENT = 4  # an operator's adjustment (an incident's correction)
 
 
 NO_MARKET: Final = -1  # market_id of a settlement that belongs to no market (a deficit's cover)

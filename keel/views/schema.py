@@ -26,7 +26,8 @@ from dataclasses import dataclass
 # 3: orders' reduce-only flag and trigger terms, trigger orders' own statuses, withdrawals'
 #    client ids; borrow/lend movements and positions, interest rounds and payments.
 # 4: perpetual positions (one row per run from flat to flat) and settlements.
-SCHEMA_VERSION = 4
+# 5: settlements of collateral a liquidation gave the insurance fund, and of adjustments.
+SCHEMA_VERSION = 5
 
 INT = "int"
 TEXT = "text"

@@ -250,6 +250,11 @@ def test_deposits_and_withdrawals_through_ccxt_and_the_cli(api: Api, served: Ser
     )
     assert (adjusted["amount"], adjusted["through"]) == ("-4", api.url)
     assert alice.fetch_balance()["USDC"]["total"] == 100.0
+    # The correction is in the user's own history (settlements), not only the operator's.
+    settled = api.signed(
+        key, "GET", "/wapi/v1/history/settlement", "settlementHistoryQueryAll", {"source": "Adjustment"}
+    ).json()
+    assert [(one["quantity"], one["symbol"], one["source"]) for one in settled] == [("-4", "USDC", "Adjustment")]
 
 
 def test_status_maintenance_and_cautious_reopening_through_the_cli(api: Api, served: Server) -> None:

@@ -152,6 +152,7 @@ def test_a_partial_close_and_a_flip_are_two_runs_and_two_settlements(api: Api, s
     assert first["engineSequence"] < latest["engineSequence"]
     assert latest == {
         "quantity": "1.8",
+        "symbol": "USDC",
         "source": "RealizePnl",
         "timestamp": short["openedAt"],  # the flip settled the long and opened the short
         "userId": account,

@@ -12,7 +12,7 @@ from keel.core.commands import BorrowLend, ListAsset, ListMarket, PlaceOrder, Se
 from keel.core.events import EntryReason, LedgerPosted
 from keel.testing.harness import Harness
 from keel.views import Projector, StoreSettings, open_store
-from keel.views.records import BorrowLendKind
+from keel.views.records import BorrowLendKind, SettlementSource
 
 USDC = 1_000_000
 SOL = 1_000_000_000
@@ -77,5 +77,10 @@ def test_a_borrow_liquidation_is_in_the_borrow_lend_history(tmp_path: Path) -> N
             "amount_atomic": 800 * USDC,
             "entry_id": -1,
         },
+    ]
+    # The SOL the insurance fund took is a settlement of the borrower's (no other history has it).
+    settlements = [row for row in dump["settlements"] if row[0] == liquidation_seq]
+    assert [(row[3], row[4], row[5], row[6]) for row in settlements] == [
+        (borrower, 1, -16_160_000_000, int(SettlementSource.COLLATERAL))
     ]
     assert project(h, tmp_path / "two.sqlite") == dump

@@ -25,7 +25,7 @@ from keel.views import Item, PerpPosition, Projector, Settlement, SettlementSour
 
 USDC = 1_000_000  # atomic units
 USDC_ID = 0
-PNL, ADL, INSURANCE = (int(source) for source in SettlementSource)
+PNL, ADL, INSURANCE = (int(SettlementSource.REALIZED_PNL), int(SettlementSource.ADL), int(SettlementSource.INSURANCE))
 OPEN = -1
 
 

@@ -1014,6 +1014,7 @@ INTEREST_PAYMENTS = [
 
 # ---- schema version 4: perpetual positions and settlements ------------------------------
 KIND_ADL = 1  # records.SettlementSource
+KIND_ADJUSTMENT = 4
 # account, market, opened seq and index, size, cost, opened steps and notional, closed steps
 # and notional, realized PnL, fees, funding, liquidated steps, closed seq, opened and closed
 # ns, updated seq and ns. Both positions open with trade 6 at 100.00 (D taker, 0.05 USDC; E
@@ -1029,6 +1030,9 @@ PERP_POSITIONS = [
 SETTLEMENTS = [
     (48, 4, 0, D, USDC, -15_000_000, KIND_ADL, SOL_PERP, 42, 2, t(7_220)),
     (48, 5, 0, E, USDC, 15_000_000, KIND_ADL, SOL_PERP, 42, 3, t(7_220)),
+    # schema version 5: an adjustment is a settlement of the account's (its entry's user line)
+    (75, 1, 1, D, USDC, 2_500_000, KIND_ADJUSTMENT, -1, -1, -1, t(7_900)),
+    (76, 1, 1, D, USDC, -1_000_000, KIND_ADJUSTMENT, -1, -1, -1, t(7_910)),
 ]
 
 
