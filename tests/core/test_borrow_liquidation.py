@@ -32,12 +32,9 @@ def setup(*, sol_borrowable: bool = False) -> Harness:
     return h
 
 
-def test_a_usdc_borrow_whose_sol_collateral_falls_is_settled_with_that_sol() -> None:
-    """10 SOL of one's own, 800 USDC borrowed to buy 8 more at 100: 18 SOL, a debit of 800.
-    Maintenance: 5% of 800 = 40 USDC. At SOL 50 equity is 18 x 50 x 0.9 - 800 = 10 < 40:
-    liquidated. The insurance fund takes SOL worth 800 x 1.01 = 808 USDC at 50, i.e. 16.16
-    SOL, and takes the 800 USDC borrow over; the account keeps 1.84 SOL and owes nothing."""
-    h = setup()
+def borrowed_to_buy_sol(h: Harness) -> int:
+    """A lender lends 10,000 USDC; the borrower, with 10 SOL, borrows 800 USDC and buys 8
+    SOL more at 100 from a seller. Return the borrower's account id."""
     lender = h.new_account(USDC=10_000 * USDC)
     h.ok(BorrowLend, account_id=lender, asset_id=0, side=LEND, amount_atomic=10_000 * USDC)
     seller = h.new_account(SOL=8 * SOL)
@@ -46,6 +43,16 @@ def test_a_usdc_borrow_whose_sol_collateral_falls_is_settled_with_that_sol() -> 
     spot = h.market("SOL_USDC")
     h.ok(PlaceOrder, account_id=seller, market_id=spot, side=1, order_type=0, price_ticks=10_000, quantity_steps=800)
     h.ok(PlaceOrder, account_id=borrower, market_id=spot, side=0, order_type=0, price_ticks=10_000, quantity_steps=800)
+    return borrower
+
+
+def test_a_usdc_borrow_whose_sol_collateral_falls_is_settled_with_that_sol() -> None:
+    """10 SOL of one's own, 800 USDC borrowed to buy 8 more at 100: 18 SOL, a debit of 800.
+    Maintenance: 5% of 800 = 40 USDC. At SOL 50 equity is 18 x 50 x 0.9 - 800 = 10 < 40:
+    liquidated. The insurance fund takes SOL worth 800 x 1.01 = 808 USDC at 50, i.e. 16.16
+    SOL, and takes the 800 USDC borrow over; the account keeps 1.84 SOL and owes nothing."""
+    h = setup()
+    borrower = borrowed_to_buy_sol(h)
     account = h.account(borrower)
     assert (h.balance(borrower, "USDC"), h.balance(borrower, "SOL"), account.borrowed[0]) == (0, 18 * SOL, 800 * USDC)
 
@@ -124,14 +131,7 @@ def test_a_borrow_with_no_collateral_left_goes_to_the_insurance_fund() -> None:
     """Collateral worth less than the borrow: all of it goes, and the fund takes the whole
     borrow over (its loss), so the account ends with no borrow at all."""
     h = setup()
-    lender = h.new_account(USDC=10_000 * USDC)
-    h.ok(BorrowLend, account_id=lender, asset_id=0, side=LEND, amount_atomic=10_000 * USDC)
-    seller = h.new_account(SOL=8 * SOL)
-    borrower = h.new_account(SOL=10 * SOL)
-    h.ok(BorrowLend, account_id=borrower, asset_id=0, side=BORROW, amount_atomic=800 * USDC)
-    spot = h.market("SOL_USDC")
-    h.ok(PlaceOrder, account_id=seller, market_id=spot, side=1, order_type=0, price_ticks=10_000, quantity_steps=800)
-    h.ok(PlaceOrder, account_id=borrower, market_id=spot, side=0, order_type=0, price_ticks=10_000, quantity_steps=800)
+    borrower = borrowed_to_buy_sol(h)
     # At 40: 18 SOL are worth 720 USDC; 720 / 1.01 = 712.871287 USDC of the borrow is settled
     # with them, the other 87.128713 is taken over for nothing.
     events = h.ok(SetIndexPrices, prices=((h.asset("SOL"), 40 * USDC),))
