@@ -27,6 +27,7 @@ from keel.gateway.format import MarketFormat
 from keel.gateway.history import History
 from keel.gateway.keys import KeyStore, public_key_from_b64
 from keel.gateway.ratelimit import Limit, TokenBuckets
+from keel.gateway.verifier import SignatureChecks
 from keel.node.node import Node
 from keel.sequencer.sequencer import Outcome, Sequencer, SequencerStopped
 
@@ -160,6 +161,8 @@ class Gateway:
         self.listed_ns = listed_ns or {}
         self.acknowledged_seq = 0  # the highest seq answered to any client
         self._group: _Group | None = None  # commands waiting for the end of this loop pass
+        # Verified in a child process once `keel serve` starts it (verifier.py); until then here.
+        self.signatures = SignatureChecks()
         with sequencer.read_lock:
             self.catalog = build_catalog(self.state)
 

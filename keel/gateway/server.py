@@ -86,11 +86,13 @@ class _Server(uvicorn.Server):
         data_dir: Path,
         on_listening: Callable[[str], None],
         streams: StreamHub | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         super().__init__(config)
         self.data_dir = data_dir
         self.on_listening = on_listening
         self.streams = streams
+        self.gateway = gateway
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -114,6 +116,8 @@ class _Server(uvicorn.Server):
         url = f"http://{host}:{port}"
         if self.streams is not None:  # WebSocket streams: deliver on this loop from now on
             self.streams.attach(asyncio.get_running_loop())
+        if self.gateway is not None:  # signatures: verified in a child process from now on
+            await self.gateway.signatures.start()
         _write_serve_file(self.data_dir, url)
         self.on_listening(url)
 
@@ -122,6 +126,8 @@ class _Server(uvicorn.Server):
             await self.streams.close_sessions()
             self.streams.detach()
         await super().shutdown(sockets)
+        if self.gateway is not None:  # after the requests in flight, which may wait on it
+            await self.gateway.signatures.close()
 
 
 def _replay_read_only(data_dir: Path, config: Config) -> ReplayFromGenesis:
@@ -193,7 +199,7 @@ def serve(
             ws_ping_interval=PING_INTERVAL_S,
             ws_ping_timeout=PING_TIMEOUT_S,
         )
-        _Server(server_config, data_dir, on_listening, streams).run()
+        _Server(server_config, data_dir, on_listening, streams, gateway).run()
     finally:
         _remove_serve_file(data_dir)
         node.close()  # the sequencer makes everything durable and publishes it to the writer

@@ -158,7 +158,7 @@ async def admit(
     if any(value in ("True", "False") for _, value in literal):
         # bpx sends True and signs true (rendered above); a client that signs what it sends also verifies.
         texts += auth.signing_strings(instruction, literal, None, headers.timestamp, headers.window)
-    if not auth.verify_signature(verifier, headers.signature, texts):
+    if not await gateway.signatures.verify(verifier, headers.signature, texts):
         raise ApiError(401, "INVALID_SIGNATURE", "Invalid signature")
     now_ms = gateway.now_ms()
     auth.check_time(headers, now_ms)
