@@ -188,24 +188,18 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         raise bad_request("selfTradePrevention Allow is not offered: use RejectTaker, RejectMaker or RejectBoth")
     stp = _choice(body.self_trade_prevention, STP_IN, "selfTradePrevention", int(SelfTradePrevention.REJECT_TAKER))
     time_in_force = _choice(body.time_in_force, TIME_IN_FORCE_IN, "timeInForce", int(TimeInForce.GTC))
-    if any(
-        value is not None
-        for value in (
-            body.take_profit_trigger_price,
-            body.take_profit_limit_price,
-            body.take_profit_trigger_by,
-            body.stop_loss_trigger_price,
-            body.stop_loss_limit_price,
-            body.stop_loss_trigger_by,
-        )
-    ):
-        raise ApiError(
-            400,
-            "NOT_IMPLEMENTED",
-            "Take-profit and stop-loss attached to an order (takeProfit*, stopLoss*) are not available on this "
-            "exchange yet; place them as separate trigger orders (triggerPrice and triggerQuantity, reduceOnly "
-            "on a perpetual)",
-        )
+    # An attached take-profit and stop-loss (perpetuals; keel/core/triggers.py): prices on
+    # the market's tick like triggerPrice; no limit price is a market order. The engine
+    # checks the rest (a spot market, a limit price or triggerBy without its trigger price,
+    # the sides) and answers with its codes.
+    attached = (
+        _price_or_zero(market, body.take_profit_trigger_price),
+        _price_or_zero(market, body.take_profit_limit_price),
+        _choice(body.take_profit_trigger_by, TRIGGER_BY_IN, "takeProfitTriggerBy", int(TriggerBy.LAST_PRICE)),
+        _price_or_zero(market, body.stop_loss_trigger_price),
+        _price_or_zero(market, body.stop_loss_limit_price),
+        _choice(body.stop_loss_trigger_by, TRIGGER_BY_IN, "stopLossTriggerBy", int(TriggerBy.LAST_PRICE)),
+    )
     trigger_price = trigger_by = 0
     if (body.trigger_price is None) != (body.trigger_quantity is None):
         raise bad_request("Must specify both `triggerPrice` and `triggerQuantity` or neither")
@@ -270,7 +264,18 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         reduce_only=bool(body.reduce_only),  # the engine refuses it on a spot market
         trigger_price_ticks=trigger_price,
         trigger_by=trigger_by,
+        take_profit_trigger_ticks=attached[0],
+        take_profit_limit_ticks=attached[1],
+        take_profit_trigger_by=attached[2],
+        stop_loss_trigger_ticks=attached[3],
+        stop_loss_limit_ticks=attached[4],
+        stop_loss_trigger_by=attached[5],
     )
+
+
+def _price_or_zero(market: MarketFormat, value: str | None) -> int:
+    """Return an optional price in ticks (0: absent), on the market's tick like any price."""
+    return 0 if value is None else price_ticks(market, market.quote_decimals, value)
 
 
 def bounded_int(value: str | None, field: str, default: int, low: int, high: int) -> int:

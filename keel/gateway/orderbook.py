@@ -18,7 +18,11 @@ Filled. A trigger order is TriggerPending until its price is reached; then it is
 Events carry neither an order's reduce-only flag nor a trigger order's terms: they come
 from the command's own orders, which `fold_events` is given in order (each OrderAccepted,
 TriggerAccepted or batch-item rejection takes the next one); an order the engine places
-after a LiquidationStarted is a liquidation's reduce-only closing order.
+after a LiquidationStarted is a liquidation's reduce-only closing order. The exception is
+a take-profit or stop-loss created by its parent's first fill (TriggerAccepted with a
+`parent_order_id`): no command carries it, so its event carries its terms
+(`record_of_child`). An order's own attached take-profit and stop-loss are copied from
+the command onto its record, for the order shapes.
 
 Imports: keel.core, keel.views (the trigger statuses).
 """
@@ -73,6 +77,15 @@ class OrderRecord(msgspec.Struct, gc=False):
     trigger_price_ticks: int = 0  # 0: not a trigger order
     trigger_by: int = NONE  # keel.core.triggers.TriggerBy of a trigger order
     triggered_ns: int = 0  # when the trigger fired or failed; 0 before
+    # The take-profit and stop-loss the order carries (PlaceOrder's fields; 0: none), and
+    # for a take-profit or stop-loss its parent order (0: none; the API's relatedOrderId).
+    take_profit_trigger_ticks: int = 0
+    take_profit_limit_ticks: int = 0
+    take_profit_trigger_by: int = 0
+    stop_loss_trigger_ticks: int = 0
+    stop_loss_limit_ticks: int = 0
+    stop_loss_trigger_by: int = 0
+    parent_order_id: int = 0
 
 
 class FillRecord(msgspec.Struct, frozen=True, gc=False):
@@ -135,6 +148,44 @@ def record_from_accepted(event: OrderAccepted, timestamp_ns: int, reduce_only: b
     )
 
 
+def with_attachment(record: OrderRecord, order: PlaceOrder | None) -> OrderRecord:
+    """Copy the take-profit and stop-loss an order's command carries onto its record."""
+    if order is not None and (order.take_profit_trigger_ticks or order.stop_loss_trigger_ticks):
+        record.take_profit_trigger_ticks = order.take_profit_trigger_ticks
+        record.take_profit_limit_ticks = order.take_profit_limit_ticks
+        record.take_profit_trigger_by = order.take_profit_trigger_by
+        record.stop_loss_trigger_ticks = order.stop_loss_trigger_ticks
+        record.stop_loss_limit_ticks = order.stop_loss_limit_ticks
+        record.stop_loss_trigger_by = order.stop_loss_trigger_by
+    return record
+
+
+def record_of_child(event: TriggerAccepted, created_ns: int) -> OrderRecord:
+    """A pending take-profit or stop-loss its parent's first fill created, from its event."""
+    assert event.parent_order_id > 0
+    return OrderRecord(
+        order_id=event.order_id,
+        account_id=event.account_id,
+        market_id=event.market_id,
+        side=event.side,
+        order_type=event.order_type,
+        time_in_force=int(TimeInForce.GTC),
+        price_ticks=event.price_ticks,
+        quantity_steps=event.quantity_steps,
+        quote_quantity_atomic=0,
+        client_id=NONE,
+        post_only=False,
+        self_trade_prevention=event.self_trade_prevention,
+        created_ns=created_ns,
+        status=TRIGGER_PENDING,
+        updated_ns=created_ns,
+        reduce_only=True,
+        trigger_price_ticks=event.trigger_price_ticks,
+        trigger_by=event.trigger_by,
+        parent_order_id=event.parent_order_id,
+    )
+
+
 def record_of_trigger(
     order_id: int,
     account_id: int,
@@ -143,8 +194,10 @@ def record_of_trigger(
     trigger_price_ticks: int,
     trigger_by: int,
     created_ns: int,
+    parent_order_id: int = 0,
 ) -> OrderRecord:
-    """A pending trigger order: the terms of the order it will place, status TriggerPending."""
+    """A pending trigger order: the terms of the order it will place, status TriggerPending
+    (`parent_order_id`: the order whose fill created it as a take-profit or stop-loss)."""
     return OrderRecord(
         order_id=order_id,
         account_id=account_id,
@@ -164,6 +217,7 @@ def record_of_trigger(
         reduce_only=order.reduce_only,
         trigger_price_ticks=trigger_price_ticks,
         trigger_by=int(trigger_by),
+        parent_order_id=parent_order_id,
     )
 
 
@@ -206,12 +260,17 @@ def fold_events(
             if orders is not None and own:
                 next_item += 1
             created = record_from_accepted(event, timestamp_ns, liquidating or (item is not None and item.reduce_only))
+            with_attachment(created, item)
             find[event.order_id] = created
             touched[event.order_id] = created
             placed_here.append(created)
             if own:
                 accepted_here.append(created)
         elif isinstance(event, TriggerAccepted):
+            if event.parent_order_id:  # a take-profit or stop-loss a fill created
+                created = find[event.order_id] = record_of_child(event, timestamp_ns)
+                touched[event.order_id] = created
+                continue
             if orders is None:
                 continue  # its terms are the command's, which the caller did not give
             assert next_item < len(orders), "a trigger accepted from no order"

@@ -50,8 +50,9 @@ MARKET_TYPES: Final = {"SPOT": int(MarketKind.SPOT), "PERP": int(MarketKind.PERP
 
 
 def record_of_open(order: Order, lot_atomic: int) -> OrderRecord:
-    """Copy an open engine order into a record (call under the read lock)."""
-    return OrderRecord(
+    """Copy an open engine order into a record (call under the read lock), with the
+    take-profit and stop-loss it carries until its first fill."""
+    record = OrderRecord(
         order_id=order.order_id,
         account_id=order.account_id,
         market_id=order.market_id,
@@ -70,6 +71,15 @@ def record_of_open(order: Order, lot_atomic: int) -> OrderRecord:
         status=_PARTIAL if order.filled_steps else _NEW,
         reduce_only=order.reduce_only,
     )
+    attached = order.attached
+    if attached is not None:
+        record.take_profit_trigger_ticks = attached.take_profit_trigger_ticks
+        record.take_profit_limit_ticks = attached.take_profit_limit_ticks
+        record.take_profit_trigger_by = attached.take_profit_trigger_by
+        record.stop_loss_trigger_ticks = attached.stop_loss_trigger_ticks
+        record.stop_loss_limit_ticks = attached.stop_loss_limit_ticks
+        record.stop_loss_trigger_by = attached.stop_loss_trigger_by
+    return record
 
 
 def record_of_pending(trigger: Trigger) -> OrderRecord:
@@ -82,6 +92,7 @@ def record_of_pending(trigger: Trigger) -> OrderRecord:
         trigger.trigger_price_ticks,
         trigger.trigger_by,
         0,
+        trigger.parent_order_id,
     )
 
 

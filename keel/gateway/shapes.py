@@ -91,14 +91,22 @@ def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False
         "triggerQuantity": quantity if is_trigger else None,
         "triggerBy": TRIGGER_BY_OUT[record.trigger_by] if is_trigger else None,
         "triggeredAt": triggered_at,
-        "relatedOrderId": None,
+        "relatedOrderId": str(record.parent_order_id) if record.parent_order_id else None,
         "strategyId": None,
-        "stopLossTriggerPrice": None,
-        "stopLossLimitPrice": None,
-        "stopLossTriggerBy": None,
-        "takeProfitTriggerPrice": None,
-        "takeProfitLimitPrice": None,
-        "takeProfitTriggerBy": None,
+        **_attached(
+            "stopLoss",
+            market,
+            record.stop_loss_trigger_ticks,
+            record.stop_loss_limit_ticks,
+            record.stop_loss_trigger_by,
+        ),
+        **_attached(
+            "takeProfit",
+            market,
+            record.take_profit_trigger_ticks,
+            record.take_profit_limit_ticks,
+            record.take_profit_trigger_by,
+        ),
     }
     if not is_market:
         # Backpack's market-order schema has neither price nor postOnly (spec 8.4).
@@ -113,6 +121,20 @@ def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False
         body["expiryReason"] = reason
         body["systemOrderType"] = None
     return body
+
+
+def _attached(
+    prefix: str, market: MarketFormat, trigger_ticks: int, limit_ticks: int, trigger_by: int
+) -> dict[str, str | None]:
+    """An order's attached take-profit or stop-loss fields (all None when it carries none;
+    no limit price: a market order)."""
+    if not trigger_ticks:
+        return {f"{prefix}TriggerPrice": None, f"{prefix}LimitPrice": None, f"{prefix}TriggerBy": None}
+    return {
+        f"{prefix}TriggerPrice": market.price(trigger_ticks),
+        f"{prefix}LimitPrice": market.price(limit_ticks) if limit_ticks else None,
+        f"{prefix}TriggerBy": TRIGGER_BY_OUT[trigger_by],
+    }
 
 
 def fill(record: FillRecord, market: MarketFormat) -> dict[str, Any]:

@@ -516,10 +516,28 @@ class Projector:
         self, batch: _Batch, seq: int, timestamp_ns: int, index: int, event: TriggerAccepted, links: _Links
     ) -> None:
         """A pending trigger order: a row of its own (status TriggerPending) with the terms
-        of the order it will place, which only the command carries."""
+        of the order it will place, which only the command carries; or, for a take-profit
+        or stop-loss its parent's first fill created, its event."""
         assert event.order_id not in batch.orders, f"order {event.order_id} accepted twice"
-        item = links.next_order()
-        assert item is not None and item.trigger_price_ticks == event.trigger_price_ticks, "a trigger from no order"
+        if event.parent_order_id:
+            item = PlaceOrder(
+                seq=seq,
+                timestamp_ns=timestamp_ns,
+                account_id=event.account_id,
+                market_id=event.market_id,
+                side=event.side,
+                order_type=event.order_type,
+                price_ticks=event.price_ticks,
+                quantity_steps=event.quantity_steps,
+                self_trade_prevention=event.self_trade_prevention,
+                reduce_only=True,
+            )
+        else:
+            found = links.next_order()
+            assert found is not None and found.trigger_price_ticks == event.trigger_price_ticks, (
+                "a trigger from no order"
+            )
+            item = found
         order = [
             event.order_id,
             event.account_id,

@@ -346,7 +346,7 @@ def test_trigger_orders_through_ccxt_rest_and_the_order_stream(api: Api) -> None
     assert history[take.json()["id"]]["status"] == "canceled"
     assert carol.fetch_open_orders("BTC/USDC") == []
 
-    # Validation: both or neither of triggerPrice and triggerQuantity; attached TP/SL are not built.
+    # Validation: both or neither of triggerPrice and triggerQuantity; attached TP/SL only on perpetuals.
     missing = api.order(
         carol_key, symbol="BTC_USDC", side="Ask", orderType="Market", triggerPrice="90000", quantity="0.001"
     )
@@ -361,8 +361,8 @@ def test_trigger_orders_through_ccxt_rest_and_the_order_stream(api: Api) -> None
         quantity="0.001",
         stopLossTriggerPrice="90000",
     )
-    assert error_of(attached) == (400, "NOT_IMPLEMENTED")
-    assert "separate trigger orders" in attached.json()["message"]
+    assert error_of(attached) == (400, "INVALID_CLIENT_REQUEST")  # on a spot market (test_attached_tpsl_ccxt.py)
+    assert "perpetual markets" in attached.json()["message"]
 
 
 def test_a_reduce_only_stop_on_the_mark_and_cancel_all_by_type(api: Api) -> None:

@@ -211,10 +211,10 @@ MALFORMED: list[tuple[str, Any, int, str]] = [
         "INVALID_CLIENT_REQUEST",
     ),
     (
-        "take-profit attached",
+        "take-profit attached on spot",
         _limit("Bid", "1", "1", takeProfitTriggerPrice="2"),
         400,
-        "NOT_IMPLEMENTED",
+        "INVALID_CLIENT_REQUEST",
     ),
     (
         "missing symbol",

@@ -73,7 +73,7 @@ from keel.core.orders import EndReason, Order, OrderStatus, OrderType, Side, Tim
 from keel.core.state import ExchangeState
 from keel.gateway.context import build_catalog
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, record_from_accepted, record_of_trigger
+from keel.gateway.orderbook import OrderRecord, record_from_accepted, record_of_child, record_of_trigger
 from keel.gateway.streams import messages
 from keel.sequencer.sequencer import Published
 from keel.views import TRIGGER_FAILED
@@ -473,6 +473,11 @@ class Mirror:
         self._order_frame(here, live, kind, interest, out)
 
     def _trigger_accepted(self, here: _Command, event: TriggerAccepted, interest: Interest, out: Fold) -> None:
+        if event.parent_order_id:  # a take-profit or stop-loss its parent's fill created
+            live = LiveOrder(record_of_child(event, here.timestamp_ns), True, ORIGIN_USER, resting=False)
+            self.triggers[event.order_id] = live
+            self._order_frame(here, live, "orderAccepted", interest, out)
+            return
         item = here.next_order()
         assert item is not None, f"streams: trigger {event.order_id} from no order of the command"
         record = record_of_trigger(

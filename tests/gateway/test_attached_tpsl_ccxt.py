@@ -1,0 +1,125 @@
+"""Take-profit and stop-loss attached to a perpetual order, through a real `keel serve` and
+the pinned ccxt `backpack` class (createOrder's takeProfit and stopLoss params, sent
+unmodified as takeProfitTriggerPrice and stopLossTriggerPrice, plus the raw
+takeProfitTriggerBy ccxt passes through).
+
+Checked: the parent's answer shows its take-profit and stop-loss (ccxt takeProfitPrice,
+stopLossPrice); its fill creates both as pending reduce-only sells (ccxt "open", linked
+to the parent by relatedOrderId); an index move takes the mark to the take-profit, which
+fires and closes the position while the stop-loss is cancelled; history shows both
+outcomes; the engine's refusal of a misplaced stop-loss arrives as INVALID_PRICE
+(ccxt InvalidOrder), and a spot order carrying one as INVALID_CLIENT_REQUEST (BadRequest).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ccxt
+import pytest
+from gateway_support import Api, Key
+
+SOL_PERP = "SOL/USDC:USDC"
+
+
+def client(api: Api, key: Key) -> ccxt.backpack:
+    exchange = ccxt.backpack(
+        {"apiKey": key.api_key, "secret": key.secret, "urls": {"api": {"public": api.url, "private": api.url}}}
+    )
+    exchange.load_markets()
+    return exchange
+
+
+def index(api: Api, prices: str) -> None:
+    answer = api.signed(api.operator, "POST", "/operator/v1/indexPrices", "operatorIndexPrices", {"prices": prices})
+    assert answer.status_code == 200, answer.text
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 5.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = condition()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_take_profit_fires_on_the_mark_and_cancels_the_stop_loss(api: Api) -> None:
+    """Bob buys 1 SOL perpetual at 100 from Alice with a take-profit at 105 on the mark and a
+    stop-loss at 95 (on the last price, ccxt's default); Carol bids 1 SOL at 104. The index
+    moves to 106: with a bid and no ask the mark is the index, 106, so the take-profit fires
+    and sells Bob's 1 SOL at Carol's 104 (+4 USDC), and the stop-loss is cancelled."""
+    index(api, "SOL=100")
+    alice, bob, carol = (client(api, api.account(USDC="1000")) for _ in range(3))
+    alice.create_order(SOL_PERP, "limit", "sell", 1, 100)
+    bought = bob.create_order(
+        SOL_PERP,
+        "limit",
+        "buy",
+        1,
+        100,
+        {"takeProfit": {"triggerPrice": 105}, "stopLoss": {"triggerPrice": 95}, "takeProfitTriggerBy": "MarkPrice"},
+    )
+    assert (bought["status"], bought["filled"]) == ("closed", 1.0)
+    info = bought["info"]
+    assert (info["takeProfitTriggerPrice"], info["takeProfitLimitPrice"], info["takeProfitTriggerBy"]) == (
+        "105",
+        None,
+        "MarkPrice",
+    )
+    assert (info["stopLossTriggerPrice"], info["stopLossTriggerBy"]) == ("95", "LastPrice")
+    assert (bought["takeProfitPrice"], bought["stopLossPrice"]) == (105.0, 95.0)
+
+    pending = sorted(bob.fetch_open_orders(SOL_PERP), key=lambda order: int(order["id"]))
+    assert [(o["side"], o["status"], o["triggerPrice"], o["amount"], o["reduceOnly"]) for o in pending] == [
+        ("sell", "open", 105.0, 1.0, True),
+        ("sell", "open", 95.0, 1.0, True),
+    ]
+    assert [o["info"]["relatedOrderId"] for o in pending] == [bought["id"], bought["id"]]
+    assert [o["info"]["status"] for o in pending] == ["TriggerPending", "TriggerPending"]
+    take_profit, stop_loss = (o["id"] for o in pending)
+
+    carol.create_order(SOL_PERP, "limit", "buy", 1, 104)
+    index(api, "SOL=106")
+    assert wait_for(lambda: bob.fetch_positions([SOL_PERP]) == []), "the take-profit did not close the position"
+    assert bob.fetch_open_orders(SOL_PERP) == []
+    [long] = carol.fetch_positions([SOL_PERP])
+    assert (long["side"], long["contracts"]) == ("long", "1")
+
+    def ended() -> dict[str, Any]:
+        return {o["id"]: o for o in bob.fetch_orders(SOL_PERP) if o["id"] in (take_profit, stop_loss)}
+
+    history = wait_for(lambda: len(ended()) == 2 and ended())
+    assert (history[take_profit]["status"], history[take_profit]["filled"]) == ("closed", 1.0)
+    assert history[stop_loss]["status"] == "canceled"
+    fills = [fill for fill in bob.fetch_my_trades(SOL_PERP) if fill["order"] == take_profit]
+    assert [(fill["side"], fill["price"], fill["amount"]) for fill in fills] == [("sell", 104.0, 1.0)]
+
+
+def test_misplaced_and_spot_attachments_are_refused(api: Api) -> None:
+    index(api, "SOL=100")
+    dave = client(api, api.account(USDC="1000", SOL="1"))
+    with pytest.raises(ccxt.InvalidOrder, match="stop-loss must trigger below its price 100: 101 is not"):
+        dave.create_order(SOL_PERP, "limit", "buy", 1, 100, {"stopLoss": {"triggerPrice": 101}})
+    with pytest.raises(ccxt.BadRequest, match="take-profit and stop-loss are for perpetual markets"):
+        dave.create_order("SOL/USDC", "limit", "sell", 1, 200, {"takeProfit": {"triggerPrice": 150}})
+    assert dave.fetch_open_orders() == []
+
+
+def test_a_resting_parent_shows_its_attachment_until_it_fills(api: Api) -> None:
+    index(api, "SOL=100")
+    erin = client(api, api.account(USDC="1000"))
+    resting = erin.create_order(SOL_PERP, "limit", "buy", 1, 90, {"stopLoss": {"triggerPrice": 85, "price": 84}})
+    [shown] = [o for o in erin.fetch_open_orders(SOL_PERP) if o["id"] == resting["id"]]
+    assert (shown["stopLossPrice"], shown["takeProfitPrice"]) == (84.0, None)
+    info = shown["info"]
+    assert (info["stopLossTriggerPrice"], info["stopLossLimitPrice"], info["stopLossTriggerBy"]) == (
+        "85",
+        "84",
+        "LastPrice",
+    )
+    cancelled = erin.cancel_order(resting["id"], SOL_PERP)
+    assert cancelled["status"] == "canceled"
+    assert erin.fetch_open_orders(SOL_PERP) == []  # it never filled: nothing was created
