@@ -286,6 +286,17 @@ def check_order_margin(
     if position is not None and _worst_steps(position, extra_buy, extra_sell) <= _worst_steps(position, 0, 0):
         return  # it does not add to the worst case
     required = initial_requirement_atomic(state, account, market.market_id, extra_buy, extra_sell)
+    if not any(account.lent) and not any(account.borrowed):
+        # No lends or borrows: every asset but the margin asset counts at zero or more, so
+        # the margin asset and the unrealized PnL bound the equity from below.
+        margin_asset = state.margin_asset_id
+        floor = account.balances[margin_asset] - account.locked[margin_asset]
+        markets = state.markets
+        for position_market_id, held in account.positions.items():
+            if held.size_steps:
+                floor += unrealized_pnl_atomic(held, markets[position_market_id])
+        if floor >= required:
+            return
     equity = equity_atomic(state, account)
     if equity < required:
         decimals = state.assets[state.margin_asset_id].decimals
