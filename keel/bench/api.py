@@ -18,10 +18,11 @@ answer, which the gateway writes only after the command's record is durable. Fig
 `orders_per_s` (placements answered per second over the timed run), `requests_per_s`
 (placements and cancels), `p50_ms`/`p99_ms`/`p999_ms` of placements, `cancel_p50_ms`/
 `cancel_p99_ms`, `errors` (any answer but 200, or a broken connection) and
-`first_error`, the CPU the server process and its log writer used per request, the CPU
-the clients used per request, and `log_records_durable` (the log's last seq after the
-server stopped, which must cover every answered request). The clients warm up (their
-first requests are not counted) and start together.
+`first_error`, the CPU the server process and its children (log writer, auditor,
+signature verifier) used per request, the CPU the clients used per request, and
+`log_records_durable` (the log's last seq after the server stopped, which must cover
+every answered request). The clients warm up (their first requests are not counted) and
+start together.
 
 The client is a raw socket speaking HTTP/1.1 because http.client costs about 0.09 ms of
 CPU per request against its 0.02 ms, and on two cores every client cycle is taken from
