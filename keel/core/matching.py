@@ -289,7 +289,9 @@ def _first_live(book: Book, is_buy: bool) -> Order | None:
 def _fillable_steps(
     state: ExchangeState, book: Book, is_buy: bool, limit_ticks: int, account_id: int, stp: int, wanted: int
 ) -> int:
-    """Return how many steps a taker could fill up to its limit (fill-or-kill check)."""
+    """Return how many steps a taker could fill up to its limit, at most `wanted` (the
+    fill-or-kill check; the spot margin check, which must not count more than the order
+    can buy or sell)."""
     side = Side.SELL if is_buy else Side.BUY
     total = 0
     reducible: dict[int, int] = {}  # reduce-only makers: what their positions still allow
@@ -312,11 +314,11 @@ def _fillable_steps(
                 reducible[order.account_id] = left - usable
                 total += usable
                 if total >= wanted:
-                    return total
+                    return wanted
                 continue
             total += order.open_steps
             if total >= wanted:
-                return total
+                return wanted
     return total
 
 
