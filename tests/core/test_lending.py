@@ -205,7 +205,7 @@ def test_a_spot_buy_is_credited_only_what_it_can_buy_not_the_whole_opposite_leve
     st.lists(
         st.tuples(
             st.integers(0, 5),  # account
-            st.sampled_from(["perp", "spot", "lend", "borrow", "index", "tick", "deposit", "cancel"]),
+            st.sampled_from(["perp", "spot", "auto", "lend", "borrow", "index", "tick", "deposit", "cancel"]),
             st.integers(0, 1),  # side
             st.integers(9_000, 11_000),  # price ticks / index
             st.integers(1, 300),  # steps / amount units
@@ -214,8 +214,9 @@ def test_a_spot_buy_is_credited_only_what_it_can_buy_not_the_whole_opposite_leve
     )
 )
 def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, int, int, int]]) -> None:
-    """Orders on spot and perpetuals, lends and borrows, index moves, hourly interest and
-    funding Ticks, deposits and cancels across accounts: after every step every invariant
+    """Orders on spot (some with automatic borrowing and lending: flags from the amount)
+    and perpetuals, lends and borrows, index moves, hourly interest and funding Ticks,
+    deposits and cancels across accounts: after every step every invariant
     holds (no account below maintenance, pool == lent - borrowed, ledger sums, positions
     net to zero, ...) and the incremental hash equals the full one."""
     h = setup()
@@ -223,7 +224,7 @@ def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, 
     accounts = [h.new_account(USDC=(50 + 400 * (n % 3)) * USDC, **({"SOL": SOL} if n % 2 else {})) for n in range(6)]
     for who, kind, side, number, amount in actions:
         account = accounts[who]
-        if kind in ("perp", "spot"):
+        if kind in ("perp", "spot", "auto"):
             h.submit(
                 PlaceOrder,
                 account_id=account,
@@ -233,6 +234,7 @@ def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, 
                 price_ticks=number,
                 quantity_steps=amount,
                 self_trade_prevention=3,
+                auto_margin=amount % 16 if kind == "auto" else 0,
             )
         elif kind in ("lend", "borrow"):
             h.submit(
