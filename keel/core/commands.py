@@ -117,6 +117,9 @@ class PlaceOrder(_Command, frozen=True, tag=5):
     stop_loss_trigger_ticks: int = 0
     stop_loss_limit_ticks: int = 0
     stop_loss_trigger_by: int = 0
+    # Spot: orders.AutoMargin flags, what the order may do with the lending pool (borrow what
+    # its hold lacks, repay or lend what its fills bring in; matching.py). 0: nothing.
+    auto_margin: int = 0
 
 
 class PlaceOrders(_Command, frozen=True, tag=6):
@@ -296,6 +299,45 @@ Command = (
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command)
 
+# Older PlaceOrder encodings. msgspec encodes the inherited keyword-only fields `seq` and
+# `timestamp_ns` last, so a field added to PlaceOrder lands before them, not at the end,
+# and an older, shorter array no longer decodes as it is (it fails: `seq` and
+# `timestamp_ns` are required). Every field added since the first PlaceOrder has a
+# default (reduce_only; trigger_price_ticks and trigger_by; the six take-profit and
+# stop-loss fields; auto_margin), so an older array is read by inserting those defaults
+# before its last two elements. Only arrays the current layout refuses, of a length an
+# earlier layout had, take this path.
+_PLACE_ORDER_TAG: Final = 5
+_PLACE_ORDERS_TAG: Final = 6
+_PLACE_ORDER_FIELDS_OLDER: Final = (11, 12, 14, 20)  # fields before seq, in each earlier layout
+_PLACE_ORDER_TEMPLATE: Final[list[object]] = msgspec.msgpack.decode(
+    _encoder.encode(PlaceOrder(seq=0, timestamp_ns=0, account_id=0, market_id=0, side=0, order_type=0))
+)
+
+
+def _upgraded_place_order(item: object) -> object:
+    """Return an older PlaceOrder array with the defaults of later fields inserted."""
+    template = _PLACE_ORDER_TEMPLATE
+    assert len(template) - 3 > max(_PLACE_ORDER_FIELDS_OLDER)
+    if (
+        not isinstance(item, list)
+        or not item
+        or item[0] != _PLACE_ORDER_TAG
+        or len(item) - 3 not in _PLACE_ORDER_FIELDS_OLDER
+    ):
+        return item
+    return item[:-2] + template[len(item) - 2 : -2] + item[-2:]
+
+
+def _upgraded(raw: object) -> object:
+    if not isinstance(raw, list) or not raw:
+        return raw
+    if raw[0] == _PLACE_ORDER_TAG:
+        return _upgraded_place_order(raw)
+    if raw[0] == _PLACE_ORDERS_TAG and len(raw) == 5 and isinstance(raw[2], list):
+        return [*raw[:2], [_upgraded_place_order(item) for item in raw[2]], *raw[3:]]
+    return raw
+
 
 def encode_command(command: Command) -> bytes:
     """Return the canonical bytes of a command (msgpack, array-like, integer tags)."""
@@ -303,6 +345,14 @@ def encode_command(command: Command) -> bytes:
 
 
 def decode_command(data: bytes) -> Command:
-    """Return the command encoded in `data`; raises msgspec.DecodeError if malformed."""
-    command: Command = _decoder.decode(data)
+    """Return the command encoded in `data`, reading older PlaceOrder layouts too; raises
+    msgspec.DecodeError if malformed."""
+    try:
+        command: Command = _decoder.decode(data)
+    except msgspec.ValidationError:
+        raw = msgspec.msgpack.decode(data)
+        upgraded = _upgraded(raw)
+        if upgraded == raw:
+            raise
+        command = _decoder.decode(_encoder.encode(upgraded))
     return command

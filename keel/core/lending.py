@@ -25,19 +25,19 @@ and paid into the pool; lenders receive, in proportion to their lend, floor(tota
 (the spread and the rounding) goes to the fee account. One balanced entry per asset
 (reason `interest`): borrowers' interest into the pool, the spread out of it to fees.
 
-Imports: accounts, commands, errors, events, limits, money, perps, state.
+Imports: accounts, commands, errors, events, ledger, lending_pool, limits, matching, money, perps, state.
 """
 
 from __future__ import annotations
-
-import enum
 
 from keel.core import limits
 from keel.core.accounts import FEE_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, Account
 from keel.core.commands import BorrowLend, Tick
 from keel.core.errors import RejectCode, Rejected
-from keel.core.events import BorrowLendChanged, EntryReason, Event, InterestAccrued
+from keel.core.events import EntryReason, Event, InterestAccrued
 from keel.core.ledger import post_entry
+from keel.core.lending_pool import BorrowLendSide as BorrowLendSide  # where callers have always found it
+from keel.core.lending_pool import check_borrowable, check_pool_holds, move_pool
 from keel.core.matching import amount_text, user_account_for
 from keel.core.money import BPS, E9, div_ceil, div_floor
 from keel.core.perps import equity_atomic, initial_requirement_atomic
@@ -45,20 +45,7 @@ from keel.core.state import ExchangeState
 
 HOUR_NS = 3_600_000_000_000
 HOURS_PER_YEAR = 8_760
-_BORROW_LEND = int(EntryReason.BORROW_LEND)
 _INTEREST = int(EntryReason.INTEREST)
-
-
-@enum.unique
-class BorrowLendSide(enum.IntEnum):
-    BORROW = 0
-    LEND = 1
-
-
-def _move(state: ExchangeState, account: Account, asset_id: int, amount: int, seq: int, events: list[Event]) -> None:
-    """Post `amount` from the pool to the account (negative: from the account to the pool)."""
-    lines = ((LENDING_POOL_ACCOUNT_ID, asset_id, -amount), (account.account_id, asset_id, amount))
-    post_entry(state, _BORROW_LEND, seq, lines, events)
 
 
 def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) -> None:
@@ -74,8 +61,6 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
         raise Rejected(RejectCode.AMOUNT_NOT_POSITIVE, "a borrow or lend must be a positive amount")
     if amount > limits.amount_atomic_max:
         raise Rejected(RejectCode.VALUE_TOO_LARGE, "amount is too large")
-    asset = state.assets[asset_id]
-    pool = state.accounts[LENDING_POOL_ACCOUNT_ID].balances[asset_id]
     if command.side == BorrowLendSide.LEND:
         available = account.balances[asset_id] - account.locked[asset_id]
         if amount > available:
@@ -84,26 +69,12 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
                 f"insufficient funds: lending needs {amount_text(state, asset_id, amount)}, "
                 f"{amount_text(state, asset_id, available)} is available",
             )
-        repaid = min(amount, account.borrowed[asset_id])
-        account.borrowed[asset_id] -= repaid
-        account.lent[asset_id] += amount - repaid
     elif command.side == BorrowLendSide.BORROW:
         redeemed = min(amount, account.lent[asset_id])
         borrowed = amount - redeemed
-        if borrowed and not asset.borrow_imf_bps:
-            raise Rejected(RejectCode.BORROW_NOT_ENABLED, f"{asset.symbol} cannot be borrowed")
-        if borrowed and state.margin_asset_id < 0:
-            raise Rejected(
-                RejectCode.BORROW_NOT_ENABLED, "no margin asset yet: borrowing opens with the first perpetual"
-            )
-        if borrowed and asset_id != state.margin_asset_id and state.index_prices[asset_id] == 0:
-            raise Rejected(RejectCode.BORROW_NOT_ENABLED, f"{asset.symbol} has no index price to value a borrow")
-        if amount > pool:
-            raise Rejected(
-                RejectCode.POOL_INSUFFICIENT,
-                f"the {asset.symbol} lending pool holds {amount_text(state, asset_id, pool)}, "
-                f"less than the {amount_text(state, asset_id, amount)} asked",
-            )
+        if borrowed:
+            check_borrowable(state, asset_id)
+        check_pool_holds(state, asset_id, amount)
         if borrowed:
             # Decide on a trial: apply, measure, undo (nothing else runs meanwhile).
             account.lent[asset_id] -= redeemed
@@ -121,18 +92,9 @@ def borrow_lend(state: ExchangeState, command: BorrowLend, events: list[Event]) 
                     f"{amount_text(state, state.margin_asset_id, required)} of initial margin, the account's equity "
                     f"would be {amount_text(state, state.margin_asset_id, equity)}",
                 )
-        account.lent[asset_id] -= redeemed
-        account.borrowed[asset_id] += borrowed
-        amount = -amount  # moves to the account
     else:
         raise Rejected(RejectCode.ORDER_MALFORMED, "side must be Borrow or Lend")
-    state.lending_accounts[account.account_id] = None
-    _move(state, account, asset_id, -amount, command.seq, events)
-    events.append(
-        BorrowLendChanged(
-            account.account_id, asset_id, command.side, abs(amount), account.lent[asset_id], account.borrowed[asset_id]
-        )
-    )
+    move_pool(state, account, asset_id, command.side, amount, command.seq, events)
 
 
 def borrow_rate_e9(state: ExchangeState, asset_id: int, borrowed: int, lent: int) -> int:

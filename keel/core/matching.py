@@ -32,7 +32,46 @@ the taker. ALLOW (never from the gateway) trades with itself.
 Every trade posts one balanced ledger entry of five lines: base from seller to buyer,
 quote from buyer to seller net of fees, and both fees to the fee account.
 
-Imports: accounts, book, errors, events, limits, markets, money, orders, perps, state, trigger_records.
+Automatic borrowing and lending (issue 5; the API's autoBorrow, autoLendRedeem,
+autoBorrowRepay, autoLend). A spot PlaceOrder may carry `auto_margin`, a set of
+orders.AutoMargin flags in one integer: one field, so the log grows by one byte per
+order rather than four, and an order without flags pays one truth test of it.
+
+- Refused (ORDER_MALFORMED, at entry, changing nothing) on a perpetual, whose order
+  holds nothing and whose fills credit no asset, and for unknown flags; a trigger order
+  is checked when accepted and again when it fires.
+- Funding the hold (BORROW, LEND_REDEEM). After every other check, when the order's hold
+  exceeds the available balance of the held asset (quote for a buy, base for a sell) by
+  a shortfall, the order takes exactly the shortfall from the lending pool: first by
+  redeeming the account's lend of that asset, then, with BORROW, by borrowing the rest.
+  BORROW redeems first even without LEND_REDEEM because an account never both lends and
+  borrows one asset (BorrowLend's Borrow does the same); LEND_REDEEM alone only redeems.
+  The same rules as BorrowLend apply (lending_pool.py): a borrow needs the asset enabled,
+  a margin asset and an index price (BORROW_NOT_ENABLED); the pool must hold the whole
+  amount (POOL_INSUFFICIENT). Then the order's own margin check (_check_spot_margin)
+  decides with the movement included, trial-applied and undone (INSUFFICIENT_MARGIN);
+  it runs for any account that has positions, lends or borrows, or is about to borrow,
+  and bounds the account's equity after the command from below, so no separate
+  BorrowLend margin check is needed. A shortfall left uncovered is refused by the funds
+  check (INSUFFICIENT_AVAILABLE). A refusal changes nothing.
+- Effects, in order: the pool movement (one `borrow_lend` entry referencing the command's seq,
+  then BorrowLendChanged with side Borrow and the whole amount), then the order's hold,
+  OrderAccepted and fills as for any order. No rounding is involved: the shortfall is an
+  exact difference. What the order took stays a borrow (or a redeemed lend) whether it
+  fills, rests or is later cancelled; part of it stays in the balance when the order
+  fills at a better price or cancels.
+- Using the proceeds (BORROW_REPAY, LEND). After the order's own fills in the command
+  that placed it (not later fills of its resting remainder, nor fills of other orders),
+  let credited be what they added to the account's balance of the other asset (base for
+  a buy, quote net of the taker fee for a sell), capped at that asset's available
+  balance. BORROW_REPAY repays up to that much of the account's borrow of it; LEND
+  repays the borrow and lends the rest (a Lend always repays first). One `borrow_lend`
+  entry and a BorrowLendChanged with side Lend, after the order's events. These need no
+  check: repaying or lending leaves collateral unchanged (a lend counts as the balance
+  did) and only lowers the borrow requirement.
+
+Imports: accounts, book, errors, events, lending_pool, limits, markets, money, orders, perps, state,
+trigger_records.
 """
 
 from __future__ import annotations
@@ -60,10 +99,13 @@ from keel.core.events import (
     PositionChanged,
     TradeExecuted,
 )
+from keel.core.lending_pool import BorrowLendSide, check_borrowable, check_pool_holds, move_pool
 from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, div_ceil, div_floor, format_decimal
 from keel.core.orders import (
+    AUTO_MARGIN_ALL,
     Attachment,
+    AutoMargin,
     EndReason,
     Order,
     OrderType,
@@ -98,6 +140,12 @@ _BUDGET_END = int(EndReason.INSUFFICIENT_FUNDS)
 _IOC_END = int(EndReason.IMMEDIATE_OR_CANCEL)
 _STP_CANCEL = int(EndReason.SELF_TRADE_PREVENTION)
 _FILLS_MAX = limits.fills_per_command_max
+_AUTO_BORROW = int(AutoMargin.BORROW)
+_AUTO_FUNDS_HOLD = int(AutoMargin.BORROW | AutoMargin.LEND_REDEEM)
+_AUTO_TAKES_PROCEEDS = int(AutoMargin.BORROW_REPAY | AutoMargin.LEND)
+_AUTO_LEND = int(AutoMargin.LEND)
+_BORROW_SIDE = int(BorrowLendSide.BORROW)
+_LEND_SIDE = int(BorrowLendSide.LEND)
 
 
 def fee_increase_atomic(notional_before: int, notional_added: int, fee_bps: int) -> int:
@@ -172,6 +220,95 @@ def _check_spot_margin(
             f"equity would be {amount_text(state, margin_asset, equity)}, below its initial margin of "
             f"{amount_text(state, margin_asset, required)}",
         )
+
+
+def check_auto_margin(market: Market, auto_margin: int) -> None:
+    """Refuse AutoMargin flags the engine does not know, and any on a perpetual: a
+    perpetual order holds nothing to borrow for, and its fills credit no asset (module
+    docstring). Raises Rejected(ORDER_MALFORMED)."""
+    if auto_margin & ~AUTO_MARGIN_ALL:
+        raise Rejected(RejectCode.ORDER_MALFORMED, f"unknown automatic borrow and lend flags {auto_margin}")
+    if market.kind == _PERP:
+        raise Rejected(
+            RejectCode.ORDER_MALFORMED,
+            f"{market.symbol} is a perpetual: automatic borrowing, lending, redeeming and repaying are for spot orders",
+        )
+
+
+def _decide_auto_funding(
+    state: ExchangeState,
+    account: Account,
+    market: Market,
+    book: Book,
+    is_buy: bool,
+    hold_asset: int,
+    hold: int,
+    crosses: bool,
+    price: int,
+    quantity: int,
+    stp: int,
+    auto_margin: int,
+) -> int:
+    """Return what a spot order with AutoMargin flags takes from the lending pool for its
+    hold: its shortfall (hold - available), redeemed from the account's lend first and,
+    with BORROW, borrowed for the rest. Checks it as BorrowLend would (BORROW_NOT_ENABLED,
+    POOL_INSUFFICIENT), then the order's margin check with it included (INSUFFICIENT_MARGIN);
+    raises and changes nothing. A shortfall it does not cover is refused by the caller's
+    funds check."""
+    balances = account.balances
+    lent = account.lent
+    borrowed = account.borrowed
+    shortfall = hold - (balances[hold_asset] - account.locked[hold_asset])
+    funded = borrowing = 0
+    if shortfall > 0 and auto_margin & _AUTO_FUNDS_HOLD:
+        redeeming = min(shortfall, lent[hold_asset])
+        borrowing = shortfall - redeeming if auto_margin & _AUTO_BORROW else 0
+        funded = redeeming + borrowing
+        if borrowing:
+            check_borrowable(state, hold_asset)
+        if funded:
+            check_pool_holds(state, hold_asset, funded)
+    if (
+        hold
+        and state.margin_asset_id >= 0
+        and (account.positions or account.account_id in state.lending_accounts or borrowing)
+    ):
+        fillable = _fillable_steps(state, book, is_buy, price, account.account_id, stp, quantity) if crosses else 0
+        # Decide on a trial, as BorrowLend does: apply the pool movement, check, undo.
+        redeeming = funded - borrowing
+        lent[hold_asset] -= redeeming
+        borrowed[hold_asset] += borrowing
+        balances[hold_asset] += funded
+        try:
+            _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
+        finally:
+            lent[hold_asset] += redeeming
+            borrowed[hold_asset] -= borrowing
+            balances[hold_asset] -= funded
+    return funded
+
+
+def _settle_auto_proceeds(
+    state: ExchangeState,
+    account: Account,
+    asset_id: int,
+    credited: int,
+    auto_margin: int,
+    seq: int,
+    events: list[Event],
+) -> None:
+    """After an order's own fills: with BORROW_REPAY, what they credited (up to the
+    available balance) repays the account's borrow of that asset; with LEND it repays the
+    borrow and the rest is lent. One Lend movement to the pool (lending_pool.move_pool);
+    it never needs a check, since repaying or lending leaves collateral unchanged and
+    lowers the borrow requirement."""
+    if credited <= 0 or not auto_margin & _AUTO_TAKES_PROCEEDS:
+        return
+    amount = min(credited, account.balances[asset_id] - account.locked[asset_id])
+    if not auto_margin & _AUTO_LEND:
+        amount = min(amount, account.borrowed[asset_id])
+    if amount > 0:
+        move_pool(state, account, asset_id, _LEND_SIDE, amount, seq, events)
 
 
 def _check_market_state(market: Market, market_state: int, command: PlaceOrder) -> None:
@@ -289,7 +426,9 @@ def _first_live(book: Book, is_buy: bool) -> Order | None:
 def _fillable_steps(
     state: ExchangeState, book: Book, is_buy: bool, limit_ticks: int, account_id: int, stp: int, wanted: int
 ) -> int:
-    """Return how many steps a taker could fill up to its limit (fill-or-kill check)."""
+    """Return how many steps a taker could fill up to its limit, at most `wanted` (the
+    fill-or-kill check; the spot margin check, which must not count more than the order
+    can buy or sell)."""
     side = Side.SELL if is_buy else Side.BUY
     total = 0
     reducible: dict[int, int] = {}  # reduce-only makers: what their positions still allow
@@ -312,11 +451,11 @@ def _fillable_steps(
                 reducible[order.account_id] = left - usable
                 total += usable
                 if total >= wanted:
-                    return total
+                    return wanted
                 continue
             total += order.open_steps
             if total >= wanted:
-                return total
+                return wanted
     return total
 
 
@@ -414,6 +553,9 @@ def place_order(
     ):
         _check_shape(command)
         raise AssertionError("an order shape passed _check_shape but not the fast check")
+    auto_margin = command.auto_margin
+    if auto_margin:
+        check_auto_margin(market, auto_margin)
     book = state.books[market_id]
     is_buy = side == 0
     lot = market.lot_atomic
@@ -526,7 +668,12 @@ def place_order(
         hold_asset = market.base_asset_id
         hold = quantity * market.step_atomic if crosses or may_rest else 0
     locked = account.locked
-    if (
+    funded = 0  # what the lending pool gives the order for its hold (AutoMargin)
+    if auto_margin:
+        funded = _decide_auto_funding(
+            state, account, market, book, is_buy, hold_asset, hold, crosses, price, quantity, stp, auto_margin
+        )
+    elif (
         not is_perp
         and hold
         and state.margin_asset_id >= 0
@@ -535,7 +682,7 @@ def place_order(
         # A margin account's spot hold stops counting as collateral: keep initial margin.
         fillable = _fillable_steps(state, book, is_buy, price, account_id, stp, quantity) if crosses else 0
         _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
-    if hold > account.balances[hold_asset] - locked[hold_asset]:
+    if hold > account.balances[hold_asset] - locked[hold_asset] + funded:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,
             f"insufficient funds: the order needs {amount_text(state, hold_asset, hold)}, "
@@ -568,6 +715,8 @@ def place_order(
         reduce_only,
         attached,
     )
+    if funded:
+        move_pool(state, account, hold_asset, _BORROW_SIDE, funded, command.seq, events)
     locked[hold_asset] += hold
     events.append(
         OrderAccepted(
@@ -585,6 +734,9 @@ def place_order(
             stp,
         )
     )
+    if auto_margin:
+        credit_asset = market.base_asset_id if is_buy else market.quote_asset_id
+        credit_before = account.balances[credit_asset]
     if crosses:
         end_reason = _match(state, market, book, order, account, events)
     open_steps = order.open_steps
@@ -614,6 +766,9 @@ def place_order(
         account.orders_open[order_id] = order
         if client_id != -1:
             account.client_orders[client_id] = order
+        if auto_margin:
+            credited = account.balances[credit_asset] - credit_before
+            _settle_auto_proceeds(state, account, credit_asset, credited, auto_margin, command.seq, events)
         return
     locked[hold_asset] -= hold
     order.hold_atomic = 0
@@ -626,6 +781,9 @@ def place_order(
         events.append(
             OrderExpired(order_id, account_id, market_id, _IOC_END if end_reason == -1 else end_reason, open_steps)
         )
+    if auto_margin:
+        credited = account.balances[credit_asset] - credit_before
+        _settle_auto_proceeds(state, account, credit_asset, credited, auto_margin, command.seq, events)
 
 
 def _match(

@@ -55,6 +55,20 @@ class SelfTradePrevention(enum.IntEnum):
     ALLOW = 3
 
 
+class AutoMargin(enum.IntFlag):
+    """What a spot order may do with the lending pool (matching.py, "Automatic borrowing
+    and lending"; the API's autoBorrow, autoBorrowRepay, autoLend, autoLendRedeem). A
+    PlaceOrder carries a set of these as one integer, `auto_margin` (0: none)."""
+
+    BORROW = 1  # borrow what its hold lacks (redeeming the account's lend of it first)
+    BORROW_REPAY = 2  # what its fills bring in repays the account's borrow of that asset
+    LEND = 4  # what its fills bring in repays the borrow of that asset, then is lent
+    LEND_REDEEM = 8  # redeem the account's lend of what its hold lacks
+
+
+AUTO_MARGIN_ALL = int(AutoMargin.BORROW | AutoMargin.BORROW_REPAY | AutoMargin.LEND | AutoMargin.LEND_REDEEM)
+
+
 @enum.unique
 class OrderStatus(enum.IntEnum):
     NEW = 0

@@ -88,6 +88,7 @@ from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.matching import (
     cancel_all_orders,
     cancel_order,
+    check_auto_margin,
     check_order_shape,
     market_for,
     place_order,
@@ -251,6 +252,8 @@ def accept_trigger(state: ExchangeState, command: PlaceOrder, events: list[Event
     if not 0 < command.trigger_price_ticks <= limits.price_ticks_max:
         raise Rejected(RejectCode.PRICE_NOT_POSITIVE, "a trigger price must be positive")
     check_order_shape(command)
+    if command.auto_margin:
+        check_auto_margin(market, command.auto_margin)
     reference = reference_ticks(market, command.trigger_by)
     if reference == 0:
         what = TriggerBy(command.trigger_by).name.lower().replace("_", " ")

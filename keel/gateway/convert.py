@@ -20,7 +20,7 @@ from keel.core.commands import NO_CLIENT_ID, PlaceOrder
 from keel.core.errors import RejectCode, Rejected
 from keel.core.markets import Market, price_ticks_from_decimal, quantity_steps_from_decimal
 from keel.core.money import parse_decimal
-from keel.core.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from keel.core.orders import AutoMargin, OrderType, SelfTradePrevention, Side, TimeInForce
 from keel.core.triggers import TriggerBy
 from keel.gateway.errors import FIELD_CODES, REJECTIONS, ApiError, bad_request, not_implemented
 from keel.gateway.format import MarketFormat
@@ -178,6 +178,21 @@ def _choice(value: str | None, table: dict[str, int], field: str, default: int |
     return found
 
 
+def auto_margin_of(body: OrderBody) -> int:
+    """Return the AutoMargin flags of an order's autoBorrow, autoBorrowRepay, autoLend and
+    autoLendRedeem (absent or false: not set)."""
+    flags = 0
+    for value, flag in (
+        (body.auto_borrow, AutoMargin.BORROW),
+        (body.auto_borrow_repay, AutoMargin.BORROW_REPAY),
+        (body.auto_lend, AutoMargin.LEND),
+        (body.auto_lend_redeem, AutoMargin.LEND_REDEEM),
+    ):
+        if value:
+            flags |= flag
+    return int(flags)
+
+
 def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> PlaceOrder:
     """Return the PlaceOrder for a decoded order request (seq and timestamp are the sequencer's).
 
@@ -217,10 +232,7 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         body = msgspec.structs.replace(body, quantity=body.trigger_quantity)
     if body.slippage_tolerance is not None:
         raise not_implemented("slippageTolerance")
-    if any(
-        body_flag for body_flag in (body.auto_lend, body.auto_lend_redeem, body.auto_borrow, body.auto_borrow_repay)
-    ):
-        raise not_implemented("Spot margin (autoLend, autoLendRedeem, autoBorrow, autoBorrowRepay)")
+    auto_margin = auto_margin_of(body)
     post_only = bool(body.post_only)
     client_id = client_id_of(body.client_id)
     price = quantity = quote_quantity = 0
@@ -270,6 +282,7 @@ def place_order(market: MarketFormat, account_id: int, body: OrderBody) -> Place
         stop_loss_trigger_ticks=attached[3],
         stop_loss_limit_ticks=attached[4],
         stop_loss_trigger_by=attached[5],
+        auto_margin=auto_margin,  # the engine refuses it on a perpetual
     )
 
 

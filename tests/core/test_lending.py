@@ -174,12 +174,38 @@ def test_a_user_who_borrows_usdc_to_buy_sol_sees_the_exact_margin_debit() -> Non
     assert h.audit() == []
 
 
+def test_a_spot_buy_is_credited_only_what_it_can_buy_not_the_whole_opposite_level() -> None:
+    """The spot margin check counts what an order can fill at once, at most its own
+    quantity: a 4 SOL buy facing a 20 SOL ask is credited 4 SOL at the index (x 0.9), not 20."""
+    h = setup()
+    lender = h.new_account(USDC=1_000 * USDC)
+    h.ok(BorrowLend, account_id=lender, asset_id=0, side=LEND, amount_atomic=1_000 * USDC)
+    seller = h.new_account(SOL=20 * SOL)
+    user = h.new_account(USDC=100 * USDC)
+    h.ok(BorrowLend, account_id=user, asset_id=0, side=BORROW, amount_atomic=400 * USDC)
+    spot = h.market("SOL_USDC")
+    h.ok(PlaceOrder, account_id=seller, market_id=spot, side=1, order_type=0, price_ticks=11_000, quantity_steps=2_000)
+    # 500 - 440 held - 400 borrowed = -340, plus 4 SOL x 100 x 0.9 = 360: equity 20 < 10% of 400
+    h.reject(
+        PlaceOrder,
+        RejectCode.INSUFFICIENT_MARGIN,
+        "equity would be 20 USDC, below its initial margin of 40 USDC",
+        account_id=user,
+        market_id=spot,
+        side=0,
+        order_type=0,
+        price_ticks=11_000,
+        quantity_steps=400,
+    )
+    assert h.audit() == []
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
             st.integers(0, 5),  # account
-            st.sampled_from(["perp", "spot", "lend", "borrow", "index", "tick", "deposit", "cancel"]),
+            st.sampled_from(["perp", "spot", "auto", "lend", "borrow", "index", "tick", "deposit", "cancel"]),
             st.integers(0, 1),  # side
             st.integers(9_000, 11_000),  # price ticks / index
             st.integers(1, 300),  # steps / amount units
@@ -188,8 +214,9 @@ def test_a_user_who_borrows_usdc_to_buy_sol_sees_the_exact_margin_debit() -> Non
     )
 )
 def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, int, int, int]]) -> None:
-    """Orders on spot and perpetuals, lends and borrows, index moves, hourly interest and
-    funding Ticks, deposits and cancels across accounts: after every step every invariant
+    """Orders on spot (some with automatic borrowing and lending: flags from the amount)
+    and perpetuals, lends and borrows, index moves, hourly interest and funding Ticks,
+    deposits and cancels across accounts: after every step every invariant
     holds (no account below maintenance, pool == lent - borrowed, ledger sums, positions
     net to zero, ...) and the incremental hash equals the full one."""
     h = setup()
@@ -197,7 +224,7 @@ def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, 
     accounts = [h.new_account(USDC=(50 + 400 * (n % 3)) * USDC, **({"SOL": SOL} if n % 2 else {})) for n in range(6)]
     for who, kind, side, number, amount in actions:
         account = accounts[who]
-        if kind in ("perp", "spot"):
+        if kind in ("perp", "spot", "auto"):
             h.submit(
                 PlaceOrder,
                 account_id=account,
@@ -207,6 +234,7 @@ def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, 
                 price_ticks=number,
                 quantity_steps=amount,
                 self_trade_prevention=3,
+                auto_margin=amount % 16 if kind == "auto" else 0,
             )
         elif kind in ("lend", "borrow"):
             h.submit(
