@@ -299,44 +299,37 @@ Command = (
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command)
 
-# Older PlaceOrder encodings. msgspec encodes the inherited keyword-only fields `seq` and
-# `timestamp_ns` last, so a field added to PlaceOrder lands before them, not at the end,
+# Older encodings. msgspec encodes the inherited keyword-only fields `seq` and
+# `timestamp_ns` last, so a field added to a command lands before them, not at the end,
 # and an older, shorter array no longer decodes as it is (it fails: `seq` and
-# `timestamp_ns` are required). Every field added since the first PlaceOrder has a
-# default (reduce_only; trigger_price_ticks and trigger_by; the six take-profit and
-# stop-loss fields; auto_margin), so an older array is read by inserting those defaults
-# before its last two elements. Only arrays the current layout refuses, of a length an
-# earlier layout had, take this path.
-_PLACE_ORDER_TAG: Final = 5
-_PLACE_ORDERS_TAG: Final = 6
-_PLACE_ORDER_FIELDS_OLDER: Final = (11, 12, 14, 20)  # fields before seq, in each earlier layout
-_PLACE_ORDER_TEMPLATE: Final[list[object]] = msgspec.msgpack.decode(
-    _encoder.encode(PlaceOrder(seq=0, timestamp_ns=0, account_id=0, market_id=0, side=0, order_type=0))
-)
-
-
-def _upgraded_place_order(item: object) -> object:
-    """Return an older PlaceOrder array with the defaults of later fields inserted."""
-    template = _PLACE_ORDER_TEMPLATE
-    assert len(template) - 3 > max(_PLACE_ORDER_FIELDS_OLDER)
-    if (
-        not isinstance(item, list)
-        or not item
-        or item[0] != _PLACE_ORDER_TAG
-        or len(item) - 3 not in _PLACE_ORDER_FIELDS_OLDER
-    ):
-        return item
-    return item[:-2] + template[len(item) - 2 : -2] + item[-2:]
+# `timestamp_ns` are required). Fields are only ever added at the end of a command's own
+# fields, each with a default (PlaceOrder: reduce_only; the trigger fields; the six
+# take-profit and stop-loss fields; auto_margin. ListAsset: the minimum deposit and
+# withdrawal. ScheduleMaintenance: cancel_orders_steps), so an older array is read by
+# inserting the defaults of the fields it lacks before its last two elements. Only arrays
+# the current layout refuses take this path, and the result must still decode.
+_BASE_FIELDS: Final = frozenset(("seq", "timestamp_ns"))
+_TYPES_BY_TAG: Final[dict[object, type]] = {
+    kind.__struct_config__.tag: kind for kind in Command.__args__
+}
 
 
 def _upgraded(raw: object) -> object:
-    if not isinstance(raw, list) or not raw:
+    """Return an older command array with the defaults of the fields it lacks inserted
+    (and so for a batch's items); anything else unchanged."""
+    if not isinstance(raw, list) or len(raw) < 3:
         return raw
-    if raw[0] == _PLACE_ORDER_TAG:
-        return _upgraded_place_order(raw)
-    if raw[0] == _PLACE_ORDERS_TAG and len(raw) == 5 and isinstance(raw[2], list):
-        return [*raw[:2], [_upgraded_place_order(item) for item in raw[2]], *raw[3:]]
-    return raw
+    kind = _TYPES_BY_TAG.get(raw[0])
+    if kind is None:
+        return raw
+    if kind is PlaceOrders and isinstance(raw[2], list):
+        raw = [*raw[:2], [_upgraded(item) for item in raw[2]], *raw[3:]]
+    own = [field for field in msgspec.structs.fields(kind) if field.name not in _BASE_FIELDS]
+    present = len(raw) - 3  # the tag, then its own fields, then seq and timestamp_ns
+    missing = own[present:] if 0 <= present < len(own) else []
+    if not missing or any(field.default is msgspec.NODEFAULT for field in missing):
+        return raw
+    return raw[:-2] + [msgspec.to_builtins(field.default) for field in missing] + raw[-2:]
 
 
 def encode_command(command: Command) -> bytes:
@@ -345,7 +338,7 @@ def encode_command(command: Command) -> bytes:
 
 
 def decode_command(data: bytes) -> Command:
-    """Return the command encoded in `data`, reading older PlaceOrder layouts too; raises
+    """Return the command encoded in `data`, reading older layouts too (above); raises
     msgspec.DecodeError if malformed."""
     try:
         command: Command = _decoder.decode(data)

@@ -382,7 +382,7 @@ def test_orders_encoded_before_auto_margin_and_before_attachments_still_decode()
     raw[2] = [item[:-9] + item[-2:] for item in raw[2]]
     assert decode_command(msgspec.msgpack.encode(raw)) == batch
     with pytest.raises(msgspec.ValidationError):
-        decode_command(msgspec.msgpack.encode(fields[:5] + fields[-2:]))  # not a layout that existed
+        decode_command(msgspec.msgpack.encode(fields[:3] + fields[-2:]))  # lacks `side`, which has no default
 
 
 def test_replay_gives_the_same_state_hash() -> None:

@@ -582,3 +582,19 @@ def test_decode_events_rejects_malformed_bytes() -> None:
         decode_events(msgspec.msgpack.encode([[99, 1]]))
     with pytest.raises(msgspec.DecodeError):
         decode_events(msgspec.msgpack.encode([3, 5]))
+
+
+@pytest.mark.parametrize(
+    ("command", "added"),
+    [
+        (ALL_COMMANDS[0], 2),  # ListAsset before the minimum deposit and withdrawal
+        (next(c for c in ALL_COMMANDS if isinstance(c, ScheduleMaintenance)), 1),  # before cancel_orders_steps
+    ],
+    ids=["ListAsset", "ScheduleMaintenance"],
+)
+def test_a_command_logged_before_its_newest_fields_still_decodes(command: Command, added: int) -> None:
+    """msgspec writes `seq` and `timestamp_ns` after a command's own fields, so an older log
+    holds shorter arrays: they decode with the newest fields' defaults (commands.py)."""
+    raw = msgspec.msgpack.decode(encode_command(command))
+    older = raw[: -2 - added] + raw[-2:]
+    assert decode_command(msgspec.msgpack.encode(older)) == command
