@@ -36,7 +36,7 @@ from keel.node.config import Config, config_path, load_config, write_config
 from keel.node.genesis import genesis_commands
 from keel.node.recovery import Progress, RecoveryReport, Replayed, recover
 from keel.sequencer.clock import Clock, SystemClock
-from keel.sequencer.sequencer import Listener, Sequencer, SequencerSettings
+from keel.sequencer.sequencer import FAILSTOP_NAME, Listener, Sequencer, SequencerSettings
 from keel.snapshots.store import list_snapshots, prune_snapshots, write_snapshot
 
 LOCK_NAME = "node.lock"
@@ -260,23 +260,41 @@ class Node:
             last_snapshot_seq=snapshots[0].seq if snapshots else 0,
             listeners=listeners,
         ).start()
+        self._restart_safely()
         return self._sequencer
 
-    def _halt(self, reason: str) -> None:
-        """The auditor found a violation: freeze withdrawals and stop trading, as logged commands."""
+    def _restart_safely(self) -> None:
+        """After a sequencer failure (DIR/failstop.json), come back in a safe state: log a
+        withdrawal freeze, cancel active schedules and move every market to CancelOnly,
+        before anything else is sequenced, then keep the record as failstop-<seq>.json.
+        An operator reopens (PostOnly, then Open) and unfreezes once satisfied."""
+        path = self.data_dir / FAILSTOP_NAME
+        if not path.exists():
+            return
+        try:
+            record = msgspec.json.decode(path.read_bytes())
+            seq, error = int(record["seq"]), str(record["error"])
+        except (OSError, ValueError, KeyError, TypeError, msgspec.DecodeError):
+            seq, error = self.engine.state.seq_last, "unreadable failstop.json"
+        self._halt(f"restarted after the sequencer stopped at seq {seq} ({error[:120]})", operator="node")
+        path.replace(self.data_dir / f"failstop-{seq}.json")
+
+    def _halt(self, reason: str, operator: str = "auditor") -> None:
+        """Freeze withdrawals and stop trading, as logged commands: the auditor found a
+        violation, or the node restarts after a sequencer failure."""
         sequencer = self._sequencer
         if sequencer is None:
             return
         ignore: Callable[[object], None] = lambda _: None  # noqa: E731 - the outcome is in the log
         sequencer.submit(
-            FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason=reason, operator="auditor"), ignore
+            FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=True, reason=reason, operator=operator), ignore
         )
         # A scheduled maintenance must not reopen the markets after a violation.
         with sequencer.read_lock:
             active = [schedule.schedule_id for schedule in self.engine.state.maintenances if schedule.active]
         for schedule_id in active:
             cancel = CancelMaintenance(
-                seq=0, timestamp_ns=0, schedule_id=schedule_id, reason=reason, operator="auditor"
+                seq=0, timestamp_ns=0, schedule_id=schedule_id, reason=reason, operator=operator
             )
             sequencer.submit(cancel, ignore)
         sequencer.submit(
@@ -286,7 +304,7 @@ class Node:
                 market_id=-1,
                 state=int(MarketState.CANCEL_ONLY),
                 reason=reason,
-                operator="auditor",
+                operator=operator,
             ),
             ignore,
         )

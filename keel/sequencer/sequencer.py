@@ -20,7 +20,10 @@ and the committer writes the snapshot file once the checkpoint's record is durab
 
 If the log cannot be written, the engine's state is ahead of the log: the sequencer
 stops (fail-stop), every pending and future submission fails with SequencerStopped, and
-the node must be restarted, which recovers from the log.
+the node must be restarted, which recovers from the log. A sequencer with a data
+directory records why in `DIR/failstop.json` (`FAILSTOP_NAME`: the last applied seq,
+the error, the time), so that the next start opens the markets in a safe state
+(node.py, `Node.start`).
 
 Imports: keel.core, keel.log, keel.snapshots, keel.sequencer.clock.
 """
@@ -98,6 +101,7 @@ class _Batch:
 
 
 _STOP = object()
+FAILSTOP_NAME = "failstop.json"  # in the data directory: why the last sequencer stopped failing
 _Item = tuple[Command | list[Command], Callback]
 
 
@@ -328,6 +332,7 @@ class Sequencer:
                     batch = _Batch([], [], [])
         except BaseException as error:
             self.failed = error
+            self._record_failure(error)
             # Every command in the open batch was applied whole and its record made:
             # commit and acknowledge them; the log then replays to exactly this point.
             if batch.items or batch.acks:
@@ -365,6 +370,7 @@ class Sequencer:
             except BaseException as error:
                 self._append_failed = True
                 self.failed = self.failed or error
+                self._record_failure(error)
                 stopped = SequencerStopped("the log could not be written; the node must restart", error)
                 for batch in batches:
                     for callback, _ in batch.acks:
@@ -398,6 +404,26 @@ class Sequencer:
             callback(result)
         except BaseException as error:  # a caller's bug must not stop the log
             self.callback_errors.append(error)
+
+    def _record_failure(self, error: BaseException) -> None:
+        """Write DIR/failstop.json once (the first failure is the cause); a failure to write
+        it must not hide the original error."""
+        if self.data_dir is None:
+            return
+        path = self.data_dir / FAILSTOP_NAME
+        if path.exists():
+            return
+        record = {
+            "seq": self.engine.state.seq_last,
+            "error": f"{type(error).__name__}: {error}",
+            "time_ns": time.time_ns(),
+        }
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(msgspec.json.encode(record))
+            temporary.replace(path)
+        except OSError:
+            pass
 
     def _fail_waiting(self) -> None:
         """After the engine thread ends, refuse whatever is still queued."""

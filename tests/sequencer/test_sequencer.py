@@ -444,7 +444,10 @@ def test_a_failing_log_stops_the_sequencer_and_fails_every_pending_and_later_com
         assert node.report.torn_tail_discarded == 0
         with Node.open(data_dir, from_genesis=True, read_only=True) as replayed:
             assert replayed.engine.state_hash() == node.engine.state_hash()
-        assert node.start(clock).call(CreateAccount(seq=0, timestamp_ns=0)).seq == acknowledged.seq + 1
+        # The restart after a failure first logs the safe state (a withdrawal freeze and
+        # CancelOnly for every market; tests/node/test_failstop.py), then what comes next.
+        assert node.start(clock).call(CreateAccount(seq=0, timestamp_ns=0)).seq == acknowledged.seq + 3
+        assert node.engine.state.withdrawals_frozen
 
 
 @pytest.mark.parametrize("writer", WRITERS)
