@@ -41,7 +41,8 @@ borrowed has no index price or a stale one (a perpetual on that asset with a sta
 index). After the command, no such account is below its maintenance requirement: audit
 checks it.
 
-Imports: accounts, commands, errors, events, markets, matching, orders, perps, state.
+Imports: accounts, commands, errors, events, ledger, lending_pool, markets, matching, money, orders, perps, state,
+triggers.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from keel.core.events import (
     PositionChanged,
 )
 from keel.core.ledger import post_entry
+from keel.core.lending_pool import BorrowLendSide
 from keel.core.markets import MarketKind, MarketState
 from keel.core.matching import cancel_open_order, place_order
 from keel.core.money import BPS, div_ceil, div_floor
@@ -85,8 +87,8 @@ _LIQUIDATION = int(EntryReason.LIQUIDATION)
 _INSURANCE = int(EntryReason.INSURANCE)
 _LIQUIDATION_END = int(EndReason.LIQUIDATION)
 _CLOSED = MarketState.CLOSED
-_BORROW = 0  # lending.BorrowLendSide (lending imports matching; this module stays below it)
-_LEND = 1
+_BORROW = int(BorrowLendSide.BORROW)
+_LEND = int(BorrowLendSide.LEND)
 LIQUIDATION_FEE_BPS = 100  # collateral goes to the insurance fund at the index price less 1%
 
 
