@@ -71,6 +71,7 @@ from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
     apply_fill,
     collateral_atomic,
+    covered_without_collateral,
     equity_atomic,
     forget_if_flat,
     index_is_stale,
@@ -109,10 +110,9 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     margin and may be liquidated (not while one of its positions is in a Closed market, nor
     on a stale or missing price).
 
-    Hot: the engine asks it of every account with a position at every index update. An
-    account that never lent or borrowed holds no asset below zero but the margin asset,
-    so its margin-asset balance plus its unrealized PnL bounds its equity from below;
-    when that already covers maintenance the full valuation is skipped."""
+    Hot: the engine asks it of every account an index update can move, so an account that
+    covers maintenance without its other collateral (perps.covered_without_collateral)
+    is not valued in full."""
     positions = account.positions
     has_position = False
     for position in positions.values():
@@ -134,10 +134,8 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     if borrows and any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
         return False
     required, unrealized = maintenance_and_unrealized(state, account)
-    if not lending:
-        margin_asset = state.margin_asset_id
-        if account.balances[margin_asset] - account.locked[margin_asset] + unrealized >= required:
-            return False
+    if covered_without_collateral(state, account, unrealized, required):
+        return False
     return collateral_atomic(state, account) + unrealized < required
 
 
@@ -415,14 +413,6 @@ def _take(
     post_entry(state, _ADL, seq, ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)), events)
 
 
-def borrowing_accounts(state: ExchangeState) -> list[int]:
-    """Every user account with a borrow (a price move changes what it owes)."""
-    accounts = state.accounts
-    return [
-        account_id for account_id in state.lending_accounts if account_id > 0 and any(accounts[account_id].borrowed)
-    ]
-
-
 def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
     """Every account with a position record in these markets."""
     found: list[int] = []
@@ -432,4 +422,4 @@ def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
     return found
 
 
-__all__ = ["below_maintenance", "borrowing_accounts", "liquidate_where_needed", "perp_accounts", "position_for"]
+__all__ = ["below_maintenance", "liquidate_where_needed", "perp_accounts", "position_for"]

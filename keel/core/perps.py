@@ -166,14 +166,32 @@ def collateral_atomic(state: ExchangeState, account: Account) -> int:
     return total
 
 
-def equity_atomic(state: ExchangeState, account: Account) -> int:
-    """Return collateral plus the unrealized PnL of every position."""
-    total = collateral_atomic(state, account)
+def unrealized_total_atomic(state: ExchangeState, account: Account) -> int:
+    """Return the unrealized PnL of every position of the account."""
+    total = 0
     markets = state.markets
     for market_id, position in account.positions.items():
         if position.size_steps:
             total += unrealized_pnl_atomic(position, markets[market_id])
     return total
+
+
+def equity_atomic(state: ExchangeState, account: Account) -> int:
+    """Return collateral plus the unrealized PnL of every position."""
+    return collateral_atomic(state, account) + unrealized_total_atomic(state, account)
+
+
+def covered_without_collateral(
+    state: ExchangeState, account: Account, unrealized_atomic: int, required_atomic: int
+) -> bool:
+    """Whether an account without lends or borrows covers `required_atomic` with its margin
+    asset and unrealized PnL alone. Every other asset then counts at zero or more, so those
+    two bound its equity from below and the full valuation (collateral_atomic) can be
+    skipped; False says nothing either way."""
+    if any(account.lent) or any(account.borrowed):
+        return False
+    margin_asset = state.margin_asset_id
+    return account.balances[margin_asset] - account.locked[margin_asset] + unrealized_atomic >= required_atomic
 
 
 def _worst_steps(position: Position, extra_buy: int, extra_sell: int) -> int:
@@ -286,18 +304,10 @@ def check_order_margin(
     if position is not None and _worst_steps(position, extra_buy, extra_sell) <= _worst_steps(position, 0, 0):
         return  # it does not add to the worst case
     required = initial_requirement_atomic(state, account, market.market_id, extra_buy, extra_sell)
-    if not any(account.lent) and not any(account.borrowed):
-        # No lends or borrows: every asset but the margin asset counts at zero or more, so
-        # the margin asset and the unrealized PnL bound the equity from below.
-        margin_asset = state.margin_asset_id
-        floor = account.balances[margin_asset] - account.locked[margin_asset]
-        markets = state.markets
-        for position_market_id, held in account.positions.items():
-            if held.size_steps:
-                floor += unrealized_pnl_atomic(held, markets[position_market_id])
-        if floor >= required:
-            return
-    equity = equity_atomic(state, account)
+    unrealized = unrealized_total_atomic(state, account)
+    if covered_without_collateral(state, account, unrealized, required):
+        return
+    equity = collateral_atomic(state, account) + unrealized
     if equity < required:
         decimals = state.assets[state.margin_asset_id].decimals
         symbol = state.assets[state.margin_asset_id].symbol
