@@ -42,7 +42,6 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from keel.core.commands import BorrowLend
-from keel.core.events import CommandRejected
 from keel.core.lending import HOURS_PER_YEAR, BorrowLendSide, borrow_rate_e9
 from keel.core.money import BPS, E9, div_toward_zero, format_decimal
 from keel.core.perps import equity_atomic, maintenance_requirement_atomic
@@ -50,7 +49,7 @@ from keel.core.state import ExchangeState
 from keel.gateway import convert
 from keel.gateway import format as fmt
 from keel.gateway.context import AssetFormat, Gateway
-from keel.gateway.errors import bad_request, rejection
+from keel.gateway.errors import bad_request, raise_if_refused
 from keel.gateway.web import JSON, account_of, body_of, gateway_of, json_response, query
 from keel.views import BorrowLendKind
 
@@ -101,9 +100,7 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
             amount_atomic=amount_atomic,
         )
     )
-    first = outcome.events[0] if outcome.events else None
-    if isinstance(first, CommandRejected):
-        raise rejection(first.code, first.message)
+    raise_if_refused(outcome.events)
     return Response(content=b"", status_code=200, media_type=JSON)
 
 

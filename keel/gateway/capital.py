@@ -31,7 +31,6 @@ from litestar import Request, Response, get, patch
 
 from keel.core import limits
 from keel.core.commands import SetLeverageLimit
-from keel.core.events import CommandRejected
 from keel.core.money import BPS, E9, div_floor
 from keel.core.perps import (
     collateral_atomic,
@@ -43,7 +42,7 @@ from keel.core.perps import (
 from keel.core.state import ExchangeState
 from keel.gateway import convert
 from keel.gateway import format as fmt
-from keel.gateway.errors import bad_request, rejection
+from keel.gateway.errors import bad_request, raise_if_refused
 from keel.gateway.web import JSON, account_of, body_of, gateway_of, json_response
 
 
@@ -282,9 +281,7 @@ async def account_update(request: Request[Any, Any, Any]) -> Response[bytes]:
     outcome = await gateway.submit(
         SetLeverageLimit(seq=0, timestamp_ns=0, account_id=account_of(request), leverage_limit=leverage)
     )
-    first = outcome.events[0] if outcome.events else None
-    if isinstance(first, CommandRejected):
-        raise rejection(first.code, first.message)
+    raise_if_refused(outcome.events)
     return Response(content=b"", status_code=200, media_type=JSON)
 
 

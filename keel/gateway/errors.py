@@ -6,16 +6,18 @@ with the HTTP status of spec section 4.2. ccxt picks its exception from `code` a
 right class (InsufficientFunds, InvalidOrder, BadSymbol, ...); docs/api.md shows the
 same table. A test checks that every RejectCode has an entry.
 
-Imports: keel.core.errors.
+Imports: keel.core.errors, keel.core.events.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
 from keel.core.errors import RejectCode
+from keel.core.events import CommandRejected, Event
 
 
 class ApiError(Exception):
@@ -122,6 +124,14 @@ def rejection(code: int, message: str) -> ApiError:
     """Return the ApiError for an engine rejection (a CommandRejected event's code and message)."""
     status, wire_code = REJECTIONS[RejectCode(code)]
     return ApiError(status, wire_code, message)
+
+
+def raise_if_refused(events: Sequence[Event], *, operator: bool = False) -> None:
+    """Raise the ApiError of a command the engine refused (its only event is
+    CommandRejected); `operator` names the engine's code in the message."""
+    first = events[0] if events else None
+    if isinstance(first, CommandRejected):
+        raise (operator_rejection if operator else rejection)(first.code, first.message)
 
 
 def operator_rejection(code: int, message: str) -> ApiError:

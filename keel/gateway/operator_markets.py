@@ -25,8 +25,6 @@ from litestar import Request, Response, get, post
 from keel.core.commands import CancelMaintenance, ScheduleMaintenance, SetIndexPrices, SetMarketState
 from keel.core.errors import Rejected
 from keel.core.events import (
-    CommandRejected,
-    Event,
     LiquidationStarted,
     MaintenanceCancelled,
     MaintenanceScheduled,
@@ -38,7 +36,7 @@ from keel.core.state import ExchangeState
 from keel.gateway import convert
 from keel.gateway import format as fmt
 from keel.gateway.context import Gateway
-from keel.gateway.errors import ApiError, bad_request, operator_rejection
+from keel.gateway.errors import ApiError, bad_request, raise_if_refused
 from keel.gateway.markets import BOOK_STATES
 from keel.gateway.web import body_of, gateway_of, json_response
 
@@ -81,12 +79,6 @@ BODIES: Final[dict[tuple[str, str], Any]] = {
     ("/operator/v1/maintenance", "post"): ScheduleBody,
     ("/operator/v1/maintenance/cancel", "post"): CancelScheduleBody,
 }
-
-
-def _first_rejection(events: list[Event]) -> None:
-    first = events[0] if events else None
-    if isinstance(first, CommandRejected):
-        raise operator_rejection(first.code, first.message)
 
 
 def state_of(name: str) -> int:
@@ -141,7 +133,7 @@ async def index_prices(request: Request[Any, Any, Any]) -> Response[bytes]:
     if not prices:
         raise bad_request("give at least one ASSET=PRICE")
     outcome = await gateway.submit(SetIndexPrices(seq=0, timestamp_ns=0, prices=tuple(prices)))
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     priced = {asset_id for asset_id, _ in prices}
 
     def read(state: ExchangeState) -> list[tuple[int, int, int]]:
@@ -238,7 +230,7 @@ async def market_state(request: Request[Any, Any, Any]) -> Response[bytes]:
             operator=body.operator,
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     markets = gateway.markets()
     return json_response(
         {
@@ -322,7 +314,7 @@ async def schedule(request: Request[Any, Any, Any]) -> Response[bytes]:
             cancel_orders_steps=cancels,
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = outcome.events[0]
     assert isinstance(event, MaintenanceScheduled)
     return json_response(
@@ -402,7 +394,7 @@ async def cancel(request: Request[Any, Any, Any]) -> Response[bytes]:
             seq=0, timestamp_ns=0, schedule_id=body.schedule_id, reason=body.reason, operator=body.operator
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = outcome.events[0]
     assert isinstance(event, MaintenanceCancelled)
     return json_response({"seq": outcome.seq, "scheduleId": event.schedule_id, "reason": event.reason})

@@ -26,9 +26,7 @@ from keel.core.commands import Adjust, FreezeWithdrawals, RejectDeposit, ReportD
 from keel.core.errors import Rejected
 from keel.core.events import (
     Adjusted,
-    CommandRejected,
     DepositUpdated,
-    Event,
     LedgerPosted,
     WithdrawalsFrozen,
     WithdrawalUpdated,
@@ -38,7 +36,7 @@ from keel.core.state import ExchangeState
 from keel.core.transfers import DepositStatus, WithdrawalAction, WithdrawalStatus
 from keel.gateway import convert
 from keel.gateway import format as fmt
-from keel.gateway.errors import ApiError, bad_request, not_found, operator_rejection
+from keel.gateway.errors import ApiError, bad_request, not_found, raise_if_refused
 from keel.gateway.web import body_of, gateway_of, json_response
 
 OPERATOR: Final = {"operator": True}
@@ -109,12 +107,6 @@ BODIES: Final[dict[tuple[str, str], Any]] = {
 }
 
 
-def _first_rejection(events: list[Event]) -> None:
-    first = events[0] if events else None
-    if isinstance(first, CommandRejected):
-        raise operator_rejection(first.code, first.message)
-
-
 def _account_id(value: int) -> int:
     if not 0 < value < _ID_MAX:
         raise not_found(f"account {value} does not exist")
@@ -175,7 +167,7 @@ async def report_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
             confirmations=confirmations,
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     entry_id = next((event.entry_id for event in outcome.events if isinstance(event, LedgerPosted)), None)
     updated = next((event for event in outcome.events if isinstance(event, DepositUpdated)), None)
     if updated is None:  # a duplicate or late report: nothing changed; say what the deposit is
@@ -219,7 +211,7 @@ async def reject_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
     outcome = await gateway.submit(
         RejectDeposit(seq=0, timestamp_ns=0, deposit_id=body.deposit_id, reason=body.reason, operator=body.operator)
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = outcome.events[0]
     assert isinstance(event, DepositUpdated)
     asset = gateway.assets()[event.asset_id]
@@ -330,7 +322,7 @@ async def update_withdrawal(request: Request[Any, Any, Any]) -> Response[bytes]:
             reason=body.reason,
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = next(event for event in outcome.events if isinstance(event, WithdrawalUpdated))
     entry_id = next((event.entry_id for event in outcome.events if isinstance(event, LedgerPosted)), None)
     asset = gateway.assets()[event.asset_id]
@@ -365,7 +357,7 @@ async def freeze(request: Request[Any, Any, Any]) -> Response[bytes]:
     outcome = await gateway.submit(
         FreezeWithdrawals(seq=0, timestamp_ns=0, frozen=body.frozen, reason=body.reason, operator=body.operator)
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = outcome.events[0]
     assert isinstance(event, WithdrawalsFrozen)
     return json_response({"seq": outcome.seq, "frozen": event.frozen, "reason": event.reason})
@@ -403,7 +395,7 @@ async def adjust(request: Request[Any, Any, Any]) -> Response[bytes]:
             operator=body.operator,
         )
     )
-    _first_rejection(outcome.events)
+    raise_if_refused(outcome.events, operator=True)
     event = outcome.events[0]
     assert isinstance(event, Adjusted)
     entry_id = next((one.entry_id for one in outcome.events if isinstance(one, LedgerPosted)), None)
