@@ -349,7 +349,7 @@ async def markets_history(
     return json_response(body)
 
 
-def _page(limit: str | None, offset: str | None, sort_direction: str | None) -> tuple[int, int, bool]:
+def page(limit: str | None, offset: str | None, sort_direction: str | None) -> tuple[int, int, bool]:
     count = convert.bounded_int(limit, "limit", 100, 1, 1000)
     skip = convert.bounded_int(offset, "offset", 0, 0, 2**62)
     if sort_direction not in (None, "Asc", "Desc"):
@@ -379,7 +379,7 @@ async def movement_history(
 ) -> Response[bytes]:
     gateway = gateway_of(request)
     account_id = account_of(request)
-    count, skip, ascending = _page(limit, offset, sortDirection)
+    count, skip, ascending = page(limit, offset, sortDirection)
     kind = None
     if type is not None:
         kind = KINDS_IN.get(type)
@@ -436,7 +436,7 @@ async def interest_history(
 ) -> Response[bytes]:
     gateway = gateway_of(request)
     account_id = account_of(request)
-    count, skip, ascending = _page(limit, offset, sortDirection)
+    count, skip, ascending = page(limit, offset, sortDirection)
     if source not in (None, "BorrowLend", "UnrealizedPnl"):
         raise bad_request("source must be BorrowLend or UnrealizedPnl")
     asset_id = _asset_id(gateway, asset if asset is not None else symbol)
@@ -480,7 +480,7 @@ async def position_history(
     gateway = gateway_of(request)
     account_id = account_of(request)
     state = query(request, "state")  # (`state` is a name Litestar keeps for itself)
-    count, skip, ascending = _page(limit, offset, sortDirection)
+    count, skip, ascending = page(limit, offset, sortDirection)
     side_number = None
     if side is not None:
         side_number = SIDES_IN.get(side)

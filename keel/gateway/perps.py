@@ -72,7 +72,7 @@ from keel.core.perps import (
 )
 from keel.core.state import ExchangeState
 from keel.gateway import format as fmt
-from keel.gateway.borrow_lend import _page as page
+from keel.gateway.borrow_lend import page
 from keel.gateway.convert import bounded_int
 from keel.gateway.errors import bad_request
 from keel.gateway.format import MarketFormat
