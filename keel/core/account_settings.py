@@ -10,7 +10,7 @@ never starts a liquidation: it refuses new orders, borrows and withdrawals that 
 account's equity would not cover under it. The limit is account state (in the state hash
 and snapshots); `LeverageLimitSet` records each change.
 
-Imports: commands, errors, events, limits, matching, state.
+Imports: commands, errors, events, limits, matching, perps, state.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from keel.core.commands import SetLeverageLimit
 from keel.core.errors import RejectCode, Rejected
 from keel.core.events import Event, LeverageLimitSet
 from keel.core.matching import user_account_for
+from keel.core.perps import refresh_account_terms
 from keel.core.state import ExchangeState
 
 
@@ -36,5 +37,6 @@ def set_leverage_limit(state: ExchangeState, command: SetLeverageLimit, events: 
     if account.leverage_limit == limit:
         return
     account.leverage_limit = limit
+    refresh_account_terms(state, account)
     state.dirty_accounts.append(account)
     events.append(LeverageLimitSet(account.account_id, limit))

@@ -48,11 +48,15 @@ class Account:
         "borrowed",
         "client_orders",
         "digest",
+        "init_total",
         "lent",
         "leverage_limit",
         "locked",
+        "maint_total",
+        "margin_terms",
         "orders_open",
         "positions",
+        "unreal_total",
     )
 
     def __init__(self, account_id: int, assets_count: int) -> None:
@@ -71,6 +75,15 @@ class Account:
         # This account's contribution to the accounts section hash as last computed
         # (canonical.StateHasher); 0 until first hashed. Not part of the state itself.
         self.digest = 0
+        # Derived, not state (never hashed or snapshotted; perps.py keeps them and rebuilds
+        # them on restore, invariants.audit compares them with a full valuation): per
+        # position record, (unrealized PnL, maintenance, initial requirement) at its
+        # market's mark, and their sums, so a margin check costs the same whatever the
+        # number of positions, and a mark move costs one update per holder of that market.
+        self.margin_terms: dict[int, tuple[int, int, int]] = {}
+        self.unreal_total = 0
+        self.maint_total = 0
+        self.init_total = 0
 
     def available(self, asset_id: int) -> int:
         """Return balance minus locked, in atomic units."""

@@ -20,18 +20,24 @@ Checked:
   level of their price, in arrival order; level totals are right; no empty level; the
   book is not crossed.
 
-Imports: state, accounts, ledger, matching (hold rules), errors.
+Imports: state, accounts, ledger, matching (hold rules), perps, liquidation, errors.
 """
 
 from __future__ import annotations
 
-from keel.core.accounts import CLEARING_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, is_user_account
+from keel.core.accounts import CLEARING_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, Account, is_user_account
 from keel.core.errors import InvariantViolation
 from keel.core.ledger import LedgerTotals
 from keel.core.liquidation import below_maintenance
 from keel.core.markets import MarketKind
 from keel.core.matching import resting_buy_hold_atomic
-from keel.core.perps import equity_atomic, maintenance_requirement_atomic
+from keel.core.perps import (
+    equity_atomic,
+    maintenance_requirement_atomic,
+    margin_scale,
+    margin_totals_full,
+    position_terms,
+)
 from keel.core.state import ExchangeState
 
 _PERP = int(MarketKind.PERP)
@@ -172,6 +178,7 @@ def _audit_positions(state: ExchangeState) -> list[str]:
         for market_id, position in account.positions.items():
             if state.positions_by_market[market_id].get(account_id) is not position:
                 findings.append(f"account {account_id}: position in market {market_id} is not indexed by its market")
+        findings.extend(_audit_margin_terms(state, account))
     for account_id, account in state.accounts.items():
         if account_id > 0 and below_maintenance(state, account):
             findings.append(
@@ -199,6 +206,33 @@ def _audit_positions(state: ExchangeState) -> list[str]:
         clearing = state.accounts[CLEARING_ACCOUNT_ID].balances[state.margin_asset_id]
         if clearing + cost_total != 0:
             findings.append(f"clearing balance {clearing} + open entry costs {cost_total} != 0")
+    return findings
+
+
+def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
+    """The account's cached margin terms (perps.position_changed) equal a valuation afresh."""
+    findings: list[str] = []
+    where = f"account {account.account_id}"
+    if sorted(account.margin_terms) != sorted(account.positions):
+        findings.append(
+            f"{where}: margin terms cached for markets {sorted(account.margin_terms)}, "
+            f"positions in {sorted(account.positions)}"
+        )
+    scale = margin_scale(state)
+    for market_id, position in account.positions.items():
+        expected = position_terms(position, state.markets[market_id], scale, account.leverage_limit)
+        cached = account.margin_terms.get(market_id)
+        if cached != expected:
+            findings.append(
+                f"{where}: margin terms in market {market_id} (unrealized, maintenance, initial) "
+                f"cached {cached}, valued now {expected}"
+            )
+    cached_totals = (account.unreal_total, account.maint_total, account.init_total)
+    full = margin_totals_full(state, account)
+    if cached_totals != full:
+        findings.append(
+            f"{where}: margin totals (unrealized, maintenance, initial) cached {cached_totals}, valued afresh {full}"
+        )
     return findings
 
 

@@ -73,10 +73,10 @@ from keel.core.perps import (
     collateral_atomic,
     covered_without_collateral,
     equity_atomic,
-    forget_if_flat,
     index_is_stale,
     maintenance_and_unrealized,
     maintenance_requirement_atomic,
+    position_changed,
     position_for,
     unrealized_pnl_atomic,
 )
@@ -110,15 +110,28 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     margin and may be liquidated (not while one of its positions is in a Closed market, nor
     on a stale or missing price).
 
-    Hot: the engine asks it of every account an index update can move, so an account that
-    covers maintenance without its other collateral (perps.covered_without_collateral)
-    is not valued in full."""
+    Hot: the engine asks it of every account an index update or a trade can move. The
+    money comes first, from the account's cached margin totals (perps.position_changed);
+    an account that covers maintenance without its other collateral
+    (perps.covered_without_collateral) is not valued in full; the conditions that hold a
+    liquidation back are looked at only for an account the numbers put below."""
+    if account.account_id in state.lending_accounts:
+        required, unrealized = maintenance_and_unrealized(state, account)
+        if covered_without_collateral(state, account, unrealized, required):
+            return False
+    else:
+        # Never lent or borrowed (called between commands, when lending_accounts is
+        # complete): no borrow requirement, and the margin asset plus the unrealized PnL
+        # bound equity from below (perps.covered_without_collateral, inlined).
+        required = account.maint_total
+        unrealized = account.unreal_total
+        margin_asset = state.margin_asset_id
+        if account.balances[margin_asset] - account.locked[margin_asset] + unrealized >= required:
+            return False
+    if collateral_atomic(state, account) + unrealized >= required:
+        return False
     positions = account.positions
-    has_position = False
-    for position in positions.values():
-        if position.size_steps:
-            has_position = True
-            break
+    has_position = any(position.size_steps for position in positions.values())
     lending = account.account_id in state.lending_accounts
     borrows = [asset_id for asset_id, amount in enumerate(account.borrowed) if amount] if lending else []
     if not has_position and not borrows:
@@ -131,12 +144,7 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
             market = markets[market_id]
             if market.state == closed or index_is_stale(state, market, now):
                 return False  # never liquidate on a closed book or a stale price
-    if borrows and any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows):
-        return False
-    required, unrealized = maintenance_and_unrealized(state, account)
-    if covered_without_collateral(state, account, unrealized, required):
-        return False
-    return collateral_atomic(state, account) + unrealized < required
+    return not (borrows and any(_asset_price_unusable(state, asset_id, now) for asset_id in borrows))
 
 
 def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:
@@ -354,9 +362,9 @@ def _deleverage(
             post_entry(state, _ADL, seq, lines, events)
         if pnl_theirs > 0:
             gains[opponent.account_id] = gains.get(opponent.account_id, 0) + pnl_theirs
-        forget_if_flat(state, opponent, theirs)
+        position_changed(state, opponent, theirs)
     assert position.size_steps == 0, "opposing positions always cover a position (they sum to zero)"
-    forget_if_flat(state, account, position)
+    position_changed(state, account, position)
 
 
 def _cover_deficit(

@@ -117,8 +117,8 @@ from keel.core.perps import (
     apply_fill,
     check_order_margin,
     equity_atomic,
-    forget_if_flat,
     initial_requirement_atomic,
+    position_changed,
     position_for,
 )
 from keel.core.state import ExchangeState
@@ -747,6 +747,7 @@ def place_order(
                 position.open_buy_steps += open_steps
             else:
                 position.open_sell_steps += open_steps
+            position_changed(state, account, position)
         elif crosses:
             # It took first: its hold shrinks from the taker bound to the maker bound.
             new_hold = resting_buy_hold_atomic(market, order) if is_buy else open_steps * market.step_atomic
@@ -1113,9 +1114,9 @@ def _settle_perp_trade(
             ),
         )
     )
-    forget_if_flat(state, buyer, buyer_position)
+    position_changed(state, buyer, buyer_position)
     if seller is not buyer:  # a self-trade (STP Allow) moved one position twice
-        forget_if_flat(state, seller, seller_position)
+        position_changed(state, seller, seller_position)
 
 
 def _cancel_resting(
@@ -1137,7 +1138,7 @@ def _cancel_resting(
             position.open_buy_steps -= cancelled_steps
         else:
             position.open_sell_steps -= cancelled_steps
-        forget_if_flat(state, account, position)
+        position_changed(state, account, position)
     # Lazy removal (book.py): the order stays in its deque with nothing open.
     price = order.price_ticks
     level = levels[price]

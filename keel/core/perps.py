@@ -76,12 +76,172 @@ def position_for(state: ExchangeState, account: Account, market_id: int) -> Posi
     return position
 
 
-def forget_if_flat(state: ExchangeState, account: Account, position: Position) -> None:
-    """Drop a position record with no size and no open orders."""
+def position_changed(state: ExchangeState, account: Account, position: Position) -> None:
+    """After a position record's size, cost or open orders changed: bring the account's
+    margin terms up to date, and drop the record if it has no size and no open orders.
+    Every change to a position record ends with this call."""
+    market_id = position.market_id
     if position.size_steps == 0 and position.open_buy_steps == 0 and position.open_sell_steps == 0:
         assert position.cost_atomic == 0
-        del account.positions[position.market_id]
-        del state.positions_by_market[position.market_id][account.account_id]
+        del account.positions[market_id]
+        del state.positions_by_market[market_id][account.account_id]
+        old = account.margin_terms.pop(market_id, _NO_TERMS)
+        account.unreal_total -= old[0]
+        account.maint_total -= old[1]
+        account.init_total -= old[2]
+        return
+    _refresh_terms(account, position, state.markets[market_id], margin_scale(state))
+
+
+def margin_scale(state: ExchangeState) -> int:
+    """10^decimals of the margin asset: margin fractions grow with notional in whole units."""
+    margin_asset = state.margin_asset_id
+    return 10 ** state.assets[margin_asset].decimals if margin_asset >= 0 else 1
+
+
+_NO_TERMS = (0, 0, 0)
+
+
+def position_terms(position: Position, market: Market, scale: int, leverage: int) -> tuple[int, int, int]:
+    """Return (unrealized PnL, maintenance requirement, initial requirement) of one position
+    record at its market's mark (module docstring, "Margin"); requirement_atomic and
+    margin_fraction_e9 are the reference and give the same numbers."""
+    size = position.size_steps
+    mark_lot = market.mark_ticks * market.lot_atomic
+    if size:
+        value = size * mark_lot
+        unrealized = value - position.cost_atomic
+        notional = value if value > 0 else -value
+        fraction = market.mmf_base_e9
+        factor = market.mmf_factor_e9
+        if factor and notional > 0:
+            grown = factor * isqrt(notional // scale)
+            if grown > fraction:
+                fraction = grown
+        maintenance = -(-notional * fraction // E9)
+    else:
+        unrealized = maintenance = 0
+    buys = size + position.open_buy_steps
+    sells = size - position.open_sell_steps
+    worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells)
+    return unrealized, maintenance, _initial_term(worst * mark_lot, market, scale, leverage)
+
+
+def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> int:
+    """The initial requirement of a worst-case notional: notional x IMF rounded up, and at
+    least notional / leverage limit when the account set one."""
+    if notional <= 0:
+        return 0
+    fraction = market.imf_base_e9
+    factor = market.imf_factor_e9
+    if factor:
+        grown = factor * isqrt(notional // scale)
+        if grown > fraction:
+            fraction = grown
+    required = -(-notional * fraction // E9)
+    if leverage:
+        floor = -(-notional // leverage)
+        if floor > required:
+            return floor
+    return required
+
+
+def _refresh_terms(account: Account, position: Position, market: Market, scale: int) -> None:
+    new = position_terms(position, market, scale, account.leverage_limit)
+    old = account.margin_terms.get(position.market_id, _NO_TERMS)
+    account.unreal_total += new[0] - old[0]
+    account.maint_total += new[1] - old[1]
+    account.init_total += new[2] - old[2]
+    account.margin_terms[position.market_id] = new
+
+
+def refresh_account_terms(state: ExchangeState, account: Account) -> None:
+    """Recompute every margin term of an account (its leverage limit changed, or a restore)."""
+    scale = margin_scale(state)
+    markets = state.markets
+    account.margin_terms = {}
+    account.unreal_total = account.maint_total = account.init_total = 0
+    for market_id, position in account.positions.items():
+        _refresh_terms(account, position, markets[market_id], scale)
+
+
+def refresh_market_terms(state: ExchangeState, market: Market) -> None:
+    """The market's mark moved: update the margin terms of every holder of a record in it.
+
+    Hot (every holder of every perpetual whose mark moved, at each index update and Tick),
+    so position_terms is inlined here; a test and invariants.audit hold them equal."""
+    scale = margin_scale(state)
+    accounts = state.accounts
+    market_id = market.market_id
+    mark_lot = market.mark_ticks * market.lot_atomic
+    mmf_base = market.mmf_base_e9
+    mmf_factor = market.mmf_factor_e9
+    imf_base = market.imf_base_e9
+    imf_factor = market.imf_factor_e9
+    e9 = E9
+    for account_id, position in state.positions_by_market[market_id].items():
+        account = accounts[account_id]
+        size = position.size_steps
+        if size:
+            value = size * mark_lot
+            unrealized = value - position.cost_atomic
+            notional = value if value > 0 else -value
+            fraction = mmf_base
+            if mmf_factor and notional:
+                grown = mmf_factor * isqrt(notional // scale)
+                if grown > fraction:
+                    fraction = grown
+            maintenance = -(-notional * fraction // e9)
+        else:
+            unrealized = maintenance = 0
+        worst = size + position.open_buy_steps
+        if worst < 0:
+            worst = -worst
+        sells = position.open_sell_steps - size
+        if sells < 0:
+            sells = -sells
+        if sells > worst:
+            worst = sells
+        notional = worst * mark_lot
+        if notional > 0:
+            fraction = imf_base
+            if imf_factor:
+                grown = imf_factor * isqrt(notional // scale)
+                if grown > fraction:
+                    fraction = grown
+            initial = -(-notional * fraction // e9)
+            leverage = account.leverage_limit
+            if leverage:
+                floor = -(-notional // leverage)
+                if floor > initial:
+                    initial = floor
+        else:
+            initial = 0
+        old = account.margin_terms.get(market_id, _NO_TERMS)
+        account.unreal_total += unrealized - old[0]
+        account.maint_total += maintenance - old[1]
+        account.init_total += initial - old[2]
+        account.margin_terms[market_id] = (unrealized, maintenance, initial)
+
+
+def margin_totals_full(state: ExchangeState, account: Account) -> tuple[int, int, int]:
+    """(unrealized PnL, maintenance, initial requirement) of the account's positions valued
+    afresh from the reference functions, for invariants.audit to compare with the cached
+    totals (without borrows, which are valued at every check)."""
+    markets = state.markets
+    decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
+    leverage = account.leverage_limit
+    unrealized = maintenance = initial = 0
+    for market_id, position in account.positions.items():
+        market = markets[market_id]
+        if position.size_steps:
+            unrealized += unrealized_pnl_atomic(position, market)
+            notional = abs(position.size_steps) * market.mark_ticks * market.lot_atomic
+            maintenance += requirement_atomic(notional, market.mmf_base_e9, market.mmf_factor_e9, decimals)
+        notional = _worst_steps(position, 0, 0) * market.mark_ticks * market.lot_atomic
+        required = requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
+        initial += max(required, div_ceil(notional, leverage)) if leverage else required
+    return unrealized, maintenance, initial
 
 
 def apply_fill(position: Position, delta_steps: int, price_ticks: int, lot_atomic: int) -> int:
@@ -167,13 +327,8 @@ def collateral_atomic(state: ExchangeState, account: Account) -> int:
 
 
 def unrealized_total_atomic(state: ExchangeState, account: Account) -> int:
-    """Return the unrealized PnL of every position of the account."""
-    total = 0
-    markets = state.markets
-    for market_id, position in account.positions.items():
-        if position.size_steps:
-            total += unrealized_pnl_atomic(position, markets[market_id])
-    return total
+    """Return the unrealized PnL of every position of the account (kept up to date)."""
+    return account.unreal_total
 
 
 def equity_atomic(state: ExchangeState, account: Account) -> int:
@@ -202,27 +357,19 @@ def _worst_steps(position: Position, extra_buy: int, extra_sell: int) -> int:
 def initial_requirement_atomic(
     state: ExchangeState, account: Account, market_id: int = -1, extra_buy: int = 0, extra_sell: int = 0
 ) -> int:
-    """Return the initial margin the account's positions and orders need (plus an extra order)."""
-    markets = state.markets
-    decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
-    leverage = account.leverage_limit
-    total = 0
-    seen = False
-    for position_market_id, position in account.positions.items():
-        market = markets[position_market_id]
-        if position_market_id == market_id:
+    """Return the initial margin the account's positions and orders need (plus an extra order
+    in one market): the cached total with that market's term valued again."""
+    total = account.init_total
+    if market_id >= 0 and (extra_buy or extra_sell):
+        market = state.markets[market_id]
+        position = account.positions.get(market_id)
+        if position is not None:
+            total -= account.margin_terms[market_id][2]
             worst = _worst_steps(position, extra_buy, extra_sell)
-            seen = True
         else:
-            worst = _worst_steps(position, 0, 0)
+            worst = max(extra_buy, extra_sell)
         notional = worst * market.mark_ticks * market.lot_atomic
-        required = requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
-        total += max(required, div_ceil(notional, leverage)) if leverage else required
-    if market_id >= 0 and not seen:
-        market = markets[market_id]
-        notional = max(extra_buy, extra_sell) * market.mark_ticks * market.lot_atomic
-        required = requirement_atomic(notional, market.imf_base_e9, market.imf_factor_e9, decimals)
-        total += max(required, div_ceil(notional, leverage)) if leverage else required
+        total += _initial_term(notional, market, margin_scale(state), account.leverage_limit)
     return total + _borrow_requirement(state, account, initial=True)
 
 
@@ -250,29 +397,9 @@ def maintenance_requirement_atomic(state: ExchangeState, account: Account) -> in
 
 
 def maintenance_and_unrealized(state: ExchangeState, account: Account) -> tuple[int, int]:
-    """Return (the maintenance requirement, the unrealized PnL of every position) in one
-    pass: the liquidation scan asks both of every account at every index update, so the
-    margin function is inlined here (requirement_atomic and margin_fraction_e9 are the
-    reference and give the same numbers)."""
-    markets = state.markets
-    scale = 10 ** state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 1
-    total = 0
-    unrealized = 0
-    for market_id, position in account.positions.items():
-        size = position.size_steps
-        if size:
-            market = markets[market_id]
-            value = size * market.mark_ticks * market.lot_atomic
-            unrealized += value - position.cost_atomic
-            notional = value if value > 0 else -value
-            fraction = market.mmf_base_e9
-            factor = market.mmf_factor_e9
-            if factor and notional > 0:
-                grown = factor * isqrt(notional // scale)
-                if grown > fraction:
-                    fraction = grown
-            total += -(-notional * fraction // E9)
-    return total + _borrow_requirement(state, account, initial=False), unrealized
+    """Return (the maintenance requirement, the unrealized PnL of every position): the
+    cached position totals, plus the borrows valued now."""
+    return account.maint_total + _borrow_requirement(state, account, initial=False), account.unreal_total
 
 
 def check_order_margin(
@@ -344,7 +471,9 @@ def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Even
         market.index_ticks = index
         mark = mark_price_ticks(state, market)
         if changed or mark != market.mark_ticks:
-            market.mark_ticks = mark
+            if mark != market.mark_ticks:
+                market.mark_ticks = mark
+                refresh_market_terms(state, market)
             events.append(MarkPriceChanged(market_id, index, mark))
 
 

@@ -22,6 +22,7 @@ from keel.core.assets import Asset
 from keel.core.book import Book
 from keel.core.markets import Maintenance, Market
 from keel.core.orders import Order
+from keel.core.perps import refresh_account_terms
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
 from keel.core.transfer_records import Deposit, Withdrawal
@@ -182,6 +183,9 @@ def decode_state(data: bytes) -> ExchangeState:
         state.books.append(book)
     if len(state.books) != len(state.markets):
         raise ValueError("state image has a book count that differs from its market count")
+    for account in state.accounts.values():
+        if account.positions:
+            refresh_account_terms(state, account)  # derived margin terms (perps.py), not in the image
     state.dirty_accounts = []
     state.dirty_orders = []
     state.dirty_levels = []
