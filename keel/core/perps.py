@@ -44,6 +44,13 @@ notional is its worst case with its open orders, max(|size + open buys|, |size -
 sells|) x mark. An order that raises its market's worst case is accepted only if equity
 covers the initial requirement of every position with the order included.
 
+Kept, not recomputed. Each account keeps, per position record, its (unrealized PnL,
+maintenance, initial requirement) at the mark and their sums (`Account.margin_terms`,
+`unreal_total`, `maint_total`, `init_total`): derived data, never hashed or snapshotted.
+`position_changed` ends every change to a record, `refresh_market_terms` follows a mark
+move to the market's holders, `refresh_account_terms` a leverage change or a restore;
+`margin_totals_full` values them afresh and invariants.audit compares the two.
+
 Imports: accounts, errors, events, markets, money, state.
 """
 
@@ -364,7 +371,7 @@ def initial_requirement_atomic(
         market = state.markets[market_id]
         position = account.positions.get(market_id)
         if position is not None:
-            total -= account.margin_terms[market_id][2]
+            total -= account.margin_terms.get(market_id, _NO_TERMS)[2]
             worst = _worst_steps(position, extra_buy, extra_sell)
         else:
             worst = max(extra_buy, extra_sell)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keel.core import canonical
+from keel.core import canonical, invariants
 from keel.core.accounts import CLEARING_ACCOUNT_ID, FEE_ACCOUNT_ID, INSURANCE_ACCOUNT_ID
 from keel.core.commands import CancelOrder, PlaceOrder, SetIndexPrices, Tick
 from keel.core.errors import RejectCode
@@ -261,6 +261,16 @@ def test_snapshot_round_trip_keeps_positions_and_hash() -> None:
     assert canonical.state_hash(state) == canonical.state_hash(h.state)
     assert state.positions_by_market[perp][a].size_steps == -60
     assert state.positions_by_market[perp][a].open_sell_steps == 40
+    # The accounts' margin terms are derived, not in the image: the restore rebuilds them.
+    for account_id in (a, b):
+        restored, original = state.accounts[account_id], h.account(account_id)
+        assert restored.margin_terms == original.margin_terms != {}
+        assert (restored.unreal_total, restored.maint_total, restored.init_total) == (
+            original.unreal_total,
+            original.maint_total,
+            original.init_total,
+        )
+    assert invariants.audit(state) == []
 
 
 def test_equity_and_maintenance_follow_the_mark() -> None:
