@@ -47,8 +47,8 @@ covers the initial requirement of every position with the order included.
 Kept, not recomputed. Each account keeps, per position record, its (unrealized PnL,
 maintenance, initial requirement) at the mark and their sums (`Account.margin_terms`,
 `unreal_total`, `maint_total`, `init_total`): derived data, never hashed or snapshotted.
-`position_changed` ends every change to a record, `refresh_market_terms` follows a mark
-move to the market's holders, `refresh_account_terms` a leverage change or a restore;
+`position_changed` ends every change to a record, `refresh_moved_terms` follows mark
+moves to the markets' holders, `refresh_account_terms` a leverage change or a restore;
 `margin_totals_full` values them afresh and invariants.audit compares the two.
 
 Imports: accounts, errors, events, markets, money, state.
@@ -56,6 +56,7 @@ Imports: accounts, errors, events, markets, money, state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from math import isqrt
 
 from keel.core import limits
@@ -172,63 +173,94 @@ def refresh_account_terms(state: ExchangeState, account: Account) -> None:
         _refresh_terms(account, position, markets[market_id], scale)
 
 
-def refresh_market_terms(state: ExchangeState, market: Market) -> None:
-    """The market's mark moved: update the margin terms of every holder of a record in it.
+_FEW_MARKETS = 8  # up to this many moved markets, an account's records are looked up, not all visited
 
-    Hot (every holder of every perpetual whose mark moved, at each index update and Tick),
-    so position_terms is inlined here; a test and invariants.audit hold them equal."""
+
+def refresh_moved_terms(state: ExchangeState, moved: list[int]) -> None:
+    """The marks of these markets moved: update the margin terms of every holder of a
+    record in them.
+
+    Hot (an index update moves a few markets, a Tick nearly all), so it goes account by
+    account, with each account's totals written once: visiting the records market by
+    market reads and writes 10,000 accounts' terms in random order, which costs more than
+    the arithmetic. position_terms is inlined; a test and invariants.audit hold them equal."""
+    markets = state.markets
+    params: list[tuple[int, int, int, int, int] | None] = [None] * len(markets)
+    holders: dict[int, Position] = {}
+    by_market = state.positions_by_market
+    for market_id in moved:
+        market = markets[market_id]
+        params[market_id] = (
+            market.mark_ticks * market.lot_atomic,
+            market.mmf_base_e9,
+            market.mmf_factor_e9,
+            market.imf_base_e9,
+            market.imf_factor_e9,
+        )
+        holders.update(by_market[market_id])
     scale = margin_scale(state)
     accounts = state.accounts
-    market_id = market.market_id
-    mark_lot = market.mark_ticks * market.lot_atomic
-    mmf_base = market.mmf_base_e9
-    mmf_factor = market.mmf_factor_e9
-    imf_base = market.imf_base_e9
-    imf_factor = market.imf_factor_e9
     e9 = E9
-    for account_id, position in state.positions_by_market[market_id].items():
+    few = len(moved) <= _FEW_MARKETS
+    records: Iterable[tuple[int, Position]]
+    for account_id in holders:
         account = accounts[account_id]
-        size = position.size_steps
-        if size:
-            value = size * mark_lot
-            unrealized = value - position.cost_atomic
-            notional = value if value > 0 else -value
-            fraction = mmf_base
-            if mmf_factor and notional:
-                grown = mmf_factor * isqrt(notional // scale)
-                if grown > fraction:
-                    fraction = grown
-            maintenance = -(-notional * fraction // e9)
+        terms = account.margin_terms
+        leverage = account.leverage_limit
+        moved_unrealized = moved_maintenance = moved_initial = 0
+        positions = account.positions
+        if few:
+            records = [(market_id, positions[market_id]) for market_id in moved if market_id in positions]
         else:
-            unrealized = maintenance = 0
-        worst = size + position.open_buy_steps
-        if worst < 0:
-            worst = -worst
-        sells = position.open_sell_steps - size
-        if sells < 0:
-            sells = -sells
-        if sells > worst:
-            worst = sells
-        notional = worst * mark_lot
-        if notional > 0:
-            fraction = imf_base
-            if imf_factor:
-                grown = imf_factor * isqrt(notional // scale)
-                if grown > fraction:
-                    fraction = grown
-            initial = -(-notional * fraction // e9)
-            leverage = account.leverage_limit
-            if leverage:
-                floor = -(-notional // leverage)
-                if floor > initial:
-                    initial = floor
-        else:
-            initial = 0
-        old = account.margin_terms.get(market_id, _NO_TERMS)
-        account.unreal_total += unrealized - old[0]
-        account.maint_total += maintenance - old[1]
-        account.init_total += initial - old[2]
-        account.margin_terms[market_id] = (unrealized, maintenance, initial)
+            records = positions.items()
+        for market_id, position in records:
+            market_params = params[market_id]
+            if market_params is None:
+                continue
+            mark_lot, mmf_base, mmf_factor, imf_base, imf_factor = market_params
+            size = position.size_steps
+            if size:
+                value = size * mark_lot
+                unrealized = value - position.cost_atomic
+                notional = value if value > 0 else -value
+                fraction = mmf_base
+                if mmf_factor and notional:
+                    grown = mmf_factor * isqrt(notional // scale)
+                    if grown > fraction:
+                        fraction = grown
+                maintenance = -(-notional * fraction // e9)
+            else:
+                unrealized = maintenance = 0
+            worst = size + position.open_buy_steps
+            if worst < 0:
+                worst = -worst
+            sells = position.open_sell_steps - size
+            if sells < 0:
+                sells = -sells
+            if sells > worst:
+                worst = sells
+            notional = worst * mark_lot
+            if notional > 0:
+                fraction = imf_base
+                if imf_factor:
+                    grown = imf_factor * isqrt(notional // scale)
+                    if grown > fraction:
+                        fraction = grown
+                initial = -(-notional * fraction // e9)
+                if leverage:
+                    floor = -(-notional // leverage)
+                    if floor > initial:
+                        initial = floor
+            else:
+                initial = 0
+            old = terms.get(market_id, _NO_TERMS)
+            moved_unrealized += unrealized - old[0]
+            moved_maintenance += maintenance - old[1]
+            moved_initial += initial - old[2]
+            terms[market_id] = (unrealized, maintenance, initial)
+        account.unreal_total += moved_unrealized
+        account.maint_total += moved_maintenance
+        account.init_total += moved_initial
 
 
 def margin_totals_full(state: ExchangeState, account: Account) -> tuple[int, int, int]:
@@ -471,6 +503,7 @@ def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Even
     """Recompute index and mark of these perpetuals; append a MarkPriceChanged for each change."""
     markets = state.markets
     prices = state.index_prices
+    moved: list[int] = []
     for market_id in market_ids:
         market = markets[market_id]
         index = prices[market.base_asset_id] // market.tick_atomic
@@ -480,8 +513,10 @@ def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Even
         if changed or mark != market.mark_ticks:
             if mark != market.mark_ticks:
                 market.mark_ticks = mark
-                refresh_market_terms(state, market)
+                moved.append(market_id)
             events.append(MarkPriceChanged(market_id, index, mark))
+    if moved:
+        refresh_moved_terms(state, moved)
 
 
 def index_is_stale(state: ExchangeState, market: Market, now_ns: int) -> bool:

@@ -79,7 +79,7 @@ def test_cached_margin_terms_follow_fills_orders_marks_and_the_leverage_limit(
     steps: int, buys: int, sells: int, index: int, factor: int, leverage: int
 ) -> None:
     """The account's cached (unrealized, maintenance, initial) terms, kept up to date by
-    perps.position_changed and the inlined refresh_market_terms, equal a valuation afresh
+    perps.position_changed and the inlined refresh_moved_terms, equal a valuation afresh
     by the reference functions after every kind of change."""
     h = Harness()
     h.list_defaults()
