@@ -9,7 +9,10 @@ from its chunk's submission to that acknowledgement is its latency. Throughput i
 commands over the time from the first submission to the last acknowledgement. With
 `--rate R` the driver offers R commands/s in chunks of about a millisecond, so the
 latency is measured at that rate rather than behind a full queue.
-Checkpoints every 10,000 commands and snapshots every 100,000 run as configured.
+Checkpoints every 10,000 commands and snapshots every 100,000 run as configured. The
+node's continuous auditor (a replica process replaying every durable command) runs as
+it does by default; `--no-auditor` leaves it out, to measure sequencer, log and engine
+alone (a node can run its auditor on another machine as a replica).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ CHUNK = 500
 IN_FLIGHT_MAX = 20_000
 
 
-def bench_config(backend: str, dsn: str | None, schema: str | None) -> Config:
+def bench_config(backend: str, dsn: str | None, schema: str | None, auditor: bool = True) -> Config:
     return Config(
         backend=backend,
         dsn=dsn or "log.sqlite",
         schema=schema or "keel",
         assets=BENCH_ASSETS,
         markets=BENCH_MARKETS,
+        auditor_enabled=auditor,
     )
 
 
@@ -125,7 +129,15 @@ def run_pipeline(
 
 
 def bench_pipeline(
-    flow: str | None, n: int, seed: int, backend: str, dsn: str | None, data: Path | None, rate: int = 0
+    flow: str | None,
+    n: int,
+    seed: int,
+    backend: str,
+    dsn: str | None,
+    data: Path | None,
+    rate: int = 0,
+    *,
+    auditor: bool = True,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="keel-pipeline-") as workdir:
         flow_path, expected = ensure_flow(flow, n, seed, workdir)
@@ -134,7 +146,8 @@ def bench_pipeline(
             schema = "keel_bench_" + uuid.uuid4().hex[:10]
             dsn = dsn or "postgresql://127.0.0.1:5432/test"
         data_dir = data if data is not None else Path(workdir) / "data"
-        result = run_pipeline(flow_path, expected, data_dir, bench_config(backend, dsn, schema), rate)
+        result = run_pipeline(flow_path, expected, data_dir, bench_config(backend, dsn, schema, auditor), rate)
+        result["auditor"] = auditor
         if schema is not None:
             result["schema"] = schema
         if data is None:

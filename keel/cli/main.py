@@ -91,6 +91,12 @@ def bench_pipeline_command(
     n: int = typer.Option(1_000_000, min=1, help="Records to generate when no --flow is given."),
     seed: int = typer.Option(42, help="Seed for a generated flow."),
     rate: int = typer.Option(0, min=0, help="Offer this many commands/s (0: as fast as acknowledged)."),
+    auditor: bool = typer.Option(
+        True,
+        "--auditor/--no-auditor",
+        help="Run the node's continuous auditor (a replica process replaying every durable command), "
+        "as a node does by default; --no-auditor measures sequencer, log and engine alone.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Run the flow through sequencer, durable log and engine; report commands/s and ack latency."""
@@ -102,7 +108,7 @@ def bench_pipeline_command(
         raise typer.BadParameter("expected sqlite or postgres", param_hint="--backend")
     if data is not None and data.exists() and any(data.iterdir()):
         raise typer.BadParameter(f"{data} exists and is not empty", param_hint="--data")
-    result = bench_pipeline(flow, n, seed, backend, dsn, data, rate)
+    result = bench_pipeline(flow, n, seed, backend, dsn, data, rate, auditor=auditor)
     if json_output:
         typer.echo(json.dumps(result))
         return

@@ -101,3 +101,18 @@ def test_bench_pipeline_data_directory_verifies(backend: str, request: pytest.Fi
     finally:
         if backend == "postgres" and report.get("schema"):
             drop_schema(dsn, report["schema"])
+
+
+def test_bench_pipeline_without_the_auditor(tmp_path: Path) -> None:
+    """--no-auditor runs the node with its auditor disabled (its keel.toml says so) and
+    reaches the same end state; the default runs it, as a node does."""
+    data_dir = tmp_path / "no-auditor"
+    report = last_json(keel("bench", "pipeline", "--n", str(N), "--json", "--no-auditor", "--data", str(data_dir)))
+    check_report(report, "sqlite")
+    assert report["auditor"] is False
+    from keel.node.config import load_config
+
+    assert load_config(data_dir).auditor_enabled is False
+    with_auditor = last_json(keel("bench", "pipeline", "--n", str(N), "--json"))
+    assert with_auditor["auditor"] is True
+    check_report(with_auditor, "sqlite")
