@@ -180,10 +180,11 @@ def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
     markets = state.markets
     moved_markets = [market.market_id for market in markets if market.kind == _PERP and market.base_asset_id in moved]
     found = perp_accounts(state, moved_markets)
-    lending = state.lending_accounts
-    for account_id, account in state.accounts.items():
-        if account_id <= 0 or not (account.positions or account_id in lending):
+    accounts = state.accounts
+    for account_id in {**state.position_holders, **state.lending_accounts}:
+        if account_id <= 0:
             continue
+        account = accounts[account_id]
         balances, lent, borrowed = account.balances, account.lent, account.borrowed
         for asset_id in moved:
             if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:

@@ -179,6 +179,9 @@ def _audit_positions(state: ExchangeState) -> list[str]:
             if state.positions_by_market[market_id].get(account_id) is not position:
                 findings.append(f"account {account_id}: position in market {market_id} is not indexed by its market")
         findings.extend(_audit_margin_terms(state, account))
+    holders = [account_id for account_id, account in state.accounts.items() if account.positions]
+    if sorted(state.position_holders) != sorted(holders):
+        findings.append(f"position holders indexed {sorted(state.position_holders)}, holding {sorted(holders)}")
     for account_id, account in state.accounts.items():
         if account_id > 0 and below_maintenance(state, account):
             findings.append(

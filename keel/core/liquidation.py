@@ -395,14 +395,11 @@ def _cover_deficit(
     if deficit == 0:
         return
     ranked: list[tuple[int, int]] = []
-    for other_id, other in accounts.items():
+    for other_id in state.position_holders:
+        other = accounts[other_id]
         if other_id <= 0 or other is account:
             continue
-        profit = sum(
-            unrealized_pnl_atomic(position, state.markets[market_id])
-            for market_id, position in other.positions.items()
-            if position.size_steps
-        )
+        profit = other.unreal_total  # the unrealized PnL of its positions (perps.position_changed)
         if profit > 0:
             ranked.append((-profit, other_id))
     ranked.sort()

@@ -79,6 +79,8 @@ def position_for(state: ExchangeState, account: Account, market_id: int) -> Posi
     position = account.positions.get(market_id)
     if position is None:
         position = Position(market_id, account.account_id)
+        if not account.positions:
+            state.position_holders[account.account_id] = None
         account.positions[market_id] = position
         state.positions_by_market[market_id][account.account_id] = position
     return position
@@ -93,6 +95,8 @@ def position_changed(state: ExchangeState, account: Account, position: Position)
         assert position.cost_atomic == 0
         del account.positions[market_id]
         del state.positions_by_market[market_id][account.account_id]
+        if not account.positions:
+            del state.position_holders[account.account_id]
         old = account.margin_terms.pop(market_id, _NO_TERMS)
         account.unreal_total -= old[0]
         account.maint_total -= old[1]

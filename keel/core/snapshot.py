@@ -183,8 +183,10 @@ def decode_state(data: bytes) -> ExchangeState:
         state.books.append(book)
     if len(state.books) != len(state.markets):
         raise ValueError("state image has a book count that differs from its market count")
-    for account in state.accounts.values():
+    state.position_holders = {}
+    for account_id, account in state.accounts.items():
         if account.positions:
+            state.position_holders[account_id] = None  # derived, like the margin terms (perps.py)
             refresh_account_terms(state, account)  # derived margin terms (perps.py), not in the image
     state.dirty_accounts = []
     state.dirty_orders = []

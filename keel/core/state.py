@@ -47,6 +47,7 @@ class ExchangeState:
         "markets",
         "order_id_next",
         "orders",
+        "position_holders",
         "positions_by_market",
         "seq_last",
         "timestamp_ns_last",
@@ -80,6 +81,10 @@ class ExchangeState:
         self.triggers: dict[int, Trigger] = {}  # pending trigger orders by order id (triggers.py)
         self.interest_next_ns = 0  # the next hourly interest accrual; 0: set at the first Tick
         self.positions_by_market: list[dict[int, Position]] = []  # per market: account id -> position
+        # Accounts holding any position record (derived from positions_by_market, kept by
+        # perps.position_for and position_changed, rebuilt on restore; not hashed): what an
+        # index update's scan and the deleveraging ranking visit, instead of every account.
+        self.position_holders: dict[int, None] = {}
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1
         self.order_id_next = 1
