@@ -187,6 +187,12 @@ def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
         trigger_price_ticks=record.trigger_price_ticks,
         trigger_by=record.trigger_by,
         triggered_ns=record.triggered_ns,
+        take_profit_trigger_ticks=record.take_profit_trigger_ticks,
+        take_profit_limit_ticks=record.take_profit_limit_ticks,
+        take_profit_trigger_by=record.take_profit_trigger_by,
+        stop_loss_trigger_ticks=record.stop_loss_trigger_ticks,
+        stop_loss_limit_ticks=record.stop_loss_limit_ticks,
+        stop_loss_trigger_by=record.stop_loss_trigger_by,
     )
 
 

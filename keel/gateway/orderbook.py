@@ -22,7 +22,8 @@ after a LiquidationStarted is a liquidation's reduce-only closing order. The exc
 a take-profit or stop-loss created by its parent's first fill (TriggerAccepted with a
 `parent_order_id`): no command carries it, so its event carries its terms
 (`record_of_child`). An order's own attached take-profit and stop-loss are copied from
-the command onto its record, for the order shapes.
+the command onto its record, for the order shapes (history's records take them from
+the views, which keep them after the first fill; the engine does not).
 
 Imports: keel.core, keel.views (the trigger statuses).
 """
@@ -77,8 +78,10 @@ class OrderRecord(msgspec.Struct, gc=False):
     trigger_price_ticks: int = 0  # 0: not a trigger order
     trigger_by: int = NONE  # keel.core.triggers.TriggerBy of a trigger order
     triggered_ns: int = 0  # when the trigger fired or failed; 0 before
-    # The take-profit and stop-loss the order carries (PlaceOrder's fields; 0: none), and
-    # for a take-profit or stop-loss its parent order (0: none; the API's relatedOrderId).
+    # The take-profit and stop-loss the order carries (PlaceOrder's fields; trigger price 0:
+    # none, and then the leg's other two mean nothing: history's records have trigger-by
+    # -1), and for a take-profit or stop-loss its parent order (0: none; the API's
+    # relatedOrderId).
     take_profit_trigger_ticks: int = 0
     take_profit_limit_ticks: int = 0
     take_profit_trigger_by: int = 0

@@ -14,9 +14,13 @@ Projection rules (docs/views.md has the full table):
   its lot (quote atomic units per tick x step) prices every fill.
 - OrderAccepted: a new `orders` row, status New, and an `order_updates` row; its
   reduce-only flag comes from the command's order it is (events do not carry it), or is
-  set for a liquidation's closing order. TriggerAccepted: a row with status
-  TriggerPending and the terms of the command's order; the OrderAccepted right after a
-  TriggerFired continues that row (status New); TriggerFailed ends it (TriggerFailed).
+  set for a liquidation's closing order. The take-profit and stop-loss it carries come
+  from the command too (a liquidation's order has none) and stay on the row for the
+  order's whole life, although the engine forgets them at its first fill.
+  TriggerAccepted: a row with status TriggerPending and the terms of the command's order
+  (a take-profit or stop-loss its parent's fill created carries none itself); the
+  OrderAccepted right after a TriggerFired continues that row (status New); TriggerFailed
+  ends it (TriggerFailed).
 - TradeExecuted: a `trades` row, two `fills` rows (taker and maker side; fees are in the
   market's quote asset), the 1-minute, 1-hour and 1-day kline bars, and both orders'
   executed quantity, executed quote (price x quantity x lot, fees excluded) and fees.
@@ -147,6 +151,17 @@ _UPDATED_NS = _COLUMN["updated_ns"]
 _REDUCE_ONLY = _COLUMN["reduce_only"]
 _TRIGGERED_NS = _COLUMN["triggered_ns"]
 _NO_TRIGGER_BY = -1
+# The take-profit and stop-loss columns of an order that carries neither.
+_NO_ATTACHMENT: Final = (0, 0, _NO_TRIGGER_BY, 0, 0, _NO_TRIGGER_BY)
+_NO_LEG: Final = (0, 0, _NO_TRIGGER_BY)
+assert schema.ORDERS.column_names[-len(_NO_ATTACHMENT) :] == (
+    "take_profit_trigger_ticks",
+    "take_profit_limit_ticks",
+    "take_profit_trigger_by",
+    "stop_loss_trigger_ticks",
+    "stop_loss_limit_ticks",
+    "stop_loss_trigger_by",
+)
 _LEND = int(BorrowLendSide.LEND)
 _BORROW = int(BorrowLendSide.BORROW)
 _BORROW_LEND = int(EntryReason.BORROW_LEND)
@@ -208,6 +223,26 @@ _V2_EVENTS: Final = frozenset(
 
 # Events of schema version 3, projected by Projector._project_v3.
 _V3_EVENTS: Final = frozenset((TriggerAccepted, TriggerFired, TriggerFailed, BorrowLendChanged, InterestAccrued))
+
+
+def _attachment(item: PlaceOrder | None) -> tuple[int, ...]:
+    """Return the take-profit and stop-loss columns of an order placed by `item` (None: an
+    order the engine placed, which carries neither): each leg's trigger price, limit price
+    and trigger-by, or 0, 0, -1 for a leg it does not carry. Events do not carry them, and
+    the engine forgets them at the order's first fill, so the command is the only source."""
+    if item is None or not (item.take_profit_trigger_ticks or item.stop_loss_trigger_ticks):
+        return _NO_ATTACHMENT
+    take_profit = (
+        (item.take_profit_trigger_ticks, item.take_profit_limit_ticks, int(item.take_profit_trigger_by))
+        if item.take_profit_trigger_ticks
+        else _NO_LEG
+    )
+    stop_loss = (
+        (item.stop_loss_trigger_ticks, item.stop_loss_limit_ticks, int(item.stop_loss_trigger_by))
+        if item.stop_loss_trigger_ticks
+        else _NO_LEG
+    )
+    return take_profit + stop_loss
 
 
 class _Links:
@@ -506,6 +541,7 @@ class Projector:
             0,
             _NO_TRIGGER_BY,
             0,
+            *_attachment(item),
         ]
         batch.orders[event.order_id] = order
         batch.orders_new.append(event.order_id)
@@ -565,6 +601,7 @@ class Projector:
             event.trigger_price_ticks,
             int(event.trigger_by),
             0,
+            *_attachment(item),
         ]
         batch.orders[event.order_id] = order
         batch.orders_new.append(event.order_id)

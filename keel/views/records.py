@@ -87,6 +87,14 @@ class OrderRecord(_Record, frozen=True):
     trigger_price_ticks: int  # 0: not a trigger order
     trigger_by: int  # keel.core.triggers.TriggerBy; -1 unless a trigger order
     triggered_ns: int  # when its trigger fired or failed; 0 before
+    # The take-profit and stop-loss it carried, for its whole life (trigger price 0: none,
+    # and then its limit price 0 and trigger-by -1; limit price 0: a market order).
+    take_profit_trigger_ticks: int
+    take_profit_limit_ticks: int
+    take_profit_trigger_by: int  # keel.core.triggers.TriggerBy; -1 unless a take-profit
+    stop_loss_trigger_ticks: int
+    stop_loss_limit_ticks: int
+    stop_loss_trigger_by: int  # keel.core.triggers.TriggerBy; -1 unless a stop-loss
 
 
 class OrderUpdate(_Record, frozen=True):

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 #    client ids; borrow/lend movements and positions, interest rounds and payments.
 # 4: perpetual positions (one row per run from flat to flat) and settlements.
 # 5: settlements of collateral a liquidation gave the insurance fund, and of adjustments.
-SCHEMA_VERSION = 5
+# 6: orders' attached take-profit and stop-loss terms.
+SCHEMA_VERSION = 6
 
 INT = "int"
 TEXT = "text"
@@ -109,6 +110,16 @@ ORDERS = Table(
         "trigger_price_ticks",  # 0: not a trigger order
         "trigger_by",  # keel.core.triggers.TriggerBy; -1 unless a trigger order
         "triggered_ns",  # when its trigger fired (or failed); 0 before
+        # version 6: the take-profit and stop-loss the order carried (PlaceOrder's fields),
+        # kept for its whole life: the engine forgets them at its first fill, when it
+        # creates them as trigger orders of their own. Trigger price 0: none (its limit
+        # price is then 0 and its trigger-by -1); limit price 0: a market order.
+        "take_profit_trigger_ticks",
+        "take_profit_limit_ticks",
+        "take_profit_trigger_by",  # keel.core.triggers.TriggerBy; -1 unless a take-profit
+        "stop_loss_trigger_ticks",
+        "stop_loss_limit_ticks",
+        "stop_loss_trigger_by",  # keel.core.triggers.TriggerBy; -1 unless a stop-loss
     ),
     ("order_id",),
     (("account_id", "order_id"), ("account_id", "market_id", "order_id")),

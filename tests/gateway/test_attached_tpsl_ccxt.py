@@ -7,8 +7,11 @@ Checked: the parent's answer shows its take-profit and stop-loss (ccxt takeProfi
 stopLossPrice); its fill creates both as pending reduce-only sells (ccxt "open", linked
 to the parent by relatedOrderId); an index move takes the mark to the take-profit, which
 fires and closes the position while the stop-loss is cancelled; history shows both
-outcomes; the engine's refusal of a misplaced stop-loss arrives as INVALID_PRICE
-(ccxt InvalidOrder), and a spot order carrying one as INVALID_CLIENT_REQUEST (BadRequest).
+outcomes; a parent that rested and then filled keeps its take-profit and stop-loss in
+history (fetch_closed_orders, fetch_order), as it showed them while open, and an order
+without them shows none; the engine's refusal of a misplaced stop-loss arrives as
+INVALID_PRICE (ccxt InvalidOrder), and a spot order carrying one as INVALID_CLIENT_REQUEST
+(BadRequest).
 """
 
 from __future__ import annotations
@@ -123,3 +126,53 @@ def test_a_resting_parent_shows_its_attachment_until_it_fills(api: Api) -> None:
     cancelled = erin.cancel_order(resting["id"], SOL_PERP)
     assert cancelled["status"] == "canceled"
     assert erin.fetch_open_orders(SOL_PERP) == []  # it never filled: nothing was created
+
+
+def test_a_filled_parent_keeps_its_attachment_in_history(api: Api) -> None:
+    """Frank's bid at 100 rests with a take-profit at 110 (limit 109) and a stop-loss at 90
+    on the index; Grace then sells into it. The engine forgets the attachment at that fill
+    (it becomes two trigger orders), but the closed order in history (fetch_closed_orders
+    and fetch_order both read /wapi/v1/history/orders) shows the same terms as while it was
+    open; Grace's plain order shows none."""
+    index(api, "SOL=100")
+    frank, grace = client(api, api.account(USDC="1000")), client(api, api.account(USDC="1000"))
+    placed = frank.create_order(
+        SOL_PERP,
+        "limit",
+        "buy",
+        1,
+        100,
+        {
+            "takeProfit": {"triggerPrice": 110, "price": 109},
+            "stopLoss": {"triggerPrice": 90},
+            "stopLossTriggerBy": "IndexPrice",
+        },
+    )
+    fields = (
+        "takeProfitTriggerPrice",
+        "takeProfitLimitPrice",
+        "takeProfitTriggerBy",
+        "stopLossTriggerPrice",
+        "stopLossLimitPrice",
+        "stopLossTriggerBy",
+    )
+    [resting] = [o for o in frank.fetch_open_orders(SOL_PERP) if o["id"] == placed["id"]]
+    assert resting["status"] == "open"
+    assert [resting["info"][field] for field in fields] == ["110", "109", "LastPrice", "90", None, "IndexPrice"]
+    assert (resting["takeProfitPrice"], resting["stopLossPrice"]) == (109.0, 90.0)
+
+    sold = grace.create_order(SOL_PERP, "limit", "sell", 1, 100)
+    assert sold["status"] == "closed"
+    [closed] = wait_for(lambda: [o for o in frank.fetch_closed_orders(SOL_PERP) if o["id"] == placed["id"]])
+    fetched = frank.fetch_order(placed["id"], SOL_PERP)
+    for order in (closed, fetched):
+        assert (order["status"], order["filled"]) == ("closed", 1.0)
+        assert [order["info"][field] for field in fields] == [resting["info"][field] for field in fields]
+        assert (order["takeProfitPrice"], order["stopLossPrice"]) == (109.0, 90.0)
+    [plain] = [o for o in grace.fetch_closed_orders(SOL_PERP) if o["id"] == sold["id"]]
+    assert [plain["info"][field] for field in fields] == [None] * 6
+    assert (plain["takeProfitPrice"], plain["stopLossPrice"]) == (None, None)
+    # The fill created both as pending triggers; none of the other tests should meet them.
+    assert len(frank.fetch_open_orders(SOL_PERP)) == 2
+    frank.cancel_all_orders(SOL_PERP)
+    assert frank.fetch_open_orders(SOL_PERP) == []
