@@ -115,7 +115,8 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     an account that covers maintenance without its other collateral
     (perps.covered_without_collateral) is not valued in full; the conditions that hold a
     liquidation back are looked at only for an account the numbers put below."""
-    if account.account_id in state.lending_accounts:
+    lending = account.account_id in state.lending_accounts
+    if lending:
         required, unrealized = maintenance_and_unrealized(state, account)
         if covered_without_collateral(state, account, unrealized, required):
             return False
@@ -132,7 +133,6 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
         return False
     positions = account.positions
     has_position = any(position.size_steps for position in positions.values())
-    lending = account.account_id in state.lending_accounts
     borrows = [asset_id for asset_id, amount in enumerate(account.borrowed) if amount] if lending else []
     if not has_position and not borrows:
         return False
