@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from nacl.signing import VerifyKey
 
 from keel.node.node import OPERATOR_KEY_NAME, OPERATOR_PUBLIC_KEY_NAME
 
@@ -34,10 +35,10 @@ KEYS_NAME = "keys.sqlite"
 class ApiKey:
     public_key_b64: str
     account_id: int
-    verifier: Ed25519PublicKey
+    verifier: VerifyKey
 
 
-def public_key_from_b64(text: str) -> Ed25519PublicKey:
+def public_key_from_b64(text: str) -> VerifyKey:
     """Return the ED25519 public key in a base64 string; raise ValueError if it is not one."""
     try:
         raw = base64.b64decode(text, validate=True)
@@ -45,7 +46,7 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
         raise ValueError("an API key is the base64 of a 32-byte ED25519 public key") from None
     if len(raw) != 32:
         raise ValueError("an API key is the base64 of a 32-byte ED25519 public key")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return VerifyKey(raw)
 
 
 def new_key_pair() -> tuple[str, str]:

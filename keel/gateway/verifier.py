@@ -1,11 +1,12 @@
-"""ED25519 signature verification in a child process, off the event loop's interpreter lock.
+"""ED25519 signature verification in a child process, beside the event loop.
 
-Why. cryptography's `Ed25519PublicKey.verify` holds the GIL for its whole run, about
-0.15 to 0.3 ms per request on the two-core benchmark machine: close to half of what the
-gateway's event-loop thread spends on a signed order, and time in which the sequencer's
-threads, which share that lock, cannot run either (docs/benchmarks.md, `keel bench api`).
-`keel serve` therefore starts one child process, `python -m keel.gateway.verifier`, that
-does nothing but verify.
+Why. A verification costs about 0.06 ms of CPU per request on the two-core benchmark
+machine (libsodium through PyNaCl; OpenSSL through cryptography, used before, took 0.11
+to 0.3 ms and held the GIL throughout): as much as a third of what the gateway's
+event-loop thread spends on a signed order. Done on that thread it would delay every
+other request of the loop pass; done here it runs on the other core at the same time
+(docs/benchmarks.md, `keel bench api`). `keel serve` therefore starts one child process,
+`python -m keel.gateway.verifier`, that does nothing but verify.
 
 How. `SignatureChecks.verify` queues a check; the checks queued during one pass of the
 event loop go to the child as one frame over its stdin (a 4-byte big-endian length, then
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 from typing import Final
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.signing import VerifyKey
 
 from keel.gateway.auth import verify_signature
 
@@ -59,7 +60,7 @@ class _Pending:
 
     def __init__(self) -> None:
         self.checks: list[Check] = []
-        self.verifiers: list[Ed25519PublicKey] = []
+        self.verifiers: list[VerifyKey] = []
         self.futures: list[asyncio.Future[bool]] = []
         self.timer: asyncio.TimerHandle | None = None
 
@@ -112,7 +113,7 @@ class SignatureChecks(asyncio.Protocol):
         if self.reader is not None:
             self.reader.close()
 
-    async def verify(self, verifier: Ed25519PublicKey, signature: bytes, texts: Sequence[bytes]) -> bool:
+    async def verify(self, verifier: VerifyKey, signature: bytes, texts: Sequence[bytes]) -> bool:
         """Return whether `signature` signs one of `texts` under `verifier` (auth.verify_signature)."""
         loop = self.loop
         if loop is None or self.failed or self.writer is None or self.writer.is_closing():
@@ -122,7 +123,7 @@ class SignatureChecks(asyncio.Protocol):
             pending = self.open = _Pending()
             loop.call_soon(self._send, pending)
         future: asyncio.Future[bool] = loop.create_future()
-        pending.checks.append((verifier.public_bytes_raw(), signature, list(texts)))
+        pending.checks.append((bytes(verifier), signature, list(texts)))
         pending.verifiers.append(verifier)
         pending.futures.append(future)
         if len(pending.checks) >= CHECKS_PER_FRAME_MAX:
@@ -216,7 +217,7 @@ def main() -> None:
     source = sys.stdin.buffer
     sink = sys.stdout.buffer
     decoder = msgspec.msgpack.Decoder(list[tuple[bytes, bytes, list[bytes]]])
-    keys: dict[bytes, Ed25519PublicKey] = {}
+    keys: dict[bytes, VerifyKey] = {}
     while True:
         head = _read_exactly(source, _LENGTH.size)
         if head is None:
@@ -233,7 +234,7 @@ def main() -> None:
             if key is None:
                 if len(keys) >= KEYS_CACHED_MAX:
                     keys.clear()
-                key = keys[public_raw] = Ed25519PublicKey.from_public_bytes(public_raw)
+                key = keys[public_raw] = VerifyKey(public_raw)
             answers.append(verify_signature(key, signature, texts))
         answer = msgspec.msgpack.encode(answers)
         sink.write(_LENGTH.pack(len(answer)) + answer)
