@@ -159,10 +159,13 @@ def bench_recovery_command(
 
 @bench_app.command("api")
 def bench_api_command(
-    clients: int = typer.Option(8, min=1, help="Client processes, each one keep-alive connection and one account."),
+    clients: int = typer.Option(8, min=1, help="Clients: each one account, one connection, one closed loop."),
     seconds: float = typer.Option(10.0, min=0.1, help="Length of the timed run."),
     data: Path | None = typer.Option(None, "--data", help="Use (and keep) this new data directory."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    processes: int = typer.Option(
+        0, min=0, help="Client processes the clients are spread over (0: one process per client)."
+    ),
 ) -> None:
     """Place and cancel signed orders over HTTP against keel serve; report orders/s and latency to ack."""
     import json
@@ -173,7 +176,7 @@ def bench_api_command(
     if data is not None and data.exists() and any(data.iterdir()):
         raise typer.BadParameter(f"{data} exists and is not empty", param_hint="--data")
     # The gateway's entry point, as `keel serve` execs it: the benchmark runs it, never imports it.
-    result = bench_api([sys.executable, "-m", "keel.gateway", "serve"], clients, seconds, data)
+    result = bench_api([sys.executable, "-m", "keel.gateway", "serve"], clients, seconds, data, processes)
     if json_output:
         typer.echo(json.dumps(result))
     else:

@@ -1,6 +1,6 @@
 """`keel bench api`: signed orders over real HTTP against a real `keel serve`.
 
-A tiny run (2 client processes, 2 seconds) as a real subprocess: its one JSON object must
+A tiny run (2 clients, each in its own process, 2 seconds) as a real subprocess: its one JSON object must
 carry the figures issue 7 names (orders_per_s, p50_ms, p99_ms, p999_ms, errors) with no
 error, every order placed must have been cancelled, the percentiles must be ordered, and
 the log must have made at least every answered request durable. With `--data DIR` the
@@ -42,3 +42,15 @@ def test_tiny_run_reports_issue_7_fields_with_no_errors(tmp_path: Path) -> None:
     verified = keel("verify", "--data", str(data_dir), "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout.strip().splitlines()[-1])["ok"] is True
+
+
+def test_clients_spread_over_fewer_processes_keep_their_own_loops() -> None:
+    """`--processes 2` runs 5 clients in 2 processes: orders placed and cancelled, no error, all durable."""
+    result = keel("bench", "api", "--clients", "5", "--processes", "2", "--seconds", "1.5", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == 0, report["first_error"]
+    assert (report["clients"], report["client_processes"]) == (5, 2)
+    assert report["orders"] >= 5 and report["cancels"] == report["orders"]
+    assert report["log_records_durable"] >= report["orders"] + report["cancels"]
+    assert 0 < report["p50_ms"] <= report["p99_ms"]
