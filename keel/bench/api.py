@@ -177,13 +177,14 @@ def _new_key_pair() -> tuple[str, str]:
 class _Client:
     """One simulated client: an account, its connection, and its closed place-then-cancel loop."""
 
-    __slots__ = ("cancel", "client_id", "errors", "first_error", "http", "index", "placing", "sent_ns")
+    __slots__ = ("cancel", "client_id", "errors", "first_error", "http", "index", "pairs", "placing", "sent_ns")
 
     def __init__(self, http: RawHttp, index: int) -> None:
         self.http = http
         self.index = index
         self.client_id = 0
         self.placing = True
+        self.pairs = 0
         self.cancel: dict[str, Any] = {}
         self.sent_ns = 0
         self.errors = 0
@@ -219,6 +220,38 @@ class _Client:
         self.placing = not self.placing
 
 
+def _run_loops(
+    clients: Sequence[_Client], place_ns: array[int] | None, cancel_ns: array[int] | None, pairs: int, end_ns: int
+) -> None:
+    """Run every client's loop at once: `pairs` place-and-cancel pairs each, or (pairs 0) until
+    the wall clock reaches `end_ns`; a client stops after a cancel. Latencies go to the arrays."""
+    selector = selectors.DefaultSelector()
+    try:
+        for client in clients:
+            client.pairs = 0
+            selector.register(client.http.sock, selectors.EVENT_READ, client)
+            client.send_next()
+        running = len(clients)
+        while running:
+            for key, _ in selector.select():
+                client = key.data
+                http = client.http
+                http.receive()
+                while (answer := http.answer()) is not None:
+                    if place_ns is not None and cancel_ns is not None:
+                        (place_ns if client.placing else cancel_ns).append(time.perf_counter_ns() - client.sent_ns)
+                    client.answered(*answer)
+                    if client.placing:  # that answered a cancel: the pair is complete
+                        client.pairs += 1
+                        if client.pairs == pairs or (pairs == 0 and time.time_ns() >= end_ns):
+                            selector.unregister(http.sock)
+                            running -= 1
+                            break
+                    client.send_next()
+    finally:
+        selector.close()
+
+
 def _client_group(
     host: str,
     port: int,
@@ -233,18 +266,14 @@ def _client_group(
     when its last answer is in. One process serves several of them by waiting on all their
     sockets at once (selectors), which is what a load generator does: it spares the
     machine one process switch per request, which on two shared cores is the server's
-    time. A group of one is a single blocking client."""
+    time. The warm-up runs the same way, all the group's clients at once."""
     place_ns = array("q")
     cancel_ns = array("q")
     clients: list[_Client] = []
     try:
         clients = [_Client(RawHttp(host, port, api_key, secret), index) for api_key, secret, index in keys]
-        for client in clients:
-            for _ in range(WARMUP_PAIRS * 2):
-                client.send_next()
-                while (answer := client.http.answer()) is None:
-                    client.http.receive()
-                client.answered(*answer)
+        # All at once, so that no connection of the group sits idle past the server's keep-alive.
+        _run_loops(clients, None, None, WARMUP_PAIRS, 0)
         results.send(("ready", keys[0][2]))
         start_ns = start_at.value  # set by the parent once every client is ready (wall clock, ns)
         while start_ns == 0:
@@ -254,26 +283,7 @@ def _client_group(
             pass
         cpu_start = time.process_time()
         first_ns = time.time_ns()
-        end_ns = first_ns + int(seconds * 1e9)
-        selector = selectors.DefaultSelector()
-        for client in clients:
-            selector.register(client.http.sock, selectors.EVENT_READ, client)
-            client.send_next()
-        running = len(clients)
-        while running:
-            for key, _ in selector.select():
-                client = key.data
-                http = client.http
-                http.receive()
-                while (answer := http.answer()) is not None:
-                    now = time.perf_counter_ns()
-                    (place_ns if client.placing else cancel_ns).append(now - client.sent_ns)
-                    client.answered(*answer)
-                    if client.placing and time.time_ns() >= end_ns:
-                        selector.unregister(http.sock)
-                        running -= 1
-                        break
-                    client.send_next()
+        _run_loops(clients, place_ns, cancel_ns, 0, first_ns + int(seconds * 1e9))
         last_ns = time.time_ns()
         cpu_s = time.process_time() - cpu_start
     except (OSError, ValueError) as error:
