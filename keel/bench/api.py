@@ -24,9 +24,10 @@ signature verifier) used per request, the CPU the clients used per request, and
 every answered request). The clients warm up (their first requests are not counted) and
 start together.
 
-The clients run in `--processes` processes (multiprocessing; by default one process per
-client). A process with several clients waits on all their sockets at once (selectors),
-as load generators do: the clients stay independent closed loops, and the machine is
+The clients run in `--processes` processes (multiprocessing; by default twice as many
+as the machine has cores; `--processes` equal to `--clients` gives each its own). A
+process with several clients waits on all their sockets at once (selectors), as load
+generators do: the clients stay independent closed loops, and the machine is
 spared a process switch per request, which on two shared cores is the server's time.
 
 The client is a raw socket speaking HTTP/1.1 because http.client costs about 0.09 ms of
@@ -467,7 +468,7 @@ def bench_api(
     limit options are appended. With `data`, the (new or empty) directory is kept."""
     assert clients >= 1
     assert seconds > 0
-    processes = min(processes, clients) if processes > 0 else clients
+    processes = min(processes if processes > 0 else 2 * (os.cpu_count() or 1), clients)
     data_dir = data if data is not None else Path(tempfile.mkdtemp(prefix="keel-bench-api-"))
     try:
         init_data_dir(data_dir, Config())

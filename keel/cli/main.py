@@ -164,7 +164,7 @@ def bench_api_command(
     data: Path | None = typer.Option(None, "--data", help="Use (and keep) this new data directory."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
     processes: int = typer.Option(
-        0, min=0, help="Client processes the clients are spread over (0: one process per client)."
+        0, min=0, help="Client processes the clients are spread over (0: twice the cores; --clients: one each)."
     ),
 ) -> None:
     """Place and cancel signed orders over HTTP against keel serve; report orders/s and latency to ack."""
