@@ -193,6 +193,7 @@ def _order(record: ViewsOrder, lot_atomic: int) -> OrderRecord:
         stop_loss_trigger_ticks=record.stop_loss_trigger_ticks,
         stop_loss_limit_ticks=record.stop_loss_limit_ticks,
         stop_loss_trigger_by=record.stop_loss_trigger_by,
+        parent_order_id=record.parent_order_id,
     )
 
 

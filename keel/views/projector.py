@@ -18,9 +18,9 @@ Projection rules (docs/views.md has the full table):
   from the command too (a liquidation's order has none) and stay on the row for the
   order's whole life, although the engine forgets them at its first fill.
   TriggerAccepted: a row with status TriggerPending and the terms of the command's order
-  (a take-profit or stop-loss its parent's fill created carries none itself); the
-  OrderAccepted right after a TriggerFired continues that row (status New); TriggerFailed
-  ends it (TriggerFailed).
+  (a take-profit or stop-loss its parent's fill created carries none itself, and keeps
+  its parent's id from the event); the OrderAccepted right after a TriggerFired continues
+  that row (status New, the parent's id kept); TriggerFailed ends it (TriggerFailed).
 - TradeExecuted: a `trades` row, two `fills` rows (taker and maker side; fees are in the
   market's quote asset), the 1-minute, 1-hour and 1-day kline bars, and both orders'
   executed quantity, executed quote (price x quantity x lot, fees excluded) and fees.
@@ -154,13 +154,16 @@ _NO_TRIGGER_BY = -1
 # The take-profit and stop-loss columns of an order that carries neither.
 _NO_ATTACHMENT: Final = (0, 0, _NO_TRIGGER_BY, 0, 0, _NO_TRIGGER_BY)
 _NO_LEG: Final = (0, 0, _NO_TRIGGER_BY)
-assert schema.ORDERS.column_names[-len(_NO_ATTACHMENT) :] == (
+_NO_PARENT = 0
+# An order row ends with its take-profit and stop-loss columns, then its parent order.
+assert schema.ORDERS.column_names[-len(_NO_ATTACHMENT) - 1 :] == (
     "take_profit_trigger_ticks",
     "take_profit_limit_ticks",
     "take_profit_trigger_by",
     "stop_loss_trigger_ticks",
     "stop_loss_limit_ticks",
     "stop_loss_trigger_by",
+    "parent_order_id",
 )
 _LEND = int(BorrowLendSide.LEND)
 _BORROW = int(BorrowLendSide.BORROW)
@@ -542,6 +545,7 @@ class Projector:
             _NO_TRIGGER_BY,
             0,
             *_attachment(item),
+            _NO_PARENT,
         ]
         batch.orders[event.order_id] = order
         batch.orders_new.append(event.order_id)
@@ -553,7 +557,8 @@ class Projector:
     ) -> None:
         """A pending trigger order: a row of its own (status TriggerPending) with the terms
         of the order it will place, which only the command carries; or, for a take-profit
-        or stop-loss its parent's first fill created, its event."""
+        or stop-loss its parent's first fill created, its event, which also names the
+        parent (the row's parent_order_id, 0 for a command's own trigger order)."""
         assert event.order_id not in batch.orders, f"order {event.order_id} accepted twice"
         if event.parent_order_id:
             item = PlaceOrder(
@@ -602,6 +607,7 @@ class Projector:
             int(event.trigger_by),
             0,
             *_attachment(item),
+            event.parent_order_id,
         ]
         batch.orders[event.order_id] = order
         batch.orders_new.append(event.order_id)

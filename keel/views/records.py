@@ -95,6 +95,7 @@ class OrderRecord(_Record, frozen=True):
     stop_loss_trigger_ticks: int
     stop_loss_limit_ticks: int
     stop_loss_trigger_by: int  # keel.core.triggers.TriggerBy; -1 unless a stop-loss
+    parent_order_id: int  # a take-profit or stop-loss: the order whose first fill created it; 0: none
 
 
 class OrderUpdate(_Record, frozen=True):

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 # 4: perpetual positions (one row per run from flat to flat) and settlements.
 # 5: settlements of collateral a liquidation gave the insurance fund, and of adjustments.
 # 6: orders' attached take-profit and stop-loss terms.
-SCHEMA_VERSION = 6
+# 7: orders' parent order (a take-profit or stop-loss its parent's first fill created).
+SCHEMA_VERSION = 7
 
 INT = "int"
 TEXT = "text"
@@ -120,6 +121,10 @@ ORDERS = Table(
         "stop_loss_trigger_ticks",
         "stop_loss_limit_ticks",
         "stop_loss_trigger_by",  # keel.core.triggers.TriggerBy; -1 unless a stop-loss
+        # version 7: for a take-profit or stop-loss its parent's first fill created, the
+        # parent's order id (TriggerAccepted's parent_order_id; the API's relatedOrderId),
+        # kept when it fires and its order is placed; 0 for every other order.
+        "parent_order_id",
     ),
     ("order_id",),
     (("account_id", "order_id"), ("account_id", "market_id", "order_id")),

@@ -7,11 +7,11 @@ Checked: the parent's answer shows its take-profit and stop-loss (ccxt takeProfi
 stopLossPrice); its fill creates both as pending reduce-only sells (ccxt "open", linked
 to the parent by relatedOrderId); an index move takes the mark to the take-profit, which
 fires and closes the position while the stop-loss is cancelled; history shows both
-outcomes; a parent that rested and then filled keeps its take-profit and stop-loss in
-history (fetch_closed_orders, fetch_order), as it showed them while open, and an order
-without them shows none; the engine's refusal of a misplaced stop-loss arrives as
-INVALID_PRICE (ccxt InvalidOrder), and a spot order carrying one as INVALID_CLIENT_REQUEST
-(BadRequest).
+outcomes, each still linked to the parent by relatedOrderId; a parent that rested and
+then filled keeps its take-profit and stop-loss in history (fetch_closed_orders,
+fetch_order), as it showed them while open, and an order without them shows none; the
+engine's refusal of a misplaced stop-loss arrives as INVALID_PRICE (ccxt InvalidOrder),
+and a spot order carrying one as INVALID_CLIENT_REQUEST (BadRequest).
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ def test_a_take_profit_fires_on_the_mark_and_cancels_the_stop_loss(api: Api) -> 
     history = wait_for(lambda: len(ended()) == 2 and ended())
     assert (history[take_profit]["status"], history[take_profit]["filled"]) == ("closed", 1.0)
     assert history[stop_loss]["status"] == "canceled"
+    # History links both to the parent as the open-order query did, the one that fired and
+    # filled as much as the one cancelled; the parent itself has no related order.
+    assert [history[one]["info"]["relatedOrderId"] for one in (take_profit, stop_loss)] == [bought["id"]] * 2
+    [parent] = [o for o in bob.fetch_orders(SOL_PERP) if o["id"] == bought["id"]]
+    assert "relatedOrderId" in parent["info"] and parent["info"]["relatedOrderId"] is None
     fills = [fill for fill in bob.fetch_my_trades(SOL_PERP) if fill["order"] == take_profit]
     assert [(fill["side"], fill["price"], fill["amount"]) for fill in fills] == [("sell", 104.0, 1.0)]
 

@@ -2,8 +2,10 @@
 version 6): an order's row keeps the terms its command gave it for its whole life (the
 engine forgets them at the first fill, when it creates them as trigger orders of their
 own), a batch item's terms go to that item's order, the children and every other order
-carry none, and projecting the same log command by command or all at once, on either
-backend, gives the same rows.
+carry none; each child's row names its parent (schema version 7, the API's
+relatedOrderId), also after it fired or was cancelled, and no other row names one; and
+projecting the same log command by command or all at once, on either backend, gives the
+same rows.
 
 The engine is the real one (keel.testing.harness); SOL_USDC_PERP has tick 0.01 USDC,
 step 0.01 SOL and no fees. Order ids:
@@ -129,6 +131,10 @@ def test_orders_keep_their_take_profit_and_stop_loss_for_their_whole_life(
     }
     ended = {row[0]: row[columns.index("end_reason")] for row in dump["orders"]}
     assert (ended[4], ended[6]) == (int(EndReason.ONE_CANCELS_OTHER), int(EndReason.USER_CANCEL))
+    # Order 2's fill created 3 and 4: they keep its id, 3 after it fired and filled, 4 after
+    # it was cancelled; no other order has a parent.
+    parent = columns.index("parent_order_id")
+    assert {row[0]: row[parent] for row in dump["orders"]} == {1: 0, 2: 0, 3: 2, 4: 2, 5: 0, 6: 0, 7: 0, 8: 0}
 
     store = open_store(store_settings, create=False)
     try:
@@ -139,6 +145,10 @@ def test_orders_keep_their_take_profit_and_stop_loss_for_their_whole_life(
             LAST,
         )
         assert (record.stop_loss_trigger_ticks, record.stop_loss_limit_ticks, record.stop_loss_trigger_by) == (0, 0, -1)
+        assert record.parent_order_id == 0
+        take_profit = store.order(3)
+        assert take_profit is not None
+        assert (take_profit.parent_order_id, take_profit.status) == (2, int(OrderStatus.FILLED))
     finally:
         store.close()
 

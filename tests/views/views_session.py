@@ -543,12 +543,14 @@ def _order_row(
     reduce_only: int = 0,
     trigger: tuple[int, int, int] = (0, -1, 0),
     attached: tuple[int, int, int, int, int, int] = (0, 0, -1, 0, 0, -1),
+    parent_order_id: int = 0,
 ) -> tuple[int, ...]:
     """terms: side, type, time in force, price, quantity, quote quantity, client id (not
     post-only; RejectTaker unless given); outcome: status, executed, executed quote, fee,
     cancelled steps, end reason; created and updated: (seq, seconds after T_BASE); trigger:
     price, trigger by, seconds after T_BASE it fired (0: none, -1, 0 for an ordinary order);
-    attached: take-profit trigger, limit, trigger by, then the stop-loss's (none: 0, 0, -1)."""
+    attached: take-profit trigger, limit, trigger by, then the stop-loss's (none: 0, 0, -1);
+    parent_order_id: the order whose fill created it as a take-profit or stop-loss (0: none)."""
     side, order_type, time_in_force, price, quantity, quote_quantity, client_id = terms
     post_only = 0
     trigger_price, trigger_by, fired = trigger
@@ -558,6 +560,7 @@ def _order_row(
         *(created[0], t(created[1]), updated[0], t(updated[1])),
         *(reduce_only, trigger_price, trigger_by, t(fired) if fired else 0),
         *attached,
+        parent_order_id,
     )
 
 
