@@ -47,7 +47,7 @@ from keel.core.events import (
     TriggerFailed,
     TriggerFired,
 )
-from keel.core.orders import EndReason, OrderStatus, OrderType, Side, TimeInForce
+from keel.core.orders import Attachment, EndReason, OrderStatus, OrderType, Side, TimeInForce
 from keel.views import TRIGGER_FAILED, TRIGGER_PENDING
 
 NONE = -1
@@ -151,8 +151,9 @@ def record_from_accepted(event: OrderAccepted, timestamp_ns: int, reduce_only: b
     )
 
 
-def with_attachment(record: OrderRecord, order: PlaceOrder | None) -> OrderRecord:
-    """Copy the take-profit and stop-loss an order's command carries onto its record."""
+def with_attachment(record: OrderRecord, order: PlaceOrder | Attachment | None) -> OrderRecord:
+    """Copy the take-profit and stop-loss an order's command (or the engine's open order,
+    until its first fill) carries onto its record."""
     if order is not None and (order.take_profit_trigger_ticks or order.stop_loss_trigger_ticks):
         record.take_profit_trigger_ticks = order.take_profit_trigger_ticks
         record.take_profit_limit_ticks = order.take_profit_limit_ticks

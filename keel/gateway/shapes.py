@@ -123,18 +123,24 @@ def order(record: OrderRecord, market: MarketFormat, *, historical: bool = False
     return body
 
 
+def attached_leg(
+    market: MarketFormat, trigger_ticks: int, limit_ticks: int, trigger_by: int
+) -> tuple[str | None, str | None, str | None]:
+    """Return an attached take-profit's or stop-loss's trigger price, limit price and
+    trigger-by as the API spells them: all None when the order carries no such leg, the
+    limit price None for a market order. The order stream (streams/messages.py) prints
+    the same strings under its own keys."""
+    if not trigger_ticks:
+        return None, None, None
+    return market.price(trigger_ticks), market.price(limit_ticks) if limit_ticks else None, TRIGGER_BY_OUT[trigger_by]
+
+
 def _attached(
     prefix: str, market: MarketFormat, trigger_ticks: int, limit_ticks: int, trigger_by: int
 ) -> dict[str, str | None]:
-    """An order's attached take-profit or stop-loss fields (all None when it carries none;
-    no limit price: a market order)."""
-    if not trigger_ticks:
-        return {f"{prefix}TriggerPrice": None, f"{prefix}LimitPrice": None, f"{prefix}TriggerBy": None}
-    return {
-        f"{prefix}TriggerPrice": market.price(trigger_ticks),
-        f"{prefix}LimitPrice": market.price(limit_ticks) if limit_ticks else None,
-        f"{prefix}TriggerBy": TRIGGER_BY_OUT[trigger_by],
-    }
+    """An order's attached take-profit or stop-loss fields (attached_leg)."""
+    trigger, limit, by = attached_leg(market, trigger_ticks, limit_ticks, trigger_by)
+    return {f"{prefix}TriggerPrice": trigger, f"{prefix}LimitPrice": limit, f"{prefix}TriggerBy": by}
 
 
 def fill(record: FillRecord, market: MarketFormat) -> dict[str, Any]:

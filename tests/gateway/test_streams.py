@@ -30,6 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from keel.core.commands import CancelAllOrders, CancelOrder, PlaceOrder, PlaceOrders, SetIndexPrices, Tick
+from keel.core.triggers import TriggerBy
+from keel.gateway import shapes
 from keel.gateway.client import sign_headers
 from keel.gateway.context import build_catalog
 from keel.gateway.orderbook import OrderRecord, fold_events
@@ -91,6 +93,7 @@ class _Checked:
         self.records: dict[int, OrderRecord] = {}  # what the REST answers fold
         self.statuses: dict[int, str] = {}  # the last status the stream reported per order
         self.kinds: Counter[str] = Counter()
+        self.order_frames: list[dict[str, Any]] = []  # every order update, in order
 
     def apply(self, command: Any) -> list[Any]:
         harness, mirror = self.harness, self.mirror
@@ -110,6 +113,7 @@ class _Checked:
         fold_events(events, command.timestamp_ns, self.records, accepted, own)
         for target, data in fold.frames:
             if isinstance(target, Private) and target.kind == "orderUpdate":
+                self.order_frames.append(data)
                 self.statuses[int(data["i"])] = data["X"]
                 self.kinds[data["e"] + ":" + data["O"]] += 1
         for record in accepted:
@@ -230,6 +234,137 @@ def test_the_mirror_follows_the_engine_exactly() -> None:
     for kind in ("TriggerAccepted", "TriggerFired", "triggerPlaced:USER"):
         assert kinds[kind] >= 10, kinds
     assert checked.mirror.positions, "the random flow should leave some perpetual positions open"
+
+
+# The order stream's keys for an attached take-profit and stop-loss (spec 11.3), and the
+# order object's fields (spec 8.4) they must print exactly as.
+ATTACHED_KEYS = (
+    ("a", "takeProfitTriggerPrice"),
+    ("b", "stopLossTriggerPrice"),
+    ("j", "takeProfitLimitPrice"),
+    ("k", "stopLossLimitPrice"),
+    ("d", "takeProfitTriggerBy"),
+    ("g", "stopLossTriggerBy"),
+    ("I", "relatedOrderId"),
+)
+
+
+def test_order_frames_carry_the_attachment_and_the_parent_as_the_order_object_does() -> None:
+    """A perpetual bid rests with a take-profit at 110.00 (limit 109.50, mark price) and a
+    market stop-loss at 90.00 (last price); a batch's second item carries only a stop-loss
+    at 91.00 (limit 90.50, index price). The bid fills in two trades as a maker, which
+    creates its take-profit and stop-loss; the index then takes the mark to 111, the
+    take-profit fires (a limit sell at 109.50 that rests) and the stop-loss is cancelled,
+    and a buyer fills it. Every order frame must print the keys a, b, j, k, d, g and I as
+    the REST order object of that order (the answers' fold) prints takeProfit*,
+    stopLoss* and relatedOrderId: present exactly when that field is not null, with the
+    same string. So the parent shows its terms on every frame, after its first fill too
+    (as history does), and each child shows its parent's id from pending to filled or
+    cancelled. Mirrors seeded from the engine on the way carry the same."""
+    harness = Harness()
+    harness.list_defaults()
+    perp = harness.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+    sol = harness.asset("SOL")
+    harness.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
+    a, b, c = (harness.new_account(USDC=100_000 * USDC) for _ in range(3))
+    checked = _Checked(harness, (perp,))
+    market = build_catalog(harness.state).markets[perp]
+    last, mark, index = int(TriggerBy.LAST_PRICE), int(TriggerBy.MARK_PRICE), int(TriggerBy.INDEX_PRICE)
+
+    def order(account_id: int, side: int, price_ticks: int, quantity_steps: int, **extra: Any) -> PlaceOrder:
+        return PlaceOrder(
+            **harness.next_stamp(),
+            account_id=account_id,
+            market_id=perp,
+            side=side,
+            order_type=0,
+            price_ticks=price_ticks,
+            quantity_steps=quantity_steps,
+            **extra,
+        )
+
+    checked.apply(
+        order(
+            a,
+            0,
+            10_000,
+            100,
+            take_profit_trigger_ticks=11_000,
+            take_profit_limit_ticks=10_950,
+            take_profit_trigger_by=mark,
+            stop_loss_trigger_ticks=9_000,
+            stop_loss_trigger_by=last,
+        )
+    )
+    parent = max(checked.records)
+    bid = PlaceOrder(seq=0, timestamp_ns=0, account_id=a, market_id=perp, side=0, order_type=0, quantity_steps=10)
+    batch = (
+        msgspec.structs.replace(bid, price_ticks=9_500),
+        msgspec.structs.replace(
+            bid,
+            price_ticks=9_600,
+            stop_loss_trigger_ticks=9_100,
+            stop_loss_limit_ticks=9_050,
+            stop_loss_trigger_by=index,
+        ),
+    )
+    checked.apply(PlaceOrders(**harness.next_stamp(), account_id=a, orders=batch))
+    plain, stop_only = parent + 1, parent + 2
+    seeded = Mirror.seeded(harness.state)  # a restart before the fill: the engine still holds the terms
+    assert seeded.orders[parent].record.take_profit_trigger_ticks == 11_000
+
+    checked.apply(order(b, 1, 10_000, 40))  # fills 0.4 of the parent: its first fill creates both children
+    take_profit, stop_loss = sorted(checked.mirror.triggers)
+    assert (take_profit, stop_loss) == (stop_only + 2, stop_only + 3)
+    seeded = Mirror.seeded(harness.state)  # a restart with both children pending
+    assert [seeded.triggers[one].record.parent_order_id for one in (take_profit, stop_loss)] == [parent, parent]
+    checked.apply(order(b, 1, 10_000, 60))  # fills the rest: nothing more is created
+    checked.apply(SetIndexPrices(**harness.next_stamp(), prices=((sol, 111 * USDC),)))
+    assert stop_loss not in checked.mirror.triggers and take_profit in checked.mirror.orders
+    checked.apply(order(c, 0, 10_950, 100))
+
+    frames = checked.order_frames
+    for data in frames:
+        shown = shapes.order(checked.records[int(data["i"])], market)
+        for key, field in ATTACHED_KEYS:
+            assert data.get(key) == shown[field], (key, data, shown)
+    parent_frames = [data for data in frames if data["i"] == str(parent)]
+    assert [(data["e"], data["X"]) for data in parent_frames] == [
+        ("orderAccepted", "New"),
+        ("orderFill", "PartiallyFilled"),
+        ("orderFill", "Filled"),
+    ]
+    for data in parent_frames:
+        assert {key: data[key] for key in "abjdg"} == {
+            "a": "110",
+            "b": "90",
+            "j": "109.5",
+            "d": "MarkPrice",
+            "g": "LastPrice",
+        }
+        assert "k" not in data and "I" not in data
+    (stop_only_frame,) = [data for data in frames if data["i"] == str(stop_only)]
+    assert {key: stop_only_frame.get(key) for key in "abjkdgI"} == {
+        "a": None,
+        "b": "91",
+        "j": None,
+        "k": "90.5",
+        "d": None,
+        "g": "IndexPrice",
+        "I": None,
+    }
+    assert not {"a", "b", "j", "k", "d", "g", "I"} & {key for data in frames if data["i"] == str(plain) for key in data}
+    children = [data for data in frames if data["i"] in (str(take_profit), str(stop_loss))]
+    assert [(data["i"], data["e"], data["X"], data["P"], data["Y"]) for data in children] == [
+        (str(take_profit), "orderAccepted", "TriggerPending", "110", "1"),
+        (str(stop_loss), "orderAccepted", "TriggerPending", "90", "1"),
+        (str(take_profit), "triggerPlaced", "New", "110", "1"),
+        (str(stop_loss), "orderCancelled", "Cancelled", "90", "1"),
+        (str(take_profit), "orderFill", "Filled", "110", "1"),
+    ]
+    for data in children:
+        assert data["I"] == str(parent)
+        assert not {"a", "b", "j", "k", "d", "g"} & set(data)
 
 
 # ---- a real socket against a real server ---------------------------------------------------
@@ -474,6 +609,65 @@ def test_private_order_stream_is_the_subscribers_own(api: Api) -> None:
     # bob's stream: his own orders only, never alice's
     assert {one["S"] for one in theirs} == {"Ask"}
     assert not {one["i"] for one in theirs} & {one["i"] for one in mine}
+
+
+def test_order_stream_and_history_show_an_attachment_and_its_children(api: Api) -> None:
+    """Bob's perpetual bid at 100 carries a take-profit at 110 (limit 109.5, mark price)
+    and a stop-loss at 90 (limit 89.5, index price); Alice sells into it. On Bob's order
+    stream the bid's orderAccepted and its Filled orderFill carry a/b/j/k/d/g with the
+    strings of the REST order object's takeProfit*/stopLoss*; the fill then brings the
+    take-profit and the stop-loss as orderAccepted (TriggerPending, reduce-only sells of
+    the whole quantity) with `I` the bid's id; and order history shows both with
+    relatedOrderId the bid's id, and the bid with none."""
+    answer = api.signed(api.operator, "POST", "/operator/v1/indexPrices", "operatorIndexPrices", {"prices": "SOL=100"})
+    assert answer.status_code == 200, answer.text
+    alice = api.account(USDC="10000")
+    bob = api.account(USDC="10000")
+    symbol = "SOL_USDC_PERP"
+    attached = {
+        "takeProfitTriggerPrice": "110",
+        "takeProfitLimitPrice": "109.5",
+        "takeProfitTriggerBy": "MarkPrice",
+        "stopLossTriggerPrice": "90",
+        "stopLossLimitPrice": "89.5",
+        "stopLossTriggerBy": "IndexPrice",
+    }
+    with socket_to(api) as socket:
+        socket.subscribe("account.orderUpdate", key=bob)
+        assert socket.quiet(0.2) == []
+        placed = _place(api, bob, symbol, "Bid", "100", "1", **attached)
+        assert {field: placed[field] for field in attached} == attached
+        _place(api, alice, symbol, "Ask", "100", "1")
+        frames = socket.quiet()
+    mine = [frame["data"] for frame in frames if frame["stream"] == "account.orderUpdate"]
+    parent = [one for one in mine if one["i"] == placed["id"]]
+    assert [(one["e"], one["X"]) for one in parent] == [("orderAccepted", "New"), ("orderFill", "Filled")]
+    for one in parent:
+        assert {key: one[key] for key in "abjkdg"} == {
+            "a": "110",
+            "b": "90",
+            "j": "109.5",
+            "k": "89.5",
+            "d": "MarkPrice",
+            "g": "IndexPrice",
+        }
+        assert {key: one[key] for key, field in ATTACHED_KEYS[:-1]} == {
+            key: placed[field] for key, field in ATTACHED_KEYS[:-1]
+        }
+        assert "I" not in one
+    children = [one for one in mine if one["i"] != placed["id"]]
+    assert [(one["e"], one["X"], one["S"], one["P"], one["p"], one["Y"], one["r"]) for one in children] == [
+        ("orderAccepted", "TriggerPending", "Ask", "110", "109.5", "1", True),
+        ("orderAccepted", "TriggerPending", "Ask", "90", "89.5", "1", True),
+    ]
+    assert [one["I"] for one in children] == [placed["id"]] * 2
+    assert all(not {"a", "b", "j", "k", "d", "g"} & set(one) for one in children)
+
+    history = api.signed(bob, "GET", "/wapi/v1/history/orders", "orderHistoryQueryAll", {"symbol": symbol}).json()
+    related = {order["id"]: order["relatedOrderId"] for order in history}
+    assert related == {placed["id"]: None, children[0]["i"]: placed["id"], children[1]["i"]: placed["id"]}
+    answer = api.signed(bob, "DELETE", "/api/v1/orders", "orderCancelAll", {"symbol": symbol})
+    assert answer.status_code == 200, answer.text
 
 
 def test_unsubscribe_stops_that_stream_only(api: Api) -> None:

@@ -21,7 +21,14 @@ from keel.gateway import format as fmt
 from keel.gateway.format import MarketFormat
 from keel.gateway.history import Candle
 from keel.gateway.orderbook import SIDES, OrderRecord
-from keel.gateway.shapes import EXPIRY_REASON_OUT, STATUS_OUT, STP_OUT, TIME_IN_FORCE_OUT, TRIGGER_BY_OUT
+from keel.gateway.shapes import (
+    EXPIRY_REASON_OUT,
+    STATUS_OUT,
+    STP_OUT,
+    TIME_IN_FORCE_OUT,
+    TRIGGER_BY_OUT,
+    attached_leg,
+)
 
 if TYPE_CHECKING:
     from keel.gateway.streams.mirror import MarketMirror, PositionMirror
@@ -147,7 +154,11 @@ def order_update(
     """An order update (spec 11.3): `kind` is orderAccepted, orderFill, orderCancelled,
     orderExpired, triggerPlaced or triggerFailed; `X` the status after it; `z`/`Z` what the
     order executed so far; a trigger order adds `P` (trigger price), `B` (trigger by) and
-    `Y` (trigger quantity)."""
+    `Y` (trigger quantity). An order carrying a take-profit adds `a` (its trigger price),
+    `j` (its limit price, unless a market order) and `d` (its trigger-by), one carrying a
+    stop-loss `b`, `k` and `g`, the strings of the order object's takeProfit*/stopLoss*
+    (shapes.attached_leg); a take-profit or stop-loss created by its parent's fill adds
+    `I`, the parent's id (the order object's relatedOrderId)."""
     moment = fmt.us(timestamp_ns)
     data: dict[str, Any] = {"e": kind, "E": moment, "s": market.symbol, "i": str(record.order_id)}
     if record.client_id >= 0:
@@ -165,6 +176,8 @@ def order_update(
         data["P"] = market.price(record.trigger_price_ticks)
         data["B"] = TRIGGER_BY_OUT[record.trigger_by]
         data["Y"] = market.quantity(record.quantity_steps)
+    if record.take_profit_trigger_ticks or record.stop_loss_trigger_ticks:
+        _attached(data, record, market)
     data["X"] = STATUS_OUT[record.status]
     if kind == "orderExpired":
         reason = "FillOrKill" if record.time_in_force == _FOK else EXPIRY_REASON_WS.get(record.end_reason, "Unknown")
@@ -182,8 +195,26 @@ def order_update(
     data["r"] = reduce_only
     data["y"] = record.post_only
     data["O"] = origin
+    if record.parent_order_id:
+        data["I"] = str(record.parent_order_id)
     data["T"] = moment
     return data
+
+
+def _attached(data: dict[str, Any], record: OrderRecord, market: MarketFormat) -> None:
+    # In the spec table's order (11.3): both trigger prices, both limit prices, both
+    # trigger-bys; a key only for what the order carries.
+    take_profit = attached_leg(
+        market, record.take_profit_trigger_ticks, record.take_profit_limit_ticks, record.take_profit_trigger_by
+    )
+    stop_loss = attached_leg(
+        market, record.stop_loss_trigger_ticks, record.stop_loss_limit_ticks, record.stop_loss_trigger_by
+    )
+    for position, keys in enumerate(("ab", "jk", "dg")):
+        for key, leg in zip(keys, (take_profit, stop_loss), strict=True):
+            value = leg[position]
+            if value is not None:
+                data[key] = value
 
 
 def _entry_ticks(position: PositionMirror, lot_atomic: int) -> int:

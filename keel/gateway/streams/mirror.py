@@ -38,6 +38,18 @@ TriggerPending and `P`/`B`/`Y`; when it fires, `triggerPlaced` (status New) stan
 placed order's `orderAccepted`, and its fills and end follow as for any order; refused
 when it fires, `triggerFailed` (TriggerFailed); cancelled while pending, `orderCancelled`.
 
+Attached take-profit and stop-loss on the order stream (spec 11.3 `a`, `b`, `j`, `k`,
+`d`, `g`). Events do not carry them, so an order's record takes them from the command's
+order it is (the PlaceOrder, or the PlaceOrders item, as the history projector's
+`_attachment` does), and every frame of that order shows them for its **whole life**,
+after its first fill too: the engine forgets them at that fill (they become two trigger
+orders), but the history views keep them on the order's row, and the execute answer
+shows them filled or not, so a stream that dropped them there would contradict both.
+An order the streams were seeded with carries the engine's attachment, which it holds
+only until the first fill. The children a fill creates carry none of their own; each
+frame of one (pending, placed when it fires, its fills and end) has `I`, its parent's
+id, as its history row keeps parent_order_id.
+
 While folding, `Fold` collects what subscribers are owed, in log order: public frames
 (trades, mark prices, liquidations), private frames (order and position updates, by
 account), and per market the depth change (first update id and the levels it touched).
@@ -73,7 +85,13 @@ from keel.core.orders import EndReason, Order, OrderStatus, OrderType, Side, Tim
 from keel.core.state import ExchangeState
 from keel.gateway.context import build_catalog
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, record_from_accepted, record_of_child, record_of_trigger
+from keel.gateway.orderbook import (
+    OrderRecord,
+    record_from_accepted,
+    record_of_child,
+    record_of_trigger,
+    with_attachment,
+)
 from keel.gateway.streams import messages
 from keel.sequencer.sequencer import Published
 from keel.views import TRIGGER_FAILED
@@ -252,6 +270,7 @@ def _live_of_open(order: Order, lot_atomic: int) -> LiveOrder:
         executed_lots=(order.notional_taker_atomic + order.notional_maker_atomic) // lot_atomic,
         status=_PARTIAL if order.filled_steps else _NEW,
     )
+    with_attachment(record, order.attached)  # the engine keeps it until the first fill
     return LiveOrder(record, order.reduce_only, ORIGIN_USER, resting=True)
 
 
@@ -345,6 +364,7 @@ class Mirror:
                 trigger.trigger_price_ticks,
                 trigger.trigger_by,
                 0,
+                trigger.parent_order_id,
             )
             mirror.triggers[order_id] = LiveOrder(record, trigger.order.reduce_only, ORIGIN_USER, resting=False)
         for market_id, positions in enumerate(state.positions_by_market):
@@ -449,7 +469,7 @@ class Mirror:
 
     def _accepted(self, here: _Command, event: OrderAccepted, interest: Interest, out: Fold) -> None:
         kind = "orderAccepted"
-        trigger = None
+        trigger = item = None
         if event.order_id == here.fired:  # a trigger places its order
             here.fired = -1
             trigger = self.triggers.pop(event.order_id)
@@ -466,6 +486,9 @@ class Mirror:
             record.trigger_price_ticks = trigger.record.trigger_price_ticks
             record.trigger_by = trigger.record.trigger_by
             record.triggered_ns = here.timestamp_ns
+            record.parent_order_id = trigger.record.parent_order_id  # a take-profit or stop-loss stays linked
+        else:
+            with_attachment(record, item)  # kept for the order's whole life (module docstring)
         live = LiveOrder(record, reduce_only, origin, resting=False)
         self.orders[event.order_id] = live
         here.pending = live
