@@ -31,6 +31,7 @@ Imports: keel.core, keel.views (the trigger statuses).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -47,7 +48,7 @@ from keel.core.events import (
     TriggerFailed,
     TriggerFired,
 )
-from keel.core.orders import Attachment, EndReason, OrderStatus, OrderType, Side, TimeInForce
+from keel.core.orders import EndReason, OrderStatus, OrderType, Side, TimeInForce
 from keel.views import TRIGGER_FAILED, TRIGGER_PENDING
 
 NONE = -1
@@ -151,9 +152,26 @@ def record_from_accepted(event: OrderAccepted, timestamp_ns: int, reduce_only: b
     )
 
 
-def with_attachment(record: OrderRecord, order: PlaceOrder | Attachment | None) -> OrderRecord:
-    """Copy the take-profit and stop-loss an order's command (or the engine's open order,
-    until its first fill) carries onto its record."""
+class AttachmentTerms(Protocol):
+    """Where an order's take-profit and stop-loss can be read: its command (PlaceOrder),
+    the engine's open order until its first fill (Attachment), or its history row."""
+
+    @property
+    def take_profit_trigger_ticks(self) -> int: ...
+    @property
+    def take_profit_limit_ticks(self) -> int: ...
+    @property
+    def take_profit_trigger_by(self) -> int: ...
+    @property
+    def stop_loss_trigger_ticks(self) -> int: ...
+    @property
+    def stop_loss_limit_ticks(self) -> int: ...
+    @property
+    def stop_loss_trigger_by(self) -> int: ...
+
+
+def with_attachment(record: OrderRecord, order: AttachmentTerms | None) -> OrderRecord:
+    """Copy the take-profit and stop-loss an order carries (AttachmentTerms) onto its record."""
     if order is not None and (order.take_profit_trigger_ticks or order.stop_loss_trigger_ticks):
         record.take_profit_trigger_ticks = order.take_profit_trigger_ticks
         record.take_profit_limit_ticks = order.take_profit_limit_ticks

@@ -35,6 +35,7 @@ from keel.gateway.history import ViewsHistory
 from keel.gateway.keys import KeyStore, operator_public_key_b64
 from keel.gateway.streams import HANDLERS as STREAM_HANDLERS
 from keel.gateway.streams import PING_INTERVAL_S, PING_TIMEOUT_S, StreamHub
+from keel.gateway.streams.mirror import orders_to_recall
 from keel.log.record import decode_record
 from keel.node.config import Config, load_config
 from keel.node.node import Node, open_log
@@ -186,7 +187,10 @@ def serve(
         reader = open_store(settings, create=False)
         keys = KeyStore(data_dir)
         listed = listed_timestamps(node)
-        streams = StreamHub.seeded(node.engine.state)  # before the sequencer starts: nothing moves yet
+        # Before the sequencer starts: nothing moves yet, and the views are at the engine's seq.
+        state = node.engine.state
+        recalled = {record.order_id: record for record in reader.orders_by_id(orders_to_recall(state))}
+        streams = StreamHub.seeded(state, recalled)
         sequencer = node.start(listeners=[writer, streams.listener])
         lots: dict[int, int] = {}
 

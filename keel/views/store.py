@@ -479,6 +479,22 @@ class HistoryStore:
             rows = self.connection.query(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
         return _order(rows[0]) if rows else None
 
+    def orders_by_id(self, order_ids: Sequence[int]) -> list[OrderRecord]:
+        """Return the orders with these ids, whoever owns them, in ascending id; ids the
+        store does not hold are left out."""
+        wanted = sorted(set(order_ids))
+        found: list[OrderRecord] = []
+        with self.lock:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = self.connection.query(
+                    f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id IN ({', '.join('?' for _ in chunk)}) "
+                    "ORDER BY order_id",
+                    chunk,
+                )
+                found.extend(_order(row) for row in rows)
+        return found
+
     def order_updates(self, order_id: int) -> list[OrderUpdate]:
         """Return every status change of one order, oldest first."""
         with self.lock:

@@ -670,6 +670,81 @@ def test_order_stream_and_history_show_an_attachment_and_its_children(api: Api) 
     assert answer.status_code == 200, answer.text
 
 
+def test_a_restart_keeps_the_attachment_and_the_parent_on_order_frames(tmp_path: Any) -> None:
+    """Bob's perpetual bid for 1 SOL at 100 (take-profit 110 limit 109.5 on the mark,
+    market stop-loss 90) fills 0.4; the index then takes the mark to 111, so the
+    take-profit fires and rests as a sell of the 0.4 held at 109.5, and the stop-loss is
+    cancelled. Then `keel serve` restarts, and the engine it recovers holds neither the
+    bid's terms (forgotten at its first fill) nor the resting take-profit's parent. The
+    bid's last fill and the take-profit's fill, after the restart, must still show them
+    on Bob's order stream, as history does."""
+    data_dir = tmp_path / "data"
+    assert keel("init", "--data", str(data_dir)).returncode == 0
+    symbol = "SOL_USDC_PERP"
+    server = start_server(data_dir, "--ip-rate=0", "--key-rate=0")
+    try:
+        api = Api(server)
+
+        def index(prices: str) -> None:
+            answer = api.signed(
+                api.operator, "POST", "/operator/v1/indexPrices", "operatorIndexPrices", {"prices": prices}
+            )
+            assert answer.status_code == 200, answer.text
+
+        index("SOL=100")
+        alice, bob, carol = (api.account(USDC="10000") for _ in range(3))
+        placed = _place(
+            api,
+            bob,
+            symbol,
+            "Bid",
+            "100",
+            "1",
+            takeProfitTriggerPrice="110",
+            takeProfitLimitPrice="109.5",
+            takeProfitTriggerBy="MarkPrice",
+            stopLossTriggerPrice="90",
+        )
+        _place(api, alice, symbol, "Ask", "100", "0.4")
+        index("SOL=111")
+        [take_profit] = [order for order in api.open_orders(bob, symbol) if order["side"] == "Ask"]
+        assert (take_profit["side"], take_profit["price"], take_profit["quantity"]) == ("Ask", "109.5", "0.4")
+        api.http.close()
+    finally:
+        code, _, stderr = stop_server(server)
+    assert code == 0, stderr
+
+    server = start_server(data_dir, "--ip-rate=0", "--key-rate=0")
+    try:
+        api = Api(server)
+        with socket_to(api) as socket:
+            socket.subscribe("account.orderUpdate", key=bob)
+            assert socket.quiet(0.2) == []
+            _place(api, alice, symbol, "Ask", "100", "0.6")
+            _place(api, carol, symbol, "Bid", "109.5", "0.4")
+            frames = [frame["data"] for frame in socket.quiet()]
+        api.http.close()
+    finally:
+        code, _, stderr = stop_server(server)
+    assert code == 0, stderr
+    assert [(one["i"], one["e"], one["X"]) for one in frames] == [
+        (placed["id"], "orderFill", "Filled"),
+        (take_profit["id"], "orderFill", "Filled"),
+    ]
+    bid, sold = frames
+    assert {key: bid.get(key) for key in "abjkdgI"} == {
+        "a": "110",
+        "b": "90",
+        "j": "109.5",
+        "k": None,
+        "d": "MarkPrice",
+        "g": "LastPrice",
+        "I": None,
+    }
+    assert sold["I"] == placed["id"]
+    assert not {"a", "b", "j", "k", "d", "g"} & set(sold)
+
+
 def test_unsubscribe_stops_that_stream_only(api: Api) -> None:
     """After UNSUBSCRIBE of depth, trades and the book ticker still come and depth does not."""
     alice = api.account(USDC="100000", ETH="10")

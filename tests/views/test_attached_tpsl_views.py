@@ -149,6 +149,8 @@ def test_orders_keep_their_take_profit_and_stop_loss_for_their_whole_life(
         take_profit = store.order(3)
         assert take_profit is not None
         assert (take_profit.parent_order_id, take_profit.status) == (2, int(OrderStatus.FILLED))
+        # What the streams recall at a start (several ids at once, any account's; unknown ids left out).
+        assert store.orders_by_id([4, 99, 2, 4]) == [store.order(2), store.order(4)]
     finally:
         store.close()
 

@@ -29,7 +29,7 @@ hold everything folded), and every 60 s the open interest of watched perpetuals.
 A session that falls `SESSION_QUEUE_MAX` frames behind is closed (1008) rather than
 buffered without bound.
 
-Imports: keel.core, keel.sequencer, keel.gateway.
+Imports: keel.core, keel.sequencer, keel.views (records), keel.gateway.
 """
 
 from __future__ import annotations
@@ -52,8 +52,11 @@ from keel.gateway.streams.mirror import DepthChange, Fold, Mirror, Private
 from keel.sequencer.sequencer import Published
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from keel.core.state import ExchangeState
     from keel.gateway.context import Gateway
+    from keel.views import OrderRecord as ViewsOrder
 
 log = logging.getLogger("keel.gateway.streams")
 
@@ -150,9 +153,10 @@ class StreamHub:
         self.sessions: dict[Subscriber, None] = {}  # every open socket (endpoint.py adds and removes them)
 
     @classmethod
-    def seeded(cls, state: ExchangeState) -> StreamHub:
-        """A hub over a mirror of `state` (call before the sequencer starts)."""
-        return cls(Mirror.seeded(state))
+    def seeded(cls, state: ExchangeState, recalled: Mapping[int, ViewsOrder] | None = None) -> StreamHub:
+        """A hub over a mirror of `state` (call before the sequencer starts); `recalled` as
+        for Mirror.seeded."""
+        return cls(Mirror.seeded(state, recalled))
 
     # ---- wiring -------------------------------------------------------------------------
     def bind(self, gateway: Gateway) -> None:

@@ -45,23 +45,27 @@ order it is (the PlaceOrder, or the PlaceOrders item, as the history projector's
 after its first fill too: the engine forgets them at that fill (they become two trigger
 orders), but the history views keep them on the order's row, and the execute answer
 shows them filled or not, so a stream that dropped them there would contradict both.
-An order the streams were seeded with carries the engine's attachment, which it holds
-only until the first fill. The children a fill creates carry none of their own; each
-frame of one (pending, placed when it fires, its fills and end) has `I`, its parent's
-id, as its history row keeps parent_order_id.
+The children a fill creates carry none of their own; each frame of one (pending,
+placed when it fires, its fills and end) has `I`, its parent's id, as its history row
+keeps parent_order_id. Seeding at a start reads both from the engine where it still
+holds them (an unfilled order's attachment, a pending trigger's parent) and otherwise
+from the history views (`orders_to_recall`): an open order that filled before the start
+has lost its attachment in the engine, and a fired take-profit or stop-loss resting on
+the book its parent; the views, caught up to the same seq before the streams are seeded,
+keep both. So a restart changes none of these keys.
 
 While folding, `Fold` collects what subscribers are owed, in log order: public frames
 (trades, mark prices, liquidations), private frames (order and position updates, by
 account), and per market the depth change (first update id and the levels it touched).
 Frames are only built for streams someone watches (`Interest`).
 
-Imports: keel.core, keel.sequencer, keel.gateway.
+Imports: keel.core, keel.sequencer, keel.views (records), keel.gateway.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -95,6 +99,7 @@ from keel.gateway.orderbook import (
 from keel.gateway.streams import messages
 from keel.sequencer.sequencer import Published
 from keel.views import TRIGGER_FAILED
+from keel.views import OrderRecord as ViewsOrder
 
 _LIMIT = int(OrderType.LIMIT)
 _MARKET = int(OrderType.MARKET)
@@ -251,6 +256,18 @@ class _Everyone:
 EVERYONE: Final = _Everyone()
 
 
+def orders_to_recall(state: ExchangeState) -> list[int]:
+    """Return the open perpetual orders whose take-profit and stop-loss, or parent, only the
+    history views still know (module docstring): those that have filled (the engine forgot
+    their attachment at the first fill) and the reduce-only ones (a take-profit or stop-loss
+    that fired and rests is one; the engine's order does not name its parent)."""
+    return [
+        order_id
+        for order_id, order in state.orders.items()
+        if state.markets[order.market_id].kind == _PERP and (order.filled_steps or order.reduce_only)
+    ]
+
+
 def _live_of_open(order: Order, lot_atomic: int) -> LiveOrder:
     record = OrderRecord(
         order_id=order.order_id,
@@ -333,8 +350,10 @@ class Mirror:
 
     # ---- seeding ------------------------------------------------------------------------
     @classmethod
-    def seeded(cls, state: ExchangeState) -> Mirror:
-        """Return a mirror of `state` (call before the sequencer starts or under its read lock)."""
+    def seeded(cls, state: ExchangeState, recalled: Mapping[int, ViewsOrder] | None = None) -> Mirror:
+        """Return a mirror of `state` (call before the sequencer starts or under its read lock);
+        `recalled` are the history rows of `orders_to_recall(state)`, by order id, from views
+        at the state's seq (None: none, and those orders show what the engine still holds)."""
         mirror = cls(state.seq_last)
         mirror.timestamp_ns = state.timestamp_ns_last
         catalog = build_catalog(state)
@@ -354,7 +373,12 @@ class Mirror:
                 one.mmf = (market.mmf_base_e9, market.mmf_factor_e9)
             mirror.markets.append(one)
         for order_id, order in state.orders.items():
-            mirror.orders[order_id] = _live_of_open(order, state.markets[order.market_id].lot_atomic)
+            live = mirror.orders[order_id] = _live_of_open(order, state.markets[order.market_id].lot_atomic)
+            row = recalled.get(order_id) if recalled else None
+            if row is not None:
+                assert row.account_id == order.account_id, f"streams: order {order_id} is another account's in history"
+                with_attachment(live.record, row)
+                live.record.parent_order_id = row.parent_order_id
         for order_id, trigger in state.triggers.items():
             record = record_of_trigger(
                 order_id,
