@@ -5,10 +5,14 @@ IOC, FOK, post-only, every self-trade mode, batches, cancels, cancel-all, perpet
 index moves and liquidations) go through an engine, and after each one the streams'
 mirror must hold exactly the engine's book, its update id must have moved by one exactly
 when the book changed, and the order statuses it reports must be those the REST answers
-fold (orderbook.py). Then, over a real socket to a served node: a depth snapshot and
-gap-free deltas rebuild the book that REST depth shows at the same update id; the trade
-stream matches the fills; the private order stream delivers only the subscriber's orders
-and refuses a bad signature; unsubscribe stops one stream only; shutdown closes with 1001.
+fold (orderbook.py); and every order frame prints an attached take-profit and stop-loss
+(a, b, j, k, d, g) and a child's parent (I) as the REST order object of that order does.
+Then, over a real socket to a served node: a depth snapshot and gap-free deltas rebuild
+the book that REST depth shows at the same update id; the trade stream matches the
+fills; the private order stream delivers only the subscriber's orders and refuses a bad
+signature; it shows an order's take-profit and stop-loss and their children's parent,
+as order history does, also across a restart; unsubscribe stops one stream only;
+shutdown closes with 1001.
 """
 
 from __future__ import annotations
