@@ -28,7 +28,7 @@ from typing import Any
 
 from keel.bench.engine import BENCH_ASSETS, BENCH_MARKETS, end_state, ensure_flow, flow_commands, funding_commands
 from keel.node.config import Config
-from keel.node.node import Node, init_data_dir
+from keel.node.node import Node, init_data_dir, settle_collector
 from keel.sequencer.sequencer import Outcome, SequencerStopped
 from keel.testing.flow import read_flow
 
@@ -65,6 +65,7 @@ def run_pipeline(
     setup_done.wait(120)
     _, count, data = read_flow(flow_path)
     commands = flow_commands(data, 1)  # the sequencer renumbers them
+    settle_collector()  # as `keel serve` does once the node is open: the setup is long-lived
     latencies_ns: list[int] = []
     acked = [0]
     failures: list[SequencerStopped] = []

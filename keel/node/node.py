@@ -11,6 +11,7 @@ Imports: keel.core, keel.log, keel.snapshots, keel.sequencer, keel.node.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,10 +43,25 @@ from keel.snapshots.store import list_snapshots, prune_snapshots, write_snapshot
 LOCK_NAME = "node.lock"
 OPERATOR_KEY_NAME = "operator.key"
 OPERATOR_PUBLIC_KEY_NAME = "operator.pub"
+GC_THRESHOLDS = (20_000, 20, 20)  # gc.set_threshold of a serving node (settle_collector)
 
 
 class DataDirError(KeelError):
     """The data directory cannot be used as asked (missing, locked, already initialised)."""
+
+
+def settle_collector() -> None:
+    """Keep the cycle collector's pauses out of a serving node's latency (call once the
+    node is open, before it takes traffic).
+
+    The recovered state (accounts, books, orders: most of the heap) lives as long as the
+    node, so it is moved out of the collector's view (`gc.freeze`) once; and the youngest
+    generation is collected every `GC_THRESHOLDS[0]` allocations instead of 700, since a
+    command makes and drops hundreds of objects. `keel bench api`, 64 clients: p99.9 from
+    64-68 ms down to 25-30 ms, throughput no lower."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def resolved_dsn(data_dir: Path, config: Config) -> str:
