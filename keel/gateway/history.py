@@ -80,6 +80,10 @@ class History(Protocol):
         market_ids: Sequence[int] | None = None,
     ) -> list[OrderRecord]: ...
 
+    def orders_by_id(self, order_ids: Sequence[int]) -> list[OrderRecord]:
+        """The orders with these ids, whoever owns them (callers check), ascending by id."""
+        ...
+
     def fills(
         self,
         account_id: int,
@@ -236,6 +240,9 @@ class ViewsHistory:
         except QueryInvalid as error:
             raise bad_request(str(error)) from None
         return [_order(record, self.lot_of(record.market_id)) for record in found]
+
+    def orders_by_id(self, order_ids: Sequence[int]) -> list[OrderRecord]:
+        return [_order(record, self.lot_of(record.market_id)) for record in self.store.orders_by_id(order_ids)]
 
     def fills(
         self,

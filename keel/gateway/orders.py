@@ -14,6 +14,13 @@ Trigger orders (spec 8.1, 8.3) are open orders too: a pending trigger (engine st
 like a resting order. The engine keeps no acceptance time for a trigger; its `createdAt`
 is read from the history views, where its row was written when it was accepted.
 
+The same goes for two things the engine forgets about an open perpetual order: the
+take-profit and stop-loss it was placed with (the engine turns them into trigger orders
+at its first fill) and, for a take-profit or stop-loss that fired and now rests, its
+parent (`relatedOrderId`). The open-order queries and the cancel answers read both from
+the order's history row, once the views have caught up with the engine's seq at the
+copy, so an order shows the same terms here as in order history and on the order stream.
+
 `marketType` (SPOT or PERP) narrows open orders, order history and fills to the markets
 of that kind; the other upstream kinds (IPERP, DATED, PREDICTION, RFQ) have no markets
 here, so they answer [].
@@ -39,7 +46,7 @@ from keel.gateway import convert, shapes
 from keel.gateway.context import Gateway
 from keel.gateway.errors import ApiError, bad_request, not_found, rejection
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, batch_results, fold_events, record_of_trigger
+from keel.gateway.orderbook import OrderRecord, batch_results, fold_events, record_of_trigger, with_attachment
 from keel.gateway.web import account_of, body_of, gateway_of, json_response, query
 from keel.views import TRIGGER_PENDING
 
@@ -127,18 +134,36 @@ def _find_open(
     return None
 
 
-async def _with_trigger_times(gateway: Gateway, records: list[OrderRecord], seq: int) -> None:
-    """Give pending triggers the time they were accepted, from the history views (module
-    docstring): the views first catch up with `seq`, the engine's position when the records
-    were copied."""
+async def _from_history(gateway: Gateway, records: list[OrderRecord], seq: int) -> None:
+    """Complete copied records with what only the history views keep (module docstring):
+    a pending trigger's acceptance time; an open perpetual order's take-profit, stop-loss
+    and parent once the engine has forgotten them. The views first catch up with `seq`,
+    the engine's position when the records were copied."""
     pending = [record for record in records if record.status == TRIGGER_PENDING and record.created_ns == 0]
-    if not pending:
+    recall = [
+        record
+        for record in records
+        if record.status != TRIGGER_PENDING and (record.filled_steps or record.reduce_only)
+    ]
+    if recall:
+        perps = set(market_ids_of_type(gateway, "PERP") or ())
+        recall = [record for record in recall if record.market_id in perps]
+    if not pending and not recall:
         return
     await gateway.history_caught_up(seq)
     for record in pending:
         found = gateway.history.orders(record.account_id, None, record.order_id, 1, 0, True)
         if found:
             record.created_ns = record.updated_ns = found[0].created_ns
+    if recall:
+        rows = {row.order_id: row for row in gateway.history.orders_by_id([record.order_id for record in recall])}
+        for record in recall:
+            row = rows.get(record.order_id)
+            if row is None or row.account_id != record.account_id:
+                continue  # not projected yet (a stalled store): what the engine holds
+            if not (record.take_profit_trigger_ticks or record.stop_loss_trigger_ticks):
+                with_attachment(record, row)
+            record.parent_order_id = record.parent_order_id or row.parent_order_id
 
 
 def market_ids_of_type(gateway: Gateway, market_type: str | None) -> list[int] | None:
@@ -254,7 +279,7 @@ async def query_order(
     )
     if record is None:
         raise _missing(order_id, client_id, market)
-    await _with_trigger_times(gateway, [record], seq)
+    await _from_history(gateway, [record], seq)
     return json_response(shapes.order(record, market))
 
 
@@ -298,7 +323,7 @@ async def query_orders(
     markets = gateway.markets()
     lots = [market.lot_atomic for market in markets]
     records, seq = gateway.read(lambda state: _open_orders(state, account_id, market_ids, lots))
-    await _with_trigger_times(gateway, records, seq)
+    await _from_history(gateway, records, seq)
     return json_response([shapes.order(record, markets[record.market_id]) for record in records])
 
 
@@ -344,7 +369,7 @@ async def cancel(gateway: Gateway, account_id: int, request_body: Any) -> dict[s
     )
     if record is None:
         raise _missing(order_id, client_id, market)
-    await _with_trigger_times(gateway, [record], seq)
+    await _from_history(gateway, [record], seq)
     outcome = await gateway.submit(
         CancelOrder(
             seq=0,
@@ -380,7 +405,7 @@ async def cancel_orders(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise bad_request("orderType must be RestingLimitOrder or ConditionalOrder")
     lots = [one.lot_atomic for one in gateway.markets()]
     before, seq = gateway.read(lambda state: _open_orders(state, account_id, [market.market_id], lots))
-    await _with_trigger_times(gateway, before, seq)
+    await _from_history(gateway, before, seq)
     by_id = {record.order_id: record for record in before}
     conditional = [record for record in before if record.status == TRIGGER_PENDING]
     if body.order_type is None or (body.order_type == "RestingLimitOrder" and not conditional):

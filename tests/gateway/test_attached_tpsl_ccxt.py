@@ -9,7 +9,10 @@ to the parent by relatedOrderId); an index move takes the mark to the take-profi
 fires and closes the position while the stop-loss is cancelled; history shows both
 outcomes, each still linked to the parent by relatedOrderId; a parent that rested and
 then filled keeps its take-profit and stop-loss in history (fetch_closed_orders,
-fetch_order), as it showed them while open, and an order without them shows none; the
+fetch_order), as it showed them while open, and an order without them shows none; a
+parent filled in part still shows them in the open-order queries and its cancel's
+answer, and a take-profit that fired and rests names its parent there (both read from
+history once the engine forgot them); the
 engine's refusal of a misplaced stop-loss arrives as INVALID_PRICE (ccxt InvalidOrder),
 and a spot order carrying one as INVALID_CLIENT_REQUEST (BadRequest).
 """
@@ -181,3 +184,62 @@ def test_a_filled_parent_keeps_its_attachment_in_history(api: Api) -> None:
     assert len(frank.fetch_open_orders(SOL_PERP)) == 2
     frank.cancel_all_orders(SOL_PERP)
     assert frank.fetch_open_orders(SOL_PERP) == []
+
+
+def test_open_orders_keep_the_attachment_after_a_fill_and_name_a_fired_childs_parent(api: Api) -> None:
+    """Heidi bids 2 SOL at 100 with a take-profit at 102 (limit 101) and a stop-loss at 95;
+    Ivan sells her 1. The engine forgets the attachment at that first fill, but the open
+    order (fetch_open_orders, fetch_open_order, and the cancel's answer) still shows it, as
+    history and the order stream do. Judy and Ken then trade 0.1 at 102: the take-profit
+    fires and its limit sell at 101 rests on the book, still naming its parent
+    (relatedOrderId), while the stop-loss is cancelled."""
+    index(api, "SOL=100")
+    heidi, ivan, judy, ken = (client(api, api.account(USDC="1000")) for _ in range(4))
+    parent = heidi.create_order(
+        SOL_PERP,
+        "limit",
+        "buy",
+        2,
+        100,
+        {"takeProfit": {"triggerPrice": 102, "price": 101}, "stopLoss": {"triggerPrice": 95}},
+    )
+    fields = (
+        "takeProfitTriggerPrice",
+        "takeProfitLimitPrice",
+        "takeProfitTriggerBy",
+        "stopLossTriggerPrice",
+        "stopLossLimitPrice",
+        "stopLossTriggerBy",
+    )
+    terms = ["102", "101", "LastPrice", "95", None, "LastPrice"]
+    assert ivan.create_order(SOL_PERP, "limit", "sell", 1, 100)["status"] == "closed"
+
+    opened = {order["id"]: order for order in heidi.fetch_open_orders(SOL_PERP)}
+    shown = opened.pop(parent["id"])
+    assert (shown["status"], shown["filled"], shown["remaining"]) == ("open", 1.0, 1.0)
+    assert [shown["info"][field] for field in fields] == terms
+    assert shown["info"]["relatedOrderId"] is None
+    assert [order["info"]["relatedOrderId"] for order in opened.values()] == [parent["id"]] * 2
+    one = heidi.fetch_open_order(parent["id"], SOL_PERP)
+    assert [one["info"][field] for field in fields] == terms
+
+    judy.create_order(SOL_PERP, "limit", "sell", 0.1, 102)
+    assert ken.create_order(SOL_PERP, "limit", "buy", 0.1, 102)["status"] == "closed"
+    rested = wait_for(
+        lambda: [
+            order
+            for order in heidi.fetch_open_orders(SOL_PERP)
+            if order["id"] != parent["id"] and order["info"]["status"] == "New"
+        ]
+    )
+    assert len(rested) == 1, heidi.fetch_open_orders(SOL_PERP)
+    [child] = rested
+    assert (child["side"], child["price"], child["amount"], child["reduceOnly"]) == ("sell", 101.0, 1.0, True)
+    assert child["info"]["relatedOrderId"] == parent["id"]
+    assert {order["id"] for order in heidi.fetch_open_orders(SOL_PERP)} == {parent["id"], child["id"]}
+
+    cancelled = heidi.cancel_order(parent["id"], SOL_PERP)
+    assert cancelled["status"] == "canceled"
+    assert [cancelled["info"][field] for field in fields] == terms
+    heidi.cancel_all_orders(SOL_PERP)
+    assert heidi.fetch_open_orders(SOL_PERP) == []
