@@ -8,10 +8,10 @@ limiter). N accounts are created and funded through the operator API, then N cli
 each with its account and one keep-alive HTTP/1.1 connection, run a closed loop for S
 seconds (a client sends its next request only when its last answer is in): place a
 limit order on SOL_USDC (bids at 100 and asks at 200 alternately, so nothing ever trades
-and every order rests), then cancel it by its client id. Every request is signed with its own timestamp and verified
-by the server (a fresh client id per order makes every signature unique, so the replay
-check never refuses one); the signature is computed just before the request is sent,
-outside its latency.
+and every order rests), then cancel it by its client id. Every request is signed with
+its own timestamp and verified by the server (a fresh client id per order makes every
+signature unique, so the replay check never refuses one); the signature is computed
+just before the request is sent, outside its latency.
 
 Latency to acknowledgement is the time from sending a request to reading its whole
 answer, which the gateway writes only after the command's record is durable. Figures:
@@ -239,7 +239,7 @@ def _run_loops(
                 http = client.http
                 http.receive()
                 while (answer := http.answer()) is not None:
-                    if place_ns is not None and cancel_ns is not None:
+                    if answer[0] == 200 and place_ns is not None and cancel_ns is not None:  # errors are counted
                         (place_ns if client.placing else cancel_ns).append(time.perf_counter_ns() - client.sent_ns)
                     client.answered(*answer)
                     if client.placing:  # that answered a cancel: the pair is complete
