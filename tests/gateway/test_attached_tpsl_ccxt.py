@@ -28,6 +28,15 @@ import pytest
 from gateway_support import Api, Key
 
 SOL_PERP = "SOL/USDC:USDC"
+# The order object's attached take-profit and stop-loss fields (spec 8.4), in this order.
+FIELDS = (
+    "takeProfitTriggerPrice",
+    "takeProfitLimitPrice",
+    "takeProfitTriggerBy",
+    "stopLossTriggerPrice",
+    "stopLossLimitPrice",
+    "stopLossTriggerBy",
+)
 
 
 def client(api: Api, key: Key) -> ccxt.backpack:
@@ -156,17 +165,9 @@ def test_a_filled_parent_keeps_its_attachment_in_history(api: Api) -> None:
             "stopLossTriggerBy": "IndexPrice",
         },
     )
-    fields = (
-        "takeProfitTriggerPrice",
-        "takeProfitLimitPrice",
-        "takeProfitTriggerBy",
-        "stopLossTriggerPrice",
-        "stopLossLimitPrice",
-        "stopLossTriggerBy",
-    )
     [resting] = [o for o in frank.fetch_open_orders(SOL_PERP) if o["id"] == placed["id"]]
     assert resting["status"] == "open"
-    assert [resting["info"][field] for field in fields] == ["110", "109", "LastPrice", "90", None, "IndexPrice"]
+    assert [resting["info"][field] for field in FIELDS] == ["110", "109", "LastPrice", "90", None, "IndexPrice"]
     assert (resting["takeProfitPrice"], resting["stopLossPrice"]) == (109.0, 90.0)
 
     sold = grace.create_order(SOL_PERP, "limit", "sell", 1, 100)
@@ -175,10 +176,10 @@ def test_a_filled_parent_keeps_its_attachment_in_history(api: Api) -> None:
     fetched = frank.fetch_order(placed["id"], SOL_PERP)
     for order in (closed, fetched):
         assert (order["status"], order["filled"]) == ("closed", 1.0)
-        assert [order["info"][field] for field in fields] == [resting["info"][field] for field in fields]
+        assert [order["info"][field] for field in FIELDS] == [resting["info"][field] for field in FIELDS]
         assert (order["takeProfitPrice"], order["stopLossPrice"]) == (109.0, 90.0)
     [plain] = [o for o in grace.fetch_closed_orders(SOL_PERP) if o["id"] == sold["id"]]
-    assert [plain["info"][field] for field in fields] == [None] * 6
+    assert [plain["info"][field] for field in FIELDS] == [None] * 6
     assert (plain["takeProfitPrice"], plain["stopLossPrice"]) == (None, None)
     # The fill created both as pending triggers; none of the other tests should meet them.
     assert len(frank.fetch_open_orders(SOL_PERP)) == 2
@@ -203,25 +204,17 @@ def test_open_orders_keep_the_attachment_after_a_fill_and_name_a_fired_childs_pa
         100,
         {"takeProfit": {"triggerPrice": 102, "price": 101}, "stopLoss": {"triggerPrice": 95}},
     )
-    fields = (
-        "takeProfitTriggerPrice",
-        "takeProfitLimitPrice",
-        "takeProfitTriggerBy",
-        "stopLossTriggerPrice",
-        "stopLossLimitPrice",
-        "stopLossTriggerBy",
-    )
     terms = ["102", "101", "LastPrice", "95", None, "LastPrice"]
     assert ivan.create_order(SOL_PERP, "limit", "sell", 1, 100)["status"] == "closed"
 
     opened = {order["id"]: order for order in heidi.fetch_open_orders(SOL_PERP)}
     shown = opened.pop(parent["id"])
     assert (shown["status"], shown["filled"], shown["remaining"]) == ("open", 1.0, 1.0)
-    assert [shown["info"][field] for field in fields] == terms
+    assert [shown["info"][field] for field in FIELDS] == terms
     assert shown["info"]["relatedOrderId"] is None
     assert [order["info"]["relatedOrderId"] for order in opened.values()] == [parent["id"]] * 2
     one = heidi.fetch_open_order(parent["id"], SOL_PERP)
-    assert [one["info"][field] for field in fields] == terms
+    assert [one["info"][field] for field in FIELDS] == terms
 
     judy.create_order(SOL_PERP, "limit", "sell", 0.1, 102)
     assert ken.create_order(SOL_PERP, "limit", "buy", 0.1, 102)["status"] == "closed"
@@ -240,6 +233,6 @@ def test_open_orders_keep_the_attachment_after_a_fill_and_name_a_fired_childs_pa
 
     cancelled = heidi.cancel_order(parent["id"], SOL_PERP)
     assert cancelled["status"] == "canceled"
-    assert [cancelled["info"][field] for field in fields] == terms
+    assert [cancelled["info"][field] for field in FIELDS] == terms
     heidi.cancel_all_orders(SOL_PERP)
     assert heidi.fetch_open_orders(SOL_PERP) == []
