@@ -36,10 +36,19 @@ def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], s
     return response.status_code, headers, body
 
 
+_last_timestamp_ms = [0]
+
+
 def _send(
     api: Api, key: Key, method: str, path: str, instruction: str, fields: dict[str, Any], **change: Any
 ) -> httpx.Response:
-    headers = {**sign_headers(key.api_key, key.secret, instruction, fields), "Content-Type": "application/json"}
+    # A strictly later timestamp each time: two requests with the same fields signed in the
+    # same millisecond have the same signature, and the second is refused as a replay.
+    timestamp_ms = _last_timestamp_ms[0] = max(time.time_ns() // 1_000_000, _last_timestamp_ms[0] + 1)
+    headers = {
+        **sign_headers(key.api_key, key.secret, instruction, fields, timestamp_ms=timestamp_ms),
+        "Content-Type": "application/json",
+    }
     headers.update(change.get("headers", {}))
     content = change.get("content", json.dumps(fields).encode())
     return api.http.request(method, path, content=content, headers=headers)
