@@ -11,8 +11,8 @@ mismatch can be narrowed to a section and then to the entities of that section.
 Sections: position (seq, timestamp), counters, assets (and index prices), markets (grid,
 fees, state, last price, perpetual prices and funding), accounts (balances, locks and
 positions), orders (every open order, all fields), levels
-(per market, side and price: live orders, open quantity, first and last order id —
-see `level_encoding`).
+(per market, side and price: live orders, open quantity, first and last order id, and
+the queue's ids when it is not in ascending order id — see `level_encoding`).
 
 `StateHasher` keeps the section hashes up to date incrementally: the engine appends
 every account, open order and book level it changes to the state's dirty lists, and
@@ -281,17 +281,21 @@ def _sorted_positions(account: Account) -> list[Position]:
 
 
 def level_encoding(level: Level) -> bytes:
-    """Return a level's canonical encoding: live orders, open quantity, first and last id.
+    """Return a level's canonical encoding: live orders, open quantity, first and last id,
+    and, when its queue is not in ascending order id, the queue's ids.
 
-    A level's time priority is its orders' arrival order, which is ascending order id
-    (an order joins a level only when it is placed; audit checks the order), and each
-    order's price and side are in the orders section; so these four numbers pin the
-    level down at a cost that does not grow with its length (a busy level is re-hashed
-    at every refresh)."""
-    orders = level.orders
-    first = next(order.order_id for order in orders if order.open_steps > 0)
-    last = next(order.order_id for order in reversed(orders) if order.open_steps > 0)
-    return _encode((level.live, level.open_steps, first, last))
+    A level's time priority is its orders' arrival in the book. That is ascending order id
+    for every order placed when it was accepted, and each order's price and side are in
+    the orders section, so in that case these four numbers pin the level down. A trigger
+    order keeps the id it was given when accepted but arrives when it fires, behind orders
+    with higher ids that rested before it (invariants.py, "time priority"); then the queue
+    is not implied by the ids, and its ids in queue order are encoded too. A level in
+    ascending order encodes as it always has."""
+    live_ids = [order.order_id for order in level.orders if order.open_steps > 0]
+    head = (level.live, level.open_steps, live_ids[0], live_ids[-1])
+    if sorted(live_ids) == live_ids:  # linear on an ascending list
+        return _encode(head)
+    return _encode((*head, live_ids))
 
 
 def _level_digest(level: Level) -> int:

@@ -17,8 +17,10 @@ Checked:
   each position record matches its account's open orders and the sign of its cost,
   and the clearing balance plus every open entry cost is zero (perps.py);
 - per book: the live orders are exactly the market's open orders, each once, in the
-  level of their price, in arrival order; level totals are right; no empty level; the
-  book is not crossed.
+  level of their price, in arrival order (time priority: the seq of the command that
+  placed each never decreases along a level; a fired trigger keeps its lower order id
+  but arrives when it fires, so ids alone need not ascend); level totals are right; no
+  empty level; the book is not crossed.
 
 Imports: state, accounts, ledger, matching (hold rules), perps, liquidation, errors.
 """
@@ -254,9 +256,10 @@ def _audit_books(state: ExchangeState) -> list[str]:
                     findings.append(f"{where}: counts {level.live} live orders, holds {len(live)}")
                 if level.open_steps != sum(order.open_steps for order in live):
                     findings.append(f"{where}: open quantity {level.open_steps} != sum of its orders")
-                ids = [order.order_id for order in live]
-                if ids != sorted(ids):
-                    findings.append(f"{where}: orders out of time priority {ids[:10]}")
+                placed = [order.created_seq for order in live]
+                if placed != sorted(placed):
+                    ids = [order.order_id for order in live]
+                    findings.append(f"{where}: orders out of time priority {ids[:10]} (placed at seqs {placed[:10]})")
                 for order in live:
                     seen[order.order_id] = seen.get(order.order_id, 0) + 1
                     if state.orders.get(order.order_id) is not order:

@@ -189,3 +189,45 @@ def test_a_liquidation_cancels_the_accounts_pending_triggers() -> None:
     assert OrderCancelled(pending.order_id, thin, perp, 8, 10) in events  # EndReason.LIQUIDATION
     assert pending.order_id not in h.state.triggers
     assert h.audit() == []
+
+
+def test_a_fired_order_queues_behind_orders_that_rested_before_it_fired() -> None:
+    """Time priority is arrival in the book: a trigger accepted before a resting order but
+    fired after it queues behind it, although its order id is lower. The audit accepts that
+    queue, and the state hash covers it: the same orders in another queue order (first and
+    last unchanged) are another state, and the audit refuses that one."""
+    h, perp, a, b = setup()
+    # a limit sell at 101 that waits for the index to fall to 95
+    trigger = h.submit(
+        PlaceOrder,
+        account_id=a,
+        market_id=perp,
+        side=1,
+        order_type=0,
+        price_ticks=10_100,
+        quantity_steps=5,
+        trigger_price_ticks=9_500,
+        trigger_by=int(TriggerBy.INDEX_PRICE),
+    )[0]
+    assert isinstance(trigger, TriggerAccepted)
+    first = place(h, b, perp, 1, 10_100, 3)[0]  # an ask at 101, with a higher id, rests first
+    assert isinstance(first, OrderAccepted) and first.order_id > trigger.order_id
+    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 95 * USDC),))  # fires it: it rests behind
+    then = [place(h, b, perp, 1, 10_100, 2)[0].order_id for _ in range(2)]
+    level = h.state.books[perp].asks[10_100]
+    queue = [first.order_id, trigger.order_id, *then]
+    assert [order.order_id for order in level.orders if order.open_steps] == queue
+    assert h.audit() == []
+    full = canonical.state_hash(h.state)
+    assert h.engine.state_hash() == full
+    # the fired order and the next one the other way round: same first and last order
+    level.orders[1], level.orders[2] = level.orders[2], level.orders[1]
+    assert canonical.state_hash(h.state) != full
+    assert any("out of time priority" in finding for finding in h.audit())
+    level.orders[1], level.orders[2] = level.orders[2], level.orders[1]
+    assert canonical.state_hash(h.state) == full
+    # a buy takes the orders in the order they arrived
+    c = h.new_account(USDC=10_000 * USDC)
+    events = place(h, c, perp, 0, 10_100, 12)
+    assert [e.maker_order_id for e in events if isinstance(e, TradeExecuted)] == queue
+    assert h.audit() == []
