@@ -89,6 +89,8 @@ def decode_record(data: bytes, seq_expected: int) -> Record:
     """Return the record in `data`, checking its framing, checksum and own hash.
 
     Raises LogCorrupted naming `seq_expected` and what is wrong; does not check the chain."""
+    if type(data) is not bytes:  # a driver's buffer: own the bytes once; slices of bytes are bytes
+        data = bytes(data)
     if len(data) < RECORD_SIZE_MIN:
         raise LogCorrupted(
             seq_expected, "record is shorter than its framing (torn?)", f">= {RECORD_SIZE_MIN} bytes", f"{len(data)}"
@@ -116,12 +118,11 @@ def decode_record(data: bytes, seq_expected: int) -> Record:
             seq_expected, "record holds another sequence number (reordered?)", str(seq_expected), str(seq)
         )
     payload_end = _HEADER.size + payload_size
-    payload = data[_HEADER.size : payload_end]
-    prev_hash = data[payload_end : payload_end + 32]
-    digest = data[payload_end + 32 : payload_end + 64]
-    if hashlib.sha256(data[:payload_end] + prev_hash).digest() != digest:
+    covered_end = payload_end + 32  # the hash covers header, payload and previous hash
+    digest = data[covered_end : covered_end + 32]
+    if hashlib.sha256(data[:covered_end]).digest() != digest:
         raise LogCorrupted(seq_expected, "record hash does not cover its contents")
-    return Record(seq, timestamp_ns, bytes(payload), bytes(prev_hash), bytes(digest), bytes(data))
+    return Record(seq, timestamp_ns, data[_HEADER.size : payload_end], data[payload_end:covered_end], digest, data)
 
 
 def verify_chain(

@@ -82,8 +82,9 @@ class SqliteLog:
             batch = cursor.fetchmany(4096)
             if not batch:
                 return
-            for seq, data in batch:
-                yield int(seq), bytes(data)
+            # sqlite3 gives an INTEGER PRIMARY KEY as int and a BLOB as bytes: the rows are
+            # (seq, data) as they stand (decode_record copies any other buffer into bytes).
+            yield from batch
 
     def row(self, seq: int) -> bytes | None:
         found = self._connection.execute("SELECT record FROM log WHERE seq = ?", (seq,)).fetchone()
