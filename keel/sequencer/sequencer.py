@@ -239,6 +239,7 @@ class Sequencer:
         tick_every = self._tick_every_ns
         for index, command in enumerate(commands):
             now = now_ns()
+            answered = index  # the commands before this one have their outcome in the batch
             try:
                 seq = state.seq_last + 1
                 last = state.timestamp_ns_last
@@ -259,15 +260,17 @@ class Sequencer:
                 if published_append is not None:
                     published_append(Published(seq, timestamp_ns, stamped, events))
                 acks_append((callback, Outcome(seq, timestamp_ns, events)))
+                answered = index + 1
+                if seq >= self._duty_seq or (tick_every and now - self._last_tick_ns >= tick_every):
+                    self._after_command(batch, now)
             except BaseException as error:
-                # This command and the rest of its submission were not applied whole:
-                # refuse them, after the outcomes of what the batch holds, so callbacks
-                # keep submission order.
+                # The commands of the submission not applied whole (this one, unless it was
+                # the Tick or checkpoint after it that failed, and the rest): refuse them,
+                # after the outcomes the batch holds, so callbacks keep submission order
+                # and no caller is left waiting.
                 stopped = SequencerStopped("the engine failed; the node must restart", error)
-                batch.acks.extend((callback, stopped) for _ in commands[index:])
+                batch.acks.extend((callback, stopped) for _ in commands[answered:])
                 raise
-            if seq >= self._duty_seq or (tick_every and now - self._last_tick_ns >= tick_every):
-                self._after_command(batch, now)
 
     def _stamp_and_apply(self, command: Command, batch: _Batch, callback: Callback | None) -> int:
         engine = self.engine

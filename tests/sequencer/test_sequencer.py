@@ -31,6 +31,7 @@ import pytest
 
 from keel.core import canonical
 from keel.core.commands import Checkpoint, Command, CreateAccount, Credit, Tick, decode_command
+from keel.core.engine import Engine
 from keel.core.errors import RejectCode
 from keel.core.events import CommandRejected
 from keel.log.base import CommandLog
@@ -485,6 +486,30 @@ def test_a_stopped_sequencer_refuses_submissions_at_once(log_config: dict[str, s
     _expect_stopped_now(lambda callback: sequencer.submit(CreateAccount(seq=0, timestamp_ns=0), callback), 1)
     _expect_stopped_now(lambda callback: sequencer.submit_many(create_accounts(2), callback), 2)
     assert stored_commands(log_config)[-1][0].seq == outcomes[-1].seq
+
+
+def test_a_failing_duty_answers_the_rest_of_its_submission(
+    log_config: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint the engine cannot make, due after the second command of a submit_many of four: the two
+    applied commands keep their durable outcomes and the other two are answered with SequencerStopped, so no
+    caller is left waiting for an answer."""
+    clock = ManualClock()
+    with open_node(log_config, tmp_path / "data", clock, checkpoint_every=2) as node:
+        sequencer = node.start(clock)
+
+        def broken(self: Engine, seq: int, timestamp_ns: int) -> Checkpoint:
+            raise RuntimeError("the state hash could not be computed")
+
+        monkeypatch.setattr(Engine, "checkpoint_command", broken)
+        answers = Collector(4)
+        sequencer.submit_many(create_accounts(4), answers)
+        assert answers.done.wait(ACK_TIMEOUT_S), f"{len(answers.results)} of 4 submitted commands were answered"
+        assert isinstance(sequencer.failed, RuntimeError)
+        outcomes = [result for result in answers.results if isinstance(result, Outcome)]
+        refused = [result for result in answers.results if isinstance(result, SequencerStopped)]
+        assert (len(outcomes), len(refused)) == (2, 2)
+        assert stored_last_seq(log_config) == outcomes[1].seq
 
 
 def test_an_engine_failure_answers_every_pending_command_with_sequencer_stopped(
