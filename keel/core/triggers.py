@@ -366,14 +366,7 @@ def place_or_trigger(state: ExchangeState, command: PlaceOrder, events: list[Eve
     take-profit and stop-loss, if it carries them)."""
     if command.trigger_price_ticks:
         accept_trigger(state, command, events)
-    elif (  # has_attachment, inlined: every order passes here
-        command.take_profit_trigger_ticks
-        | command.stop_loss_trigger_ticks
-        | command.take_profit_limit_ticks
-        | command.stop_loss_limit_ticks
-        | command.take_profit_trigger_by
-        | command.stop_loss_trigger_by
-    ):
+    elif has_attachment(command):
         place_order(state, command, events, attached=check_attachment(state, command))
     else:
         place_order(state, command, events)

@@ -198,17 +198,7 @@ def test_a_fired_order_queues_behind_orders_that_rested_before_it_fired() -> Non
     last unchanged) are another state, and the audit refuses that one."""
     h, perp, a, b = setup()
     # a limit sell at 101 that waits for the index to fall to 95
-    trigger = h.submit(
-        PlaceOrder,
-        account_id=a,
-        market_id=perp,
-        side=1,
-        order_type=0,
-        price_ticks=10_100,
-        quantity_steps=5,
-        trigger_price_ticks=9_500,
-        trigger_by=int(TriggerBy.INDEX_PRICE),
-    )[0]
+    trigger = place(h, a, perp, 1, 10_100, 5, trigger_price_ticks=9_500, trigger_by=int(TriggerBy.INDEX_PRICE))[0]
     assert isinstance(trigger, TriggerAccepted)
     first = place(h, b, perp, 1, 10_100, 3)[0]  # an ask at 101, with a higher id, rests first
     assert isinstance(first, OrderAccepted) and first.order_id > trigger.order_id
