@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import copy
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,6 +161,12 @@ def test_watch_trades_ticker_bids_asks_and_ohlcv(api: Api) -> None:
         exchange = _pro(api)
         try:
             await exchange.load_markets()
+            # The 1m candle is watched last, seconds after the trade: a minute boundary in
+            # between would make that trade's candle closed history, not news, and nothing
+            # would be pushed (as on Backpack). So the trade is made well inside a minute.
+            into_minute = time.time() % 60
+            if into_minute > 40:
+                await asyncio.sleep(61 - into_minute)
             trades = asyncio.ensure_future(exchange.watch_trades("ETH/USDC"))
             await asyncio.sleep(0.3)
             await _in_thread(_order, api, maker, market, "Ask", "101.5", "2")
