@@ -46,17 +46,23 @@ class Account:
         "account_id",
         "balances",
         "borrowed",
+        "cap_need",
         "client_orders",
         "digest",
+        "exposure",
+        "init_cap_e9",
         "init_total",
         "lent",
         "leverage_limit",
         "locked",
+        "maint_cap_e9",
         "maint_total",
         "margin_terms",
         "orders_open",
         "positions",
+        "terms_drift",
         "unreal_total",
+        "worst_exposure",
     )
 
     def __init__(self, account_id: int, assets_count: int) -> None:
@@ -77,13 +83,22 @@ class Account:
         self.digest = 0
         # Derived, not state (never hashed or snapshotted; perps.py keeps them and rebuilds
         # them on restore, invariants.audit compares them with a full valuation): per
-        # position record, (unrealized PnL, maintenance, initial requirement) at its
-        # market's mark, and their sums, so a margin check costs the same whatever the
-        # number of positions, and a mark move costs one update per holder of that market.
-        self.margin_terms: dict[int, tuple[int, int, int]] = {}
+        # position record, (unrealized PnL, maintenance, initial requirement, the mark they
+        # were valued at, notional, worst-case notional), and their sums, so a margin check
+        # costs the same whatever the number of positions. Terms go stale when marks move
+        # and are valued again only when a bound cannot decide (perps.py, "Kept, not
+        # recomputed"): terms_drift is the exchange's mark drift when every term was last
+        # fresh, and the caps bound each term's margin fraction at up to twice its notional.
+        self.margin_terms: dict[int, tuple[int, int, int, int, int, int]] = {}
         self.unreal_total = 0
         self.maint_total = 0
         self.init_total = 0
+        self.exposure = 0
+        self.worst_exposure = 0
+        self.maint_cap_e9 = 0
+        self.init_cap_e9 = 0
+        self.terms_drift = 0
+        self.cap_need: int | None = None  # perps.maintenance_within_bound at the drift cap
 
     def available(self, asset_id: int) -> int:
         """Return balance minus locked, in atomic units."""

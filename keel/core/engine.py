@@ -179,18 +179,19 @@ def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
     depends on those prices (perps.equity_atomic, maintenance_requirement_atomic)."""
     markets = state.markets
     moved_markets = [market.market_id for market in markets if market.kind == _PERP and market.base_asset_id in moved]
-    found = perp_accounts(state, moved_markets)
+    found = dict.fromkeys(perp_accounts(state, moved_markets))
     accounts = state.accounts
-    for account_id in {**state.position_holders, **state.lending_accounts}:
-        if account_id <= 0:
-            continue
-        account = accounts[account_id]
-        balances, lent, borrowed = account.balances, account.lent, account.borrowed
-        for asset_id in moved:
-            if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:
-                found.append(account_id)
-                break
-    return found
+    for holders in (state.position_holders, state.lending_accounts):
+        for account_id in holders:
+            if account_id <= 0 or account_id in found:
+                continue
+            account = accounts[account_id]
+            balances, lent, borrowed = account.balances, account.lent, account.borrowed
+            for asset_id in moved:
+                if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:
+                    found[account_id] = None
+                    break
+    return list(found)
 
 
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:

@@ -33,9 +33,15 @@ from keel.core.ledger import LedgerTotals
 from keel.core.liquidation import below_maintenance
 from keel.core.markets import MarketKind
 from keel.core.matching import resting_buy_hold_atomic
+from keel.core.money import E9, div_ceil
 from keel.core.perps import (
+    drift_delta_e9,
     equity_atomic,
+    equity_floor,
+    initial_bound,
+    maintenance_need,
     maintenance_requirement_atomic,
+    margin_fraction_e9,
     margin_scale,
     margin_totals_full,
     position_terms,
@@ -215,7 +221,9 @@ def _audit_positions(state: ExchangeState) -> list[str]:
 
 
 def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
-    """The account's cached margin terms (perps.position_changed) equal a valuation afresh."""
+    """The account's cached margin terms (perps.position_changed) bound a valuation afresh
+    as perps.py's "The bound" says, and equal it where valued at the current mark. Reads
+    only: the stale terms the engine left are what the next command works with."""
     findings: list[str] = []
     where = f"account {account.account_id}"
     if sorted(account.margin_terms) != sorted(account.positions):
@@ -223,20 +231,66 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
             f"{where}: margin terms cached for markets {sorted(account.margin_terms)}, "
             f"positions in {sorted(account.positions)}"
         )
+        return findings
+    terms = account.margin_terms
+    exposures = (sum(term[4] for term in terms.values()), sum(term[5] for term in terms.values()))
+    if (account.exposure, account.worst_exposure) != exposures:
+        kept = (account.exposure, account.worst_exposure)
+        findings.append(f"{where}: exposures cached {kept}, terms sum {exposures}")
     scale = margin_scale(state)
+    decimals = state.assets[state.margin_asset_id].decimals if state.margin_asset_id >= 0 else 0
+    for market_id, term in terms.items():
+        market = state.markets[market_id]
+        caps = (
+            margin_fraction_e9(market.mmf_base_e9, market.mmf_factor_e9, 2 * term[4], decimals) if term[4] else 0,
+            margin_fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * term[5], decimals) if term[5] else 0,
+        )
+        if account.leverage_limit and term[5]:
+            caps = (caps[0], max(caps[1], div_ceil(E9, account.leverage_limit)))
+        if account.maint_cap_e9 < caps[0] or account.init_cap_e9 < caps[1]:
+            findings.append(
+                f"{where}: fraction caps {(account.maint_cap_e9, account.init_cap_e9)} "
+                f"below market {market_id}'s {caps}"
+            )
+    unrealized, maintenance, initial = margin_totals_full(state, account)
+    delta = drift_delta_e9(state, account)
+    if delta >= 0 and state.margin_asset_id >= 0:
+        # The bound's own functions, against the valuation afresh (perps.py, "The bound").
+        margin_asset = state.margin_asset_id
+        available = account.balances[margin_asset] - account.locked[margin_asset]
+        floor = equity_floor(state, account, delta) - available
+        need = maintenance_need(account, delta)
+        bound = initial_bound(account, delta, account.worst_exposure)
+        at_cap = account.cap_need
+        if floor > unrealized or need < maintenance - unrealized or bound < initial or (
+            at_cap is not None and at_cap < maintenance - unrealized
+        ):
+            findings.append(
+                f"{where}: stale terms bound (unrealized >=, maintenance less unrealized <=, the same kept at "
+                f"the cap, initial <=) {(floor, need, at_cap, bound)}, valued afresh "
+                f"{(unrealized, maintenance - unrealized, initial)}"
+            )
+    sums = [0, 0, 0]
+    now = [0, 0, 0]
     for market_id, position in account.positions.items():
-        expected = position_terms(position, state.markets[market_id], scale, account.leverage_limit)
-        cached = account.margin_terms.get(market_id)
-        if cached != expected:
+        market = state.markets[market_id]
+        term = terms[market_id]
+        expected = position_terms(position, market, scale, account.leverage_limit)
+        for index in range(3):
+            sums[index] += term[index]
+            now[index] += expected[index] if term[3] != market.mark_ticks else term[index]
+        if term[3] == market.mark_ticks and term[:3] != expected:
             findings.append(
                 f"{where}: margin terms in market {market_id} (unrealized, maintenance, initial) "
-                f"cached {cached}, valued now {expected}"
+                f"cached {term[:3]} at the current mark, valued now {expected}"
             )
     cached_totals = (account.unreal_total, account.maint_total, account.init_total)
-    full = margin_totals_full(state, account)
-    if cached_totals != full:
+    if cached_totals != tuple(sums):
+        findings.append(f"{where}: margin totals cached {cached_totals}, its terms sum to {tuple(sums)}")
+    if tuple(now) != (unrealized, maintenance, initial):
         findings.append(
-            f"{where}: margin totals (unrealized, maintenance, initial) cached {cached_totals}, valued afresh {full}"
+            f"{where}: margin totals (unrealized, maintenance, initial) with stale terms valued again "
+            f"{tuple(now)}, valued afresh {(unrealized, maintenance, initial)}"
         )
     return findings
 

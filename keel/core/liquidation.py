@@ -69,16 +69,21 @@ from keel.core.matching import cancel_open_order, place_order
 from keel.core.money import BPS, div_ceil, div_floor
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
+    DRIFT_CAP_E9,
     apply_fill,
     collateral_atomic,
     covered_without_collateral,
+    drift_delta_e9,
     equity_atomic,
+    fresh_terms,
     index_is_stale,
     maintenance_and_unrealized,
     maintenance_requirement_atomic,
+    maintenance_within_bound,
     position_changed,
     position_for,
     unrealized_pnl_atomic,
+    unrealized_total_atomic,
 )
 from keel.core.state import ExchangeState
 from keel.core.triggers import remove_trigger
@@ -116,6 +121,12 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
     (perps.covered_without_collateral) is not valued in full; the conditions that hold a
     liquidation back are looked at only for an account the numbers put below."""
     lending = account.account_id in state.lending_accounts
+    if account.terms_drift != state.mark_drift:  # marks moved since its terms were valued
+        if not lending:
+            delta = drift_delta_e9(state, account)
+            if delta >= 0 and maintenance_within_bound(state, account, delta):
+                return False
+        fresh_terms(state, account)
     if lending:
         required, unrealized = maintenance_and_unrealized(state, account)
         if covered_without_collateral(state, account, unrealized, required):
@@ -148,11 +159,29 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
 
 
 def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:
-    """Liquidate every candidate account below maintenance, in ascending id order."""
+    """Liquidate every candidate account below maintenance, in ascending id order.
+
+    Hot (every holder of a moved market after an index update or a Tick): an account
+    that never lent or borrowed and whose margin asset covers its kept need at the drift
+    cap (perps.maintenance_within_bound) is not below maintenance, whether its terms are
+    stale or fresh, and costs one compare here instead of a call."""
     accounts = state.accounts
+    lending = state.lending_accounts
+    margin_asset = state.margin_asset_id
+    oldest = state.mark_drift - DRIFT_CAP_E9  # terms valued at a drift below this: no bound
     for account_id in sorted(set(candidates)):
         account = accounts.get(account_id)
-        if account is not None and account_id > 0 and below_maintenance(state, account):
+        if account is None or account_id <= 0:
+            continue
+        need = account.cap_need
+        if (
+            need is not None
+            and account.terms_drift >= oldest
+            and account.balances[margin_asset] - account.locked[margin_asset] >= need
+            and account_id not in lending
+        ):
+            continue
+        if below_maintenance(state, account):
             _liquidate(state, account, seq, events)
 
 
@@ -399,7 +428,7 @@ def _cover_deficit(
         other = accounts[other_id]
         if other_id <= 0 or other is account:
             continue
-        profit = other.unreal_total  # the unrealized PnL of its positions (perps.position_changed)
+        profit = unrealized_total_atomic(state, other)
         if profit > 0:
             ranked.append((-profit, other_id))
     ranked.sort()

@@ -116,8 +116,11 @@ from keel.core.orders import (
 from keel.core.perps import (
     apply_fill,
     check_order_margin,
+    covered_without_collateral,
+    drift_delta_e9,
     equity_atomic,
     initial_requirement_atomic,
+    initial_within_bound,
     position_changed,
     position_for,
 )
@@ -208,12 +211,26 @@ def _check_spot_margin(
         proceeds = notional - div_ceil(notional * market.fee_taker_bps, BPS) if market.fee_taker_bps > 0 else notional
     account.locked[hold_asset] += hold
     try:
+        margin_asset = state.margin_asset_id
+        if (
+            account.account_id not in state.lending_accounts
+            and not any(account.borrowed)  # not borrowing for this order either
+            and (hold_asset == margin_asset or account.balances[hold_asset] >= account.locked[hold_asset])
+        ):
+            # Its other assets count at zero or more: the margin asset and the unrealized
+            # PnL bound its equity from below (perps.py, "The bound").
+            if account.terms_drift == state.mark_drift:
+                if covered_without_collateral(state, account, account.unreal_total + proceeds, account.init_total):
+                    return
+            else:
+                delta = drift_delta_e9(state, account)
+                if delta >= 0 and initial_within_bound(state, account, proceeds, delta):
+                    return
         equity = equity_atomic(state, account) + proceeds
         required = initial_requirement_atomic(state, account)
     finally:
         account.locked[hold_asset] -= hold
     if equity < required:
-        margin_asset = state.margin_asset_id
         raise Rejected(
             RejectCode.INSUFFICIENT_MARGIN,
             f"insufficient margin: with this order's {amount_text(state, hold_asset, hold)} held, the account's "

@@ -45,18 +45,51 @@ sells|) x mark. An order that raises its market's worst case is accepted only if
 covers the initial requirement of every position with the order included.
 
 Kept, not recomputed. Each account keeps, per position record, its (unrealized PnL,
-maintenance, initial requirement) at the mark and their sums (`Account.margin_terms`,
-`unreal_total`, `maint_total`, `init_total`): derived data, never hashed or snapshotted.
-`position_changed` ends every change to a record, `refresh_moved_terms` follows mark
-moves to the markets' holders, `refresh_account_terms` a leverage change or a restore;
+maintenance, initial requirement) with the mark they were valued at and the notionals
+they used, and their sums (`Account.margin_terms`, `unreal_total`, `maint_total`,
+`init_total`, `exposure`, `worst_exposure`): derived data, never hashed or snapshotted.
+`position_changed` ends every change to a record and values it at the current mark;
+`refresh_account_terms` values all of them (a leverage change, a restore);
 `margin_totals_full` values them afresh and invariants.audit compares the two.
+
+Stale terms and the bound. A mark move does not visit the market's holders (10,000
+accounts' terms at every Tick cost more than the Tick's purpose): their terms go stale.
+Every reader of the totals (equity_atomic, maintenance_and_unrealized,
+initial_requirement_atomic, unrealized_total_atomic) first calls `fresh_terms`, which
+values again the terms whose mark moved. The two hot questions, "is this account below
+maintenance?" (liquidation.below_maintenance, asked of every holder after a Tick) and
+"does this order fit the initial margin?" (check_order_margin), are first put to a bound
+that can only answer "yes, it is covered"; when it cannot, the terms are made fresh and
+the exact rule decides. So every decision is the exact rule's, and the bound only
+decides how much work it takes: state, events and hashes are the same with or without it.
+
+The bound. `ExchangeState.mark_drift` (U) grows at every mark move by the largest
+|m1 - m0| / min(m0, m1) over the markets that moved (rounded up, 1e-9 units), an upper
+bound of |ln(m1 / m0)|; a move from or to 0 adds more than DRIFT_CAP_E9. So between two
+moments any mark moved by at most e^D - 1 <= D + D^2 =: delta relatively, with D the
+growth of U (D <= 1). `Account.terms_drift` is U when the account's terms were last all
+fresh; a term valued later drifted less. For a term valued at notional N (worst case W):
+its unrealized PnL moved by at most N x delta; its notional is now at most N x (1 +
+delta) <= 2N (D <= DRIFT_CAP_E9 = 0.5 keeps delta <= 0.75), so its maintenance
+ceil(N' x f(N')) is at most N x (1 + delta) x F + 1 with F >= f(2N) (`maint_cap_e9`,
+raised as terms are valued, recomputed by fresh_terms), and likewise its initial
+requirement with W and `init_cap_e9` (which also covers 1 / leverage limit). Summing:
+
+    maintenance now <= exposure x (1 + delta) x maint_cap + number of terms
+    unrealized now  >= unreal_total - exposure x delta
+
+and an account that never lent or borrowed (no borrow requirement; its other assets
+count at zero or more) whose margin asset plus that unrealized PnL covers that
+maintenance is not below maintenance (maintenance_within_bound). An order is covered
+the same way with the other terms' initial bound and the order's own market valued now
+(_order_within_bound). invariants.audit checks these inequalities against a fresh
+valuation for every account before it refreshes the terms.
 
 Imports: accounts, errors, events, markets, money, state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from math import isqrt
 
 from keel.core import limits
@@ -101,6 +134,9 @@ def position_changed(state: ExchangeState, account: Account, position: Position)
         account.unreal_total -= old[0]
         account.maint_total -= old[1]
         account.init_total -= old[2]
+        account.exposure -= old[4]
+        account.worst_exposure -= old[5]
+        account.cap_need = None
         return
     _refresh_terms(account, position, state.markets[market_id], margin_scale(state))
 
@@ -111,15 +147,29 @@ def margin_scale(state: ExchangeState) -> int:
     return 10 ** state.assets[margin_asset].decimals if margin_asset >= 0 else 1
 
 
-_NO_TERMS = (0, 0, 0)
+_NO_TERMS = (0, 0, 0, 0, 0, 0)
+
+# Beyond this mark drift since an account's terms were last all fresh (about 50% in log
+# terms), the bounds below say nothing and the terms are valued again.
+DRIFT_CAP_E9 = E9 // 2
+_E9_SQUARED = E9 * E9
 
 
 def position_terms(position: Position, market: Market, scale: int, leverage: int) -> tuple[int, int, int]:
     """Return (unrealized PnL, maintenance requirement, initial requirement) of one position
     record at its market's mark (module docstring, "Margin"); requirement_atomic and
     margin_fraction_e9 are the reference and give the same numbers."""
+    unrealized, maintenance, initial, _, _, _ = _position_term(position, market, scale, leverage)
+    return unrealized, maintenance, initial
+
+
+def _position_term(
+    position: Position, market: Market, scale: int, leverage: int
+) -> tuple[int, int, int, int, int, int]:
+    """position_terms, then the mark, the notional and the worst-case notional they used."""
     size = position.size_steps
-    mark_lot = market.mark_ticks * market.lot_atomic
+    mark = market.mark_ticks
+    mark_lot = mark * market.lot_atomic
     if size:
         value = size * mark_lot
         unrealized = value - position.cost_atomic
@@ -132,11 +182,11 @@ def position_terms(position: Position, market: Market, scale: int, leverage: int
                 fraction = grown
         maintenance = -(-notional * fraction // E9)
     else:
-        unrealized = maintenance = 0
+        unrealized = maintenance = notional = 0
     buys = size + position.open_buy_steps
     sells = size - position.open_sell_steps
-    worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells)
-    return unrealized, maintenance, _initial_term(worst * mark_lot, market, scale, leverage)
+    worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells) * mark_lot
+    return unrealized, maintenance, _initial_term(worst, market, scale, leverage), mark, notional, worst
 
 
 def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> int:
@@ -158,13 +208,41 @@ def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> i
     return required
 
 
+def _raise_caps(account: Account, market: Market, notional: int, worst: int, scale: int) -> None:
+    """Make the account's fraction caps cover this term at up to twice its notionals."""
+    if notional:
+        fraction = market.mmf_base_e9
+        if market.mmf_factor_e9:
+            grown = market.mmf_factor_e9 * isqrt(2 * notional // scale)
+            if grown > fraction:
+                fraction = grown
+        if fraction > account.maint_cap_e9:
+            account.maint_cap_e9 = fraction
+    if worst:
+        fraction = market.imf_base_e9
+        if market.imf_factor_e9:
+            grown = market.imf_factor_e9 * isqrt(2 * worst // scale)
+            if grown > fraction:
+                fraction = grown
+        if account.leverage_limit:
+            floor = -(-E9 // account.leverage_limit)
+            if floor > fraction:
+                fraction = floor
+        if fraction > account.init_cap_e9:
+            account.init_cap_e9 = fraction
+
+
 def _refresh_terms(account: Account, position: Position, market: Market, scale: int) -> None:
-    new = position_terms(position, market, scale, account.leverage_limit)
+    new = _position_term(position, market, scale, account.leverage_limit)
     old = account.margin_terms.get(position.market_id, _NO_TERMS)
     account.unreal_total += new[0] - old[0]
     account.maint_total += new[1] - old[1]
     account.init_total += new[2] - old[2]
+    account.exposure += new[4] - old[4]
+    account.worst_exposure += new[5] - old[5]
     account.margin_terms[position.market_id] = new
+    account.cap_need = None
+    _raise_caps(account, market, new[4], new[5], scale)
 
 
 def refresh_account_terms(state: ExchangeState, account: Account) -> None:
@@ -173,98 +251,121 @@ def refresh_account_terms(state: ExchangeState, account: Account) -> None:
     markets = state.markets
     account.margin_terms = {}
     account.unreal_total = account.maint_total = account.init_total = 0
+    account.exposure = account.worst_exposure = account.maint_cap_e9 = account.init_cap_e9 = 0
+    account.cap_need = None
     for market_id, position in account.positions.items():
         _refresh_terms(account, position, markets[market_id], scale)
+    account.terms_drift = state.mark_drift
 
 
-_FEW_MARKETS = 8  # up to this many moved markets, an account's records are looked up, not all visited
-
-
-def refresh_moved_terms(state: ExchangeState, moved: list[int]) -> None:
-    """The marks of these markets moved: update the margin terms of every holder of a
-    record in them.
-
-    Hot (an index update moves a few markets, a Tick nearly all), so it goes account by
-    account, with each account's totals written once: visiting the records market by
-    market reads and writes 10,000 accounts' terms in random order, which costs more than
-    the arithmetic. position_terms is inlined; a test and invariants.audit hold them equal."""
+def fresh_terms(state: ExchangeState, account: Account) -> None:
+    """Value again the account's terms whose market's mark moved since they were valued,
+    so that its totals are exact (module docstring, "Kept, not recomputed")."""
+    drift = state.mark_drift
+    if account.terms_drift == drift:
+        return
     markets = state.markets
-    params: list[tuple[int, int, int, int, int] | None] = [None] * len(markets)
-    holders: dict[int, Position] = {}
-    by_market = state.positions_by_market
-    for market_id in moved:
-        market = markets[market_id]
-        params[market_id] = (
-            market.mark_ticks * market.lot_atomic,
-            market.mmf_base_e9,
-            market.mmf_factor_e9,
-            market.imf_base_e9,
-            market.imf_factor_e9,
-        )
-        holders.update(by_market[market_id])
+    terms = account.margin_terms
     scale = margin_scale(state)
-    accounts = state.accounts
-    e9 = E9
-    few = len(moved) <= _FEW_MARKETS
-    records: Iterable[tuple[int, Position]]
-    for account_id in holders:
-        account = accounts[account_id]
-        terms = account.margin_terms
-        leverage = account.leverage_limit
-        moved_unrealized = moved_maintenance = moved_initial = 0
-        positions = account.positions
-        if few:
-            records = [(market_id, positions[market_id]) for market_id in moved if market_id in positions]
+    account.maint_cap_e9 = account.init_cap_e9 = 0
+    account.cap_need = None
+    for market_id, position in account.positions.items():
+        market = markets[market_id]
+        term = terms[market_id]
+        if term[3] != market.mark_ticks:
+            _refresh_terms(account, position, market, scale)
         else:
-            records = positions.items()
-        for market_id, position in records:
-            market_params = params[market_id]
-            if market_params is None:
-                continue
-            mark_lot, mmf_base, mmf_factor, imf_base, imf_factor = market_params
-            size = position.size_steps
-            if size:
-                value = size * mark_lot
-                unrealized = value - position.cost_atomic
-                notional = value if value > 0 else -value
-                fraction = mmf_base
-                if mmf_factor and notional:
-                    grown = mmf_factor * isqrt(notional // scale)
-                    if grown > fraction:
-                        fraction = grown
-                maintenance = -(-notional * fraction // e9)
-            else:
-                unrealized = maintenance = 0
-            worst = size + position.open_buy_steps
-            if worst < 0:
-                worst = -worst
-            sells = position.open_sell_steps - size
-            if sells < 0:
-                sells = -sells
-            if sells > worst:
-                worst = sells
-            notional = worst * mark_lot
-            if notional > 0:
-                fraction = imf_base
-                if imf_factor:
-                    grown = imf_factor * isqrt(notional // scale)
-                    if grown > fraction:
-                        fraction = grown
-                initial = -(-notional * fraction // e9)
-                if leverage:
-                    floor = -(-notional // leverage)
-                    if floor > initial:
-                        initial = floor
-            else:
-                initial = 0
-            old = terms.get(market_id, _NO_TERMS)
-            moved_unrealized += unrealized - old[0]
-            moved_maintenance += maintenance - old[1]
-            moved_initial += initial - old[2]
-            terms[market_id] = (unrealized, maintenance, initial)
-        account.unreal_total += moved_unrealized
-        account.maint_total += moved_maintenance
-        account.init_total += moved_initial
+            _raise_caps(account, market, term[4], term[5], scale)
+    account.terms_drift = drift
+
+
+def drift_delta_e9(state: ExchangeState, account: Account) -> int:
+    """How far, relatively, any mark may have moved since the account's terms were valued:
+    e^D - 1 <= D + D^2 for the drift D <= 1 (1e-9 units, rounded up); -1 when D exceeds
+    DRIFT_CAP_E9 and nothing can be said."""
+    drift = state.mark_drift - account.terms_drift
+    if drift > DRIFT_CAP_E9:
+        return -1
+    return drift + -(-drift * drift // E9)
+
+
+def equity_floor(state: ExchangeState, account: Account, delta: int) -> int:
+    """A lower bound of the equity of an account that never lent or borrowed: its margin
+    asset (its other assets count at zero or more) plus its unrealized PnL less the most
+    the marks' moves within `delta` can have taken."""
+    margin_asset = state.margin_asset_id
+    return (
+        account.balances[margin_asset]
+        - account.locked[margin_asset]
+        + account.unreal_total
+        - -(-account.exposure * delta // E9)
+    )
+
+
+def maintenance_need(account: Account, delta: int) -> int:
+    """What the margin asset of an account that never lent or borrowed must cover for
+    maintenance_within_bound at `delta`: the most its maintenance can have grown to, less
+    the least its unrealized PnL can have fallen to."""
+    exposure = account.exposure
+    return (
+        -(-exposure * (E9 + delta) * account.maint_cap_e9 // _E9_SQUARED)
+        + len(account.margin_terms)
+        - account.unreal_total
+        + -(-exposure * delta // E9)
+    )
+
+
+def initial_bound(account: Account, delta: int, worst_exposure: int) -> int:
+    """The most the initial requirement of terms of this worst-case notional can have grown to."""
+    return -(-worst_exposure * (E9 + delta) * account.init_cap_e9 // _E9_SQUARED) + len(account.margin_terms)
+
+
+# The largest delta drift_delta_e9 gives: an account whose bound holds at it holds at any.
+_DELTA_MAX_E9 = DRIFT_CAP_E9 + -(-DRIFT_CAP_E9 * DRIFT_CAP_E9 // E9)
+
+
+def maintenance_within_bound(state: ExchangeState, account: Account, delta: int) -> bool:
+    """Whether an account that never lent or borrowed is above maintenance whatever the
+    marks did within `delta` (drift_delta_e9) of those its terms were valued at (module
+    docstring, "The bound"). False says nothing either way.
+
+    Hot (every holder after a Tick): the need at the largest delta is kept
+    (Account.cap_need) until a term changes, so a well-funded account costs one compare."""
+    margin_asset = state.margin_asset_id
+    available = account.balances[margin_asset] - account.locked[margin_asset]
+    need = account.cap_need
+    if need is None:
+        need = account.cap_need = maintenance_need(account, _DELTA_MAX_E9)
+    return available >= need or available >= maintenance_need(account, delta)
+
+
+def initial_within_bound(state: ExchangeState, account: Account, extra_equity: int, delta: int) -> bool:
+    """Whether an account that never lent or borrowed, with `extra_equity` more, covers the
+    initial requirement of its positions and orders whatever the marks did within `delta`."""
+    return equity_floor(state, account, delta) + extra_equity >= initial_bound(account, delta, account.worst_exposure)
+
+
+def _order_within_bound(
+    state: ExchangeState,
+    account: Account,
+    market: Market,
+    position: Position | None,
+    extra_buy: int,
+    extra_sell: int,
+    delta: int,
+) -> bool:
+    """initial_within_bound for a perpetual order: the other terms at most grown by
+    `delta`, this market's valued now with the order included."""
+    if position is not None:
+        others = account.worst_exposure - account.margin_terms[market.market_id][5]
+        worst = _worst_steps(position, extra_buy, extra_sell)
+    else:
+        others = account.worst_exposure
+        worst = max(extra_buy, extra_sell)
+    required = initial_bound(account, delta, others) + _initial_term(
+        worst * market.mark_ticks * market.lot_atomic, market, margin_scale(state), account.leverage_limit
+    )
+    return equity_floor(state, account, delta) >= required
 
 
 def margin_totals_full(state: ExchangeState, account: Account) -> tuple[int, int, int]:
@@ -370,7 +471,8 @@ def collateral_atomic(state: ExchangeState, account: Account) -> int:
 
 
 def unrealized_total_atomic(state: ExchangeState, account: Account) -> int:
-    """Return the unrealized PnL of every position of the account (kept up to date)."""
+    """Return the unrealized PnL of every position of the account at the marks."""
+    fresh_terms(state, account)
     return account.unreal_total
 
 
@@ -402,6 +504,7 @@ def initial_requirement_atomic(
 ) -> int:
     """Return the initial margin the account's positions and orders need (plus an extra order
     in one market): the cached total with that market's term valued again."""
+    fresh_terms(state, account)
     total = account.init_total
     if market_id >= 0 and (extra_buy or extra_sell):
         market = state.markets[market_id]
@@ -442,6 +545,7 @@ def maintenance_requirement_atomic(state: ExchangeState, account: Account) -> in
 def maintenance_and_unrealized(state: ExchangeState, account: Account) -> tuple[int, int]:
     """Return (the maintenance requirement, the unrealized PnL of every position): the
     cached position totals, plus the borrows valued now."""
+    fresh_terms(state, account)
     return account.maint_total + _borrow_requirement(state, account, initial=False), account.unreal_total
 
 
@@ -473,6 +577,10 @@ def check_order_margin(
     extra_sell = 0 if is_buy else quantity_steps
     if position is not None and _worst_steps(position, extra_buy, extra_sell) <= _worst_steps(position, 0, 0):
         return  # it does not add to the worst case
+    if account.terms_drift != state.mark_drift and account.account_id not in state.lending_accounts:
+        delta = drift_delta_e9(state, account)
+        if delta >= 0 and _order_within_bound(state, account, market, position, extra_buy, extra_sell, delta):
+            return  # covered however far the marks moved since its terms were valued
     required = initial_requirement_atomic(state, account, market.market_id, extra_buy, extra_sell)
     unrealized = unrealized_total_atomic(state, account)
     if covered_without_collateral(state, account, unrealized, required):
@@ -507,20 +615,31 @@ def refresh_marks(state: ExchangeState, market_ids: list[int], events: list[Even
     """Recompute index and mark of these perpetuals; append a MarkPriceChanged for each change."""
     markets = state.markets
     prices = state.index_prices
-    moved: list[int] = []
+    drift = 0
     for market_id in market_ids:
         market = markets[market_id]
         index = prices[market.base_asset_id] // market.tick_atomic
         changed = index != market.index_ticks
         market.index_ticks = index
         mark = mark_price_ticks(state, market)
-        if changed or mark != market.mark_ticks:
-            if mark != market.mark_ticks:
+        before = market.mark_ticks
+        if changed or mark != before:
+            if mark != before:
                 market.mark_ticks = mark
-                moved.append(market_id)
+                moved = _log_move_e9(before, mark)
+                if moved > drift:
+                    drift = moved
             events.append(MarkPriceChanged(market_id, index, mark))
-    if moved:
-        refresh_moved_terms(state, moved)
+    state.mark_drift += drift
+
+
+def _log_move_e9(before: int, after: int) -> int:
+    """An upper bound of |ln(after / before)| in 1e-9 units, rounded up: |after - before| /
+    min(before, after); past DRIFT_CAP_E9 when a mark comes from or goes to 0."""
+    low = min(before, after)
+    if low == 0:
+        return DRIFT_CAP_E9 + 1
+    return -(-abs(after - before) * E9 // low)
 
 
 def index_is_stale(state: ExchangeState, market: Market, now_ns: int) -> bool:

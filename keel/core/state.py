@@ -43,6 +43,7 @@ class ExchangeState:
         "lending_accounts",
         "maintenances",
         "margin_asset_id",
+        "mark_drift",
         "market_ids_by_symbol",
         "markets",
         "order_id_next",
@@ -85,6 +86,9 @@ class ExchangeState:
         # perps.position_for and position_changed, rebuilt on restore; not hashed): what an
         # index update's scan and the deleveraging ranking visit, instead of every account.
         self.position_holders: dict[int, None] = {}
+        # Derived, not state (perps.refresh_marks): how far, at most, any mark has moved in
+        # log terms since genesis or the restore, in 1e-9 units; never hashed.
+        self.mark_drift = 0
         self.margin_asset_id = -1  # the quote asset of every perpetual; -1 until one is listed
         self.account_id_next = 1
         self.order_id_next = 1

@@ -13,6 +13,7 @@ from keel.core.invariants import audit as audit_findings
 from keel.core.liquidation import below_maintenance
 from keel.core.perps import (
     equity_atomic,
+    fresh_terms,
     maintenance_and_unrealized,
     margin_scale,
     margin_totals_full,
@@ -79,7 +80,7 @@ def test_cached_margin_terms_follow_fills_orders_marks_and_the_leverage_limit(
     steps: int, buys: int, sells: int, index: int, factor: int, leverage: int
 ) -> None:
     """The account's cached (unrealized, maintenance, initial) terms, kept up to date by
-    perps.position_changed and the inlined refresh_moved_terms, equal a valuation afresh
+    perps.position_changed and perps.fresh_terms after mark moves, equal a valuation afresh
     by the reference functions after every kind of change."""
     h = Harness()
     h.list_defaults()
@@ -101,8 +102,12 @@ def test_cached_margin_terms_follow_fills_orders_marks_and_the_leverage_limit(
     scale = margin_scale(h.state)
     for account_id in (maker, taker):
         account = h.account(account_id)
+        assert not [finding for finding in audit_findings(h.state) if "margin" in finding]
+        fresh_terms(h.state, account)  # the Tick's mark moves left them stale
         for market_id, position in account.positions.items():
             market = h.state.markets[market_id]
-            assert account.margin_terms[market_id] == position_terms(position, market, scale, account.leverage_limit)
+            term = account.margin_terms[market_id]
+            assert term[:3] == position_terms(position, market, scale, account.leverage_limit)
+            assert term[3] == market.mark_ticks
         assert (account.unreal_total, account.maint_total, account.init_total) == margin_totals_full(h.state, account)
     assert not [finding for finding in audit_findings(h.state) if "margin" in finding]

@@ -24,7 +24,13 @@ from keel.core.events import (
     PositionChanged,
 )
 from keel.core.orders import EndReason
-from keel.core.perps import apply_fill, equity_atomic, initial_requirement_atomic, maintenance_requirement_atomic
+from keel.core.perps import (
+    apply_fill,
+    equity_atomic,
+    fresh_terms,
+    initial_requirement_atomic,
+    maintenance_requirement_atomic,
+)
 from keel.core.positions import Position
 from keel.core.snapshot import decode_state, encode_state
 from keel.testing.harness import Harness
@@ -264,6 +270,7 @@ def test_snapshot_round_trip_keeps_positions_and_hash() -> None:
     # The accounts' margin terms are derived, not in the image: the restore rebuilds them.
     for account_id in (a, b):
         restored, original = state.accounts[account_id], h.account(account_id)
+        fresh_terms(h.state, original)
         assert restored.margin_terms == original.margin_terms != {}
         assert (restored.unreal_total, restored.maint_total, restored.init_total) == (
             original.unreal_total,

@@ -1,0 +1,221 @@
+"""Margin terms left stale by mark moves (perps.py, "Stale terms and the bound") never
+change a decision: below_maintenance and check_order_margin answer on stale terms exactly
+as on terms valued afresh, however far and however often the marks moved; and an engine
+that leaves terms stale produces the same events and state hashes as one that values every
+account's terms again after every command."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from keel.core import canonical, liquidation, perps
+from keel.core.commands import PlaceOrder, SetIndexPrices, Tick
+from keel.core.errors import Rejected
+from keel.core.invariants import audit
+from keel.core.liquidation import below_maintenance
+from keel.core.perps import DRIFT_CAP_E9, check_order_margin
+from keel.core.snapshot import decode_state, encode_state
+from keel.testing.harness import Harness
+
+USDC = 1_000_000
+
+
+def _order_outcome(state: object, account_id: int, market_id: int, is_buy: bool, steps: int) -> int:
+    """check_order_margin's answer: 0 for accepted, else the reject code."""
+    assert hasattr(state, "accounts") and hasattr(state, "markets")
+    try:
+        check_order_margin(
+            state,  # type: ignore[arg-type]
+            state.accounts[account_id],
+            state.markets[market_id],
+            is_buy,
+            steps,
+            False,
+        )
+    except Rejected as rejected:
+        return int(rejected.code)
+    return 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_decisions_on_stale_terms_equal_decisions_on_fresh_terms(data: st.DataObject) -> None:
+    h = Harness()
+    h.list_defaults()
+    sol = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+    btc = h.list_perp("BTC_USDC_PERP", base_asset_id=h.asset("BTC"), fee_maker_bps=0, fee_taker_bps=0)
+    assets = {sol: h.asset("SOL"), btc: h.asset("BTC")}
+    h.ok(SetIndexPrices, prices=tuple((asset, 100 * USDC) for asset in assets.values()))
+    maker = h.new_account(USDC=10**9 * USDC)
+    traders = [h.new_account(USDC=data.draw(st.integers(3, 3_000), "usdc") * USDC) for _ in range(4)]
+    for trader in traders:
+        for perp in (sol, btc):
+            if not data.draw(st.booleans(), "holds"):
+                continue
+            steps = data.draw(st.integers(1, 3_000), "steps")
+            side = data.draw(st.integers(0, 1), "side")
+            fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": steps}
+            h.submit(PlaceOrder, account_id=maker, side=1 - side, **fields)
+            h.submit(PlaceOrder, account_id=trader, side=side, **fields)  # may be refused for margin
+            if data.draw(st.booleans(), "rests"):  # an open order widens the worst case
+                price = 9_000 if side == 0 else 11_000
+                h.submit(PlaceOrder, account_id=trader, side=side, **{**fields, "price_ticks": price})
+    for _ in range(data.draw(st.integers(1, 8), "rounds")):
+        if data.draw(st.booleans(), "tick"):
+            h.submit(Tick)
+        else:
+            # Small moves accumulate drift; large ones pass the cap at once.
+            prices = tuple(
+                (asset, data.draw(st.integers(60, 160), "index") * USDC // 2 + data.draw(st.integers(0, 99), "cents"))
+                for asset in assets.values()
+                if data.draw(st.booleans(), "moves")
+            )
+            if prices:
+                h.submit(SetIndexPrices, prices=prices)
+        assert audit(h.state) == []  # includes the bound's inequalities for every account
+        fresh = decode_state(encode_state(h.state))  # a restore values every term afresh
+        for trader in traders:
+            stale = copy.deepcopy(h.state)  # asking may refresh terms: keep h.state's stale ones
+            assert below_maintenance(stale, stale.accounts[trader]) == below_maintenance(fresh, fresh.accounts[trader])
+            for perp in (sol, btc):
+                is_buy = data.draw(st.booleans(), "buy")
+                steps = data.draw(st.integers(1, 5_000), "order steps")
+                stale = copy.deepcopy(h.state)
+                assert _order_outcome(stale, trader, perp, is_buy, steps) == _order_outcome(
+                    fresh, trader, perp, is_buy, steps
+                )
+
+
+def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap() -> None:
+    """A well-funded holder is not revalued at a small move (its bound decides); past the
+    drift cap, the next question values its terms again."""
+    h = Harness()
+    h.list_defaults()
+    perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+    sol = h.asset("SOL")
+    h.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
+    maker, taker = h.new_account(USDC=10**6 * USDC), h.new_account(USDC=10**6 * USDC)
+    fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": 100}
+    h.ok(PlaceOrder, account_id=maker, side=1, **fields)
+    h.ok(PlaceOrder, account_id=taker, side=0, **fields)
+    account = h.account(taker)
+    valued_at = account.margin_terms[perp][3]
+    h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
+    assert h.state.markets[perp].mark_ticks != valued_at
+    assert account.margin_terms[perp][3] == valued_at  # the engine's scan did not revalue it
+    assert 0 < h.state.mark_drift - account.terms_drift <= DRIFT_CAP_E9
+    assert not below_maintenance(h.state, account)
+    assert account.margin_terms[perp][3] == valued_at  # the bound answered
+    drift_before = account.terms_drift
+    h.ok(SetIndexPrices, prices=((sol, 101 * USDC // 4),))  # a 75% fall: past the cap
+    assert h.state.mark_drift - drift_before > DRIFT_CAP_E9
+    assert account.margin_terms[perp][3] == h.state.markets[perp].mark_ticks  # the scan revalued it
+    assert account.terms_drift == h.state.mark_drift
+    assert audit(h.state) == []
+
+
+Action = tuple[str, int, int, int]  # (kind, who or asset, side or price, steps)
+
+
+def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[object]], bytes]:
+    """Replay actions on a fresh exchange: two perpetuals, a market maker and traders."""
+    h = Harness()
+    h.list_defaults()
+    perps_ = [h.list_perp(fee_maker_bps=0, fee_taker_bps=0)]
+    perps_.append(h.list_perp("BTC_USDC_PERP", base_asset_id=h.asset("BTC"), fee_maker_bps=0, fee_taker_bps=0))
+    assets = [h.asset("SOL"), h.asset("BTC")]
+    h.ok(SetIndexPrices, prices=tuple((asset, 100 * USDC) for asset in assets))
+    maker = h.new_account(USDC=10**9 * USDC)
+    traders = [h.new_account(USDC=usdc * USDC) for usdc in deposits]
+    answers: list[list[object]] = []
+    for kind, first, second, steps in actions:
+        if kind == "index":
+            answers.append(h.submit(SetIndexPrices, prices=((assets[first], second),)))
+        elif kind == "tick":
+            answers.append(h.submit(Tick))
+        elif kind == "quote":  # the maker rests an order at a price
+            market, side = divmod(first, 2)
+            fields = {"market_id": perps_[market], "order_type": 0, "price_ticks": second, "quantity_steps": steps}
+            answers.append(h.submit(PlaceOrder, account_id=maker, side=side, **fields))
+        else:  # the maker rests at the index, a trader takes it with a market order
+            trader, market, side = first // 4, (first // 2) % 2, first % 2
+            price = h.state.index_prices[assets[market]] // 10_000  # the perpetuals' tick: 0.01 USDC
+            quote = {"market_id": perps_[market], "order_type": 0, "price_ticks": price, "quantity_steps": steps}
+            answers.append(h.submit(PlaceOrder, account_id=maker, side=1 - side, **quote))
+            fields = {"market_id": perps_[market], "order_type": 1, "quantity_steps": steps}
+            answers.append(h.submit(PlaceOrder, account_id=traders[trader], side=side, **fields))
+    assert audit(h.state) == []
+    return answers, canonical.state_hash(h.state)
+
+
+@st.composite
+def _actions(draw: st.DrawFn, traders: int) -> list[Action]:
+    """Traders' market orders against the maker at the index, which walks at random; the
+    maker's resting quotes near it now and then (mostly one-sided books: the mark follows
+    the index); Ticks."""
+    prices = [100 * USDC, 100 * USDC]
+    actions: list[Action] = []
+    for _ in range(draw(st.integers(20, 80))):
+        kind = draw(st.sampled_from(["index", "index", "tick", "quote", "order", "order", "order"]))
+        if kind == "index":
+            asset = draw(st.integers(0, 1))
+            move = draw(st.sampled_from([1, 30, 100, 300, 1_000, 3_000]))  # at most bps
+            prices[asset] = max(USDC, prices[asset] * (10_000 + draw(st.integers(-move, move))) // 10_000)
+            actions.append(("index", asset, prices[asset], 0))
+        elif kind == "tick":
+            actions.append(("tick", 0, 0, 0))
+        elif kind == "quote":
+            market, side = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+            ticks = prices[market] // 10_000  # the perpetuals' tick is 0.01 USDC
+            offset = draw(st.integers(0, max(1, ticks // 50)))
+            price = ticks - offset if side == 0 else ticks + offset
+            actions.append(("quote", market * 2 + side, max(1, price), draw(st.integers(1, 5_000))))
+        else:
+            who = draw(st.integers(0, traders * 4 - 1))
+            actions.append(("order", who, 0, draw(st.integers(1, 3_000))))
+    return actions
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(2, 300), min_size=1, max_size=4).flatmap(
+        lambda deposits: st.tuples(st.just(deposits), _actions(len(deposits)))
+    )
+)
+def test_an_engine_with_the_bound_decides_as_one_without_it(case: tuple[list[int], list[Action]]) -> None:
+    """The same commands through the engine as it is, then with the bound switched off
+    (every question values the terms again and the exact rule answers): the same events,
+    command by command, and the same state hash, liquidations included."""
+    deposits, actions = case
+    with_bound = _run(actions, deposits)
+    answers = [type(one).__name__ for events in with_bound[0] for one in events]
+    event("liquidated" if "LiquidationStarted" in answers else "no liquidation")
+    event("refused for margin" if "CommandRejected" in answers else "nothing refused")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(perps, "drift_delta_e9", lambda state, account: -1)
+        patch.setattr(liquidation, "drift_delta_e9", lambda state, account: -1)
+        without_bound = _run(actions, deposits)
+    assert with_bound == without_bound
+
+
+def test_the_bound_is_switched_off_by_the_patch_the_differential_test_uses() -> None:
+    """The differential test above compares something: with the bound off, a small move
+    makes the scan value a holder's terms again (with it, test_terms_stay_stale... shows
+    they stay stale)."""
+    h = Harness()
+    h.list_defaults()
+    perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+    sol = h.asset("SOL")
+    h.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
+    maker, taker = h.new_account(USDC=10**6 * USDC), h.new_account(USDC=10**6 * USDC)
+    fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": 100}
+    h.ok(PlaceOrder, account_id=maker, side=1, **fields)
+    h.ok(PlaceOrder, account_id=taker, side=0, **fields)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(liquidation, "drift_delta_e9", lambda state, account: -1)
+        h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
+    assert h.account(taker).margin_terms[perp][3] == h.state.markets[perp].mark_ticks
