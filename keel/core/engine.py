@@ -196,19 +196,25 @@ def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
 
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:
     """Accounts with positions or lends and borrows that trades or ledger entries among
-    events[start:] moved."""
-    found: list[int] = []
-    accounts = state.accounts
+    events[start:] moved, or that a spot order's hold left with less collateral. A
+    perpetual order holds nothing and maintenance does not count open orders, so its
+    acceptance alone moves no one's standing (its trades do)."""
+    found: dict[int, None] = {}
+    markets = state.markets
     for event in events[start:]:
         if isinstance(event, TradeExecuted):
-            found.append(event.taker_account_id)
-            found.append(event.maker_account_id)
+            found[event.taker_account_id] = None
+            found[event.maker_account_id] = None
         elif isinstance(event, LedgerPosted):
-            found.extend(line[0] for line in event.lines)
-        elif isinstance(event, OrderAccepted):  # a resting order's hold is no longer collateral
-            found.append(event.account_id)
+            for line in event.lines:
+                found[line[0]] = None
+        elif isinstance(event, OrderAccepted):
+            if markets[event.market_id].kind != _PERP:
+                found[event.account_id] = None
         elif isinstance(event, InterestAccrued):  # borrows grew
-            found.extend(account_id for account_id, _ in event.payments)
+            for account_id, _ in event.payments:
+                found[account_id] = None
+    accounts = state.accounts
     lending = state.lending_accounts
     return [
         account_id
