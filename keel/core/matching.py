@@ -110,7 +110,6 @@ from keel.core.orders import (
     Order,
     OrderType,
     SelfTradePrevention,
-    Side,
     TimeInForce,
 )
 from keel.core.perps import (
@@ -446,12 +445,17 @@ def _fillable_steps(
     """Return how many steps a taker could fill up to its limit, at most `wanted` (the
     fill-or-kill check; the spot margin check, which must not count more than the order
     can buy or sell)."""
-    side = Side.SELL if is_buy else Side.BUY
     total = 0
     reducible: dict[int, int] = {}  # reduce-only makers: what their positions still allow
-    for price, level in book.levels_sorted(side):
-        if (price > limit_ticks) if is_buy else (price < limit_ticks):
-            break
+    # Only the levels within the limit, best first (sorting the whole side cost more).
+    if is_buy:
+        levels = book.asks
+        prices = sorted([price for price in levels if price <= limit_ticks])
+    else:
+        levels = book.bids
+        prices = sorted([price for price in levels if price >= limit_ticks], reverse=True)
+    for price in prices:
+        level = levels[price]
         for order in level.orders:
             if order.open_steps == 0:
                 continue
