@@ -205,7 +205,9 @@ class Gateway:
 
     # ---- reads and writes -------------------------------------------------------------
     def read(self, reader: Callable[[ExchangeState], T]) -> T:
-        """Run `reader` on the engine state under the read lock; it must only copy."""
+        """Run `reader` on the engine state under the read lock; it must only copy. (The
+        perps readers it calls, equity_atomic and the like, may value an account's stale
+        margin terms again: derived data, never state, and the lock keeps the engine out.)"""
         with self.sequencer.read_lock:
             return reader(self.state)
 
