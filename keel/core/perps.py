@@ -83,7 +83,7 @@ count at zero or more) whose margin asset plus that unrealized PnL covers that
 maintenance is not below maintenance (maintenance_within_bound). An order is covered
 the same way with the other terms' initial bound and the order's own market valued now
 (_order_within_bound). invariants.audit checks these inequalities against a fresh
-valuation for every account before it refreshes the terms.
+valuation for every account, without refreshing its terms.
 
 Imports: accounts, errors, events, markets, money, state.
 """
