@@ -1,12 +1,13 @@
 """Margin terms left stale by mark moves (perps.py, "Stale terms and the bound") never
 change a decision: below_maintenance and check_order_margin answer on stale terms exactly
-as on terms valued afresh, however far and however often the marks moved; and an engine
-that leaves terms stale produces the same events and state hashes as one that values every
-account's terms again after every command."""
+as on terms valued afresh, however far and however often the marks moved; and the engine
+produces the same events and state hashes with the bound as with it switched off (every
+question then values the terms again). KEEL_LONG_TESTS=1 runs many more examples."""
 
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 from hypothesis import event, given, settings
@@ -22,6 +23,7 @@ from keel.core.snapshot import decode_state, encode_state
 from keel.testing.harness import Harness
 
 USDC = 1_000_000
+LONG = os.environ.get("KEEL_LONG_TESTS") == "1"  # many more examples
 
 
 def _order_outcome(state: object, account_id: int, market_id: int, is_buy: bool, steps: int) -> int:
@@ -41,7 +43,7 @@ def _order_outcome(state: object, account_id: int, market_id: int, is_buy: bool,
     return 0
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=800 if LONG else 80, deadline=None)
 @given(st.data())
 def test_decisions_on_stale_terms_equal_decisions_on_fresh_terms(data: st.DataObject) -> None:
     h = Harness()
@@ -180,7 +182,7 @@ def _actions(draw: st.DrawFn, traders: int) -> list[Action]:
     return actions
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=3_000 if LONG else 150, deadline=None)
 @given(
     st.lists(st.integers(2, 300), min_size=1, max_size=4).flatmap(
         lambda deposits: st.tuples(st.just(deposits), _actions(len(deposits)))
