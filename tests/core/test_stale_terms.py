@@ -16,28 +16,22 @@ from hypothesis import strategies as st
 from keel.core import canonical, liquidation, perps
 from keel.core.commands import PlaceOrder, SetIndexPrices, Tick
 from keel.core.errors import Rejected
+from keel.core.events import Event
 from keel.core.invariants import audit
 from keel.core.liquidation import below_maintenance
 from keel.core.perps import DRIFT_CAP_E9, check_order_margin
 from keel.core.snapshot import decode_state, encode_state
+from keel.core.state import ExchangeState
 from keel.testing.harness import Harness
 
 USDC = 1_000_000
 LONG = os.environ.get("KEEL_LONG_TESTS") == "1"  # many more examples
 
 
-def _order_outcome(state: object, account_id: int, market_id: int, is_buy: bool, steps: int) -> int:
+def _order_outcome(state: ExchangeState, account_id: int, market_id: int, is_buy: bool, steps: int) -> int:
     """check_order_margin's answer: 0 for accepted, else the reject code."""
-    assert hasattr(state, "accounts") and hasattr(state, "markets")
     try:
-        check_order_margin(
-            state,  # type: ignore[arg-type]
-            state.accounts[account_id],
-            state.markets[market_id],
-            is_buy,
-            steps,
-            False,
-        )
+        check_order_margin(state, state.accounts[account_id], state.markets[market_id], is_buy, steps, False)
     except Rejected as rejected:
         return int(rejected.code)
     return 0
@@ -123,7 +117,7 @@ def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap()
 Action = tuple[str, int, int, int]  # (kind, who or asset, side or price, steps)
 
 
-def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[object]], bytes]:
+def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[Event]], bytes]:
     """Replay actions on a fresh exchange: two perpetuals, a market maker and traders."""
     h = Harness()
     h.list_defaults()
@@ -133,7 +127,7 @@ def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[object]]
     h.ok(SetIndexPrices, prices=tuple((asset, 100 * USDC) for asset in assets))
     maker = h.new_account(USDC=10**9 * USDC)
     traders = [h.new_account(USDC=usdc * USDC) for usdc in deposits]
-    answers: list[list[object]] = []
+    answers: list[list[Event]] = []
     for kind, first, second, steps in actions:
         if kind == "index":
             answers.append(h.submit(SetIndexPrices, prices=((assets[first], second),)))
