@@ -13,7 +13,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from keel.core import canonical, liquidation, perps
+from keel.core import canonical, liquidation, matching, perps
 from keel.core.commands import PlaceOrder, SetIndexPrices, Tick
 from keel.core.errors import Rejected
 from keel.core.events import Event
@@ -125,8 +125,10 @@ def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[Event]],
     perps_.append(h.list_perp("BTC_USDC_PERP", base_asset_id=h.asset("BTC"), fee_maker_bps=0, fee_taker_bps=0))
     assets = [h.asset("SOL"), h.asset("BTC")]
     h.ok(SetIndexPrices, prices=tuple((asset, 100 * USDC) for asset in assets))
-    maker = h.new_account(USDC=10**9 * USDC)
-    traders = [h.new_account(USDC=usdc * USDC) for usdc in deposits]
+    sol = 10 ** h.state.assets[assets[0]].decimals
+    maker = h.new_account(USDC=10**9 * USDC, SOL=10**6 * sol)
+    traders = [h.new_account(USDC=usdc * USDC, SOL=5 * sol) for usdc in deposits]
+    spot = h.market("SOL_USDC")
     answers: list[list[Event]] = []
     for kind, first, second, steps in actions:
         if kind == "index":
@@ -137,6 +139,13 @@ def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[Event]],
             market, side = divmod(first, 2)
             fields = {"market_id": perps_[market], "order_type": 0, "price_ticks": second, "quantity_steps": steps}
             answers.append(h.submit(PlaceOrder, account_id=maker, side=side, **fields))
+        elif kind == "spot":  # the maker rests at the index on SOL_USDC; a trader's limit order meets it
+            trader, side = divmod(first, 2)
+            price = h.state.index_prices[assets[0]] // 10_000  # SOL_USDC's tick: 0.01 USDC
+            quote = {"market_id": spot, "order_type": 0, "price_ticks": price, "quantity_steps": steps}
+            answers.append(h.submit(PlaceOrder, account_id=maker, side=1 - side, **quote))
+            taking = {**quote, "quantity_steps": steps + second}  # the rest, if any, rests and is held
+            answers.append(h.submit(PlaceOrder, account_id=traders[trader], side=side, **taking))
         else:  # the maker rests at the index, a trader takes it with a market order
             trader, market, side = first // 4, (first // 2) % 2, first % 2
             price = h.state.index_prices[assets[market]] // 10_000  # the perpetuals' tick: 0.01 USDC
@@ -152,11 +161,11 @@ def _run(actions: list[Action], deposits: list[int]) -> tuple[list[list[Event]],
 def _actions(draw: st.DrawFn, traders: int) -> list[Action]:
     """Traders' market orders against the maker at the index, which walks at random; the
     maker's resting quotes near it now and then (mostly one-sided books: the mark follows
-    the index); Ticks."""
+    the index); traders' spot orders on SOL_USDC; Ticks."""
     prices = [100 * USDC, 100 * USDC]
     actions: list[Action] = []
     for _ in range(draw(st.integers(20, 80))):
-        kind = draw(st.sampled_from(["index", "index", "tick", "quote", "order", "order", "order"]))
+        kind = draw(st.sampled_from(["index", "index", "tick", "quote", "order", "order", "order", "spot"]))
         if kind == "index":
             asset = draw(st.integers(0, 1))
             move = draw(st.sampled_from([1, 30, 100, 300, 1_000, 3_000]))  # at most bps
@@ -170,6 +179,9 @@ def _actions(draw: st.DrawFn, traders: int) -> list[Action]:
             offset = draw(st.integers(0, max(1, ticks // 50)))
             price = ticks - offset if side == 0 else ticks + offset
             actions.append(("quote", market * 2 + side, max(1, price), draw(st.integers(1, 5_000))))
+        elif kind == "spot":  # a margin account's spot order: held, so margin-checked (up to 6 SOL: some refused)
+            who = draw(st.integers(0, traders * 2 - 1))
+            actions.append(("spot", who, draw(st.integers(0, 200)), draw(st.integers(1, 400))))
         else:
             who = draw(st.integers(0, traders * 4 - 1))
             actions.append(("order", who, 0, draw(st.integers(1, 3_000))))
@@ -192,8 +204,10 @@ def test_an_engine_with_the_bound_decides_as_one_without_it(case: tuple[list[int
     event("liquidated" if "LiquidationStarted" in answers else "no liquidation")
     event("refused for margin" if "CommandRejected" in answers else "nothing refused")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(perps, "drift_delta_e9", lambda state, account: -1)
-        patch.setattr(liquidation, "drift_delta_e9", lambda state, account: -1)
+        for module in (perps, liquidation, matching):
+            patch.setattr(module, "drift_delta_e9", lambda state, account: -1)
+        # and the spot margin check's shortcut on fresh terms: the exact rule alone
+        patch.setattr(matching, "covered_without_collateral", lambda *arguments: False)
         without_bound = _run(actions, deposits)
     assert with_bound == without_bound
 
