@@ -262,8 +262,11 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
         need = maintenance_need(account, delta)
         bound = initial_bound(account, delta, account.worst_exposure)
         at_cap = account.cap_need
-        if floor > unrealized or need < maintenance - unrealized or bound < initial or (
-            at_cap is not None and at_cap < maintenance - unrealized
+        if (
+            floor > unrealized
+            or need < maintenance - unrealized
+            or bound < initial
+            or (at_cap is not None and at_cap < maintenance - unrealized)
         ):
             findings.append(
                 f"{where}: stale terms bound (unrealized >=, maintenance less unrealized <=, the same kept at "
