@@ -86,9 +86,9 @@ def test_decisions_on_stale_terms_equal_decisions_on_fresh_terms(data: st.DataOb
                 )
 
 
-def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap() -> None:
-    """A well-funded holder is not revalued at a small move (its bound decides); past the
-    drift cap, the next question values its terms again."""
+def _well_funded_long() -> tuple[Harness, int, int, int]:
+    """SOL_USDC_PERP at an index of 100; a taker with 1,000,000 USDC long 1 SOL from a
+    maker. Returns (harness, perpetual, SOL's asset id, the taker)."""
     h = Harness()
     h.list_defaults()
     perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
@@ -98,6 +98,13 @@ def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap()
     fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": 100}
     h.ok(PlaceOrder, account_id=maker, side=1, **fields)
     h.ok(PlaceOrder, account_id=taker, side=0, **fields)
+    return h, perp, sol, taker
+
+
+def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap() -> None:
+    """A well-funded holder is not revalued at a small move (its bound decides); past the
+    drift cap, the next question values its terms again."""
+    h, perp, sol, taker = _well_funded_long()
     account = h.account(taker)
     valued_at = account.margin_terms[perp][3]
     h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
@@ -216,15 +223,7 @@ def test_the_bound_is_switched_off_by_the_patch_the_differential_test_uses() -> 
     """The differential test above compares something: with the bound off, a small move
     makes the scan value a holder's terms again (with it, test_terms_stay_stale... shows
     they stay stale)."""
-    h = Harness()
-    h.list_defaults()
-    perp = h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
-    sol = h.asset("SOL")
-    h.ok(SetIndexPrices, prices=((sol, 100 * USDC),))
-    maker, taker = h.new_account(USDC=10**6 * USDC), h.new_account(USDC=10**6 * USDC)
-    fields = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": 100}
-    h.ok(PlaceOrder, account_id=maker, side=1, **fields)
-    h.ok(PlaceOrder, account_id=taker, side=0, **fields)
+    h, perp, sol, taker = _well_funded_long()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(liquidation, "drift_delta_e9", lambda state, account: -1)
         h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
