@@ -174,13 +174,7 @@ def _position_term(
         value = size * mark_lot
         unrealized = value - position.cost_atomic
         notional = value if value > 0 else -value
-        fraction = market.mmf_base_e9
-        factor = market.mmf_factor_e9
-        if factor and notional > 0:
-            grown = factor * isqrt(notional // scale)
-            if grown > fraction:
-                fraction = grown
-        maintenance = -(-notional * fraction // E9)
+        maintenance = -(-notional * _fraction_e9(market.mmf_base_e9, market.mmf_factor_e9, notional, scale) // E9)
     else:
         unrealized = maintenance = notional = 0
     buys = size + position.open_buy_steps
@@ -194,13 +188,7 @@ def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> i
     least notional / leverage limit when the account set one."""
     if notional <= 0:
         return 0
-    fraction = market.imf_base_e9
-    factor = market.imf_factor_e9
-    if factor:
-        grown = factor * isqrt(notional // scale)
-        if grown > fraction:
-            fraction = grown
-    required = -(-notional * fraction // E9)
+    required = -(-notional * _fraction_e9(market.imf_base_e9, market.imf_factor_e9, notional, scale) // E9)
     if leverage:
         floor = -(-notional // leverage)
         if floor > required:
@@ -208,22 +196,24 @@ def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> i
     return required
 
 
+def _fraction_e9(base_e9: int, factor_e9: int, notional: int, scale: int) -> int:
+    """max(base, factor x sqrt(notional in whole units)): margin_fraction_e9 with the scale
+    (margin_scale) already computed."""
+    if factor_e9:
+        grown = factor_e9 * isqrt(notional // scale)
+        if grown > base_e9:
+            return grown
+    return base_e9
+
+
 def _raise_caps(account: Account, market: Market, notional: int, worst: int, scale: int) -> None:
     """Make the account's fraction caps cover this term at up to twice its notionals."""
     if notional:
-        fraction = market.mmf_base_e9
-        if market.mmf_factor_e9:
-            grown = market.mmf_factor_e9 * isqrt(2 * notional // scale)
-            if grown > fraction:
-                fraction = grown
+        fraction = _fraction_e9(market.mmf_base_e9, market.mmf_factor_e9, 2 * notional, scale)
         if fraction > account.maint_cap_e9:
             account.maint_cap_e9 = fraction
     if worst:
-        fraction = market.imf_base_e9
-        if market.imf_factor_e9:
-            grown = market.imf_factor_e9 * isqrt(2 * worst // scale)
-            if grown > fraction:
-                fraction = grown
+        fraction = _fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * worst, scale)
         if account.leverage_limit:
             floor = -(-E9 // account.leverage_limit)
             if floor > fraction:
