@@ -22,7 +22,7 @@ markets, counters, position) in full. `state_hash` recomputes everything from sc
 both must always agree (tested), and the full recompute is what `keel verify --full`
 uses.
 
-Imports: hashlib, msgspec, state, book.
+Imports: hashlib, msgspec, state, book, certificates.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import msgspec
 
 from keel.core.accounts import Account
 from keel.core.book import Level
+from keel.core.certificates import before_clear
 from keel.core.positions import Position
 from keel.core.state import ExchangeState
 from keel.core.transfer_records import Deposit
@@ -171,6 +172,7 @@ class StateHasher:
             total += digest
         self.sums["transfers"] = total % _MODULUS
         state.dirty_transfers.clear()
+        before_clear(state)  # certificates.py counts the entries it is about to lose
         state.dirty_accounts.clear()
         state.dirty_orders.clear()
         state.dirty_levels.clear()
@@ -207,6 +209,7 @@ class StateHasher:
             )
             total += digest - account.digest
             account.digest = digest
+        before_clear(state)
         state.dirty_accounts.clear()
         self.sums["accounts"] = total % _MODULUS
 

@@ -23,6 +23,7 @@ import msgspec
 from keel.core import limits
 from keel.core.account_settings import set_leverage_limit
 from keel.core.canonical import SECTIONS, StateHasher, combine
+from keel.core.certificates import uncertified_now
 from keel.core.commands import (
     Adjust,
     BorrowLend,
@@ -161,7 +162,10 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
             if isinstance(event, (MarkPriceChanged, FundingSettled, MarketStateChanged))
         ]
         if moved:
-            candidates += perp_accounts(state, sorted(set(moved)))
+            uncertified = uncertified_now(state)  # the others are covered (certificates.py)
+            candidates += [
+                account_id for account_id in perp_accounts(state, sorted(set(moved))) if account_id in uncertified
+            ]
     start = 0
     while candidates:
         start = len(events)
@@ -173,25 +177,33 @@ _PERP = MarketKind.PERP
 
 
 def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
-    """Accounts an index update can move: those with a position in a perpetual on a moved
-    asset (its mark moved), and those with a position or a borrow elsewhere that hold,
-    lent or borrowed a moved asset (its value moved). Nothing else about an account
-    depends on those prices (perps.equity_atomic, maintenance_requirement_atomic)."""
+    """Uncertified accounts an index update can move: those with a position in a
+    perpetual on a moved asset (its mark moved), and those with a position or a borrow
+    elsewhere that hold, lent or borrowed a moved asset (its value moved). Nothing else
+    about an account depends on those prices (perps.equity_atomic,
+    maintenance_requirement_atomic), and a certified account is covered whatever they
+    are (certificates.py)."""
     markets = state.markets
     moved_markets = [market.market_id for market in markets if market.kind == _PERP and market.base_asset_id in moved]
-    found = dict.fromkeys(perp_accounts(state, moved_markets))
     accounts = state.accounts
-    for holders in (state.position_holders, state.lending_accounts):
-        for account_id in holders:
-            if account_id <= 0 or account_id in found:
-                continue
-            account = accounts[account_id]
-            balances, lent, borrowed = account.balances, account.lent, account.borrowed
-            for asset_id in moved:
-                if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:
-                    found[account_id] = None
-                    break
-    return list(found)
+    lending = state.lending_accounts
+    found: list[int] = []
+    for account_id in uncertified_now(state):
+        account = accounts.get(account_id)
+        if account is None or account_id <= 0:
+            continue
+        positions = account.positions
+        if not positions and account_id not in lending:
+            continue
+        if not positions.keys().isdisjoint(moved_markets):
+            found.append(account_id)
+            continue
+        balances, lent, borrowed = account.balances, account.lent, account.borrowed
+        for asset_id in moved:
+            if balances[asset_id] or lent[asset_id] or borrowed[asset_id]:
+                found.append(account_id)
+                break
+    return found
 
 
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:

@@ -35,6 +35,7 @@ from keel.core.markets import MarketKind
 from keel.core.matching import resting_buy_hold_atomic
 from keel.core.money import E9, div_ceil
 from keel.core.perps import (
+    DELTA_MAX_E9,
     drift_delta_e9,
     equity_atomic,
     equity_floor,
@@ -267,6 +268,7 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
             or need < maintenance - unrealized
             or bound < initial
             or (at_cap is not None and at_cap < maintenance - unrealized)
+            or (at_cap is not None and at_cap != maintenance_need(account, DELTA_MAX_E9))
         ):
             findings.append(
                 f"{where}: stale terms bound (unrealized >=, maintenance less unrealized <=, the same kept at "

@@ -41,8 +41,8 @@ borrowed has no index price or a stale one (a perpetual on that asset with a sta
 index). After the command, no such account is below its maintenance requirement: audit
 checks it.
 
-Imports: accounts, commands, errors, events, ledger, lending_pool, markets, matching, money, orders, perps, state,
-triggers.
+Imports: accounts, certificates, commands, errors, events, ledger, lending_pool, markets, matching, money, orders,
+perps, state, triggers.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from contextlib import suppress
 
 import msgspec
 
+from keel.core import certificates
 from keel.core.accounts import CLEARING_ACCOUNT_ID, INSURANCE_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID, Account
 from keel.core.commands import PlaceOrder
 from keel.core.errors import Rejected
@@ -69,6 +70,7 @@ from keel.core.matching import cancel_open_order, place_order
 from keel.core.money import BPS, div_ceil, div_floor
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
+    DELTA_MAX_E9,
     DRIFT_CAP_E9,
     apply_fill,
     collateral_atomic,
@@ -78,6 +80,7 @@ from keel.core.perps import (
     fresh_terms,
     index_is_stale,
     maintenance_and_unrealized,
+    maintenance_need,
     maintenance_requirement_atomic,
     maintenance_within_bound,
     position_changed,
@@ -169,6 +172,10 @@ def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int
     lending = state.lending_accounts
     margin_asset = state.margin_asset_id
     oldest = state.mark_drift - DRIFT_CAP_E9  # terms valued at a drift below this: no bound
+    certify = certificates.ENABLED
+    if certify:
+        certificates.sweep(state)  # changes before a grant are swept before it
+    uncertified = state.uncertified
     for account_id in sorted(set(candidates)):
         account = accounts.get(account_id)
         if account is None or account_id <= 0:
@@ -180,9 +187,30 @@ def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int
             and account.balances[margin_asset] - account.locked[margin_asset] >= need
             and account_id not in lending
         ):
+            if certify:  # covered until it changes or the drift passes the cap (certificates.py)
+                uncertified.pop(account_id, None)
+                floor = state.cert_floor
+                if floor is not None and account.terms_drift < floor:
+                    state.cert_floor = account.terms_drift
             continue
         if below_maintenance(state, account):
             _liquidate(state, account, seq, events)
+        elif certify and account_id not in lending:
+            _certify_if_covered(state, account, oldest)
+
+
+def _certify_if_covered(state: ExchangeState, account: Account, oldest: int) -> None:
+    """The scan's quick check (liquidate_where_needed) after a full one: certify the account
+    if its need at the cap is covered now that its terms are valued."""
+    need = account.cap_need
+    if need is None:
+        need = account.cap_need = maintenance_need(account, DELTA_MAX_E9)
+    margin_asset = state.margin_asset_id
+    if account.terms_drift >= oldest and account.balances[margin_asset] - account.locked[margin_asset] >= need:
+        state.uncertified.pop(account.account_id, None)
+        floor = state.cert_floor
+        if floor is not None and account.terms_drift < floor:
+            state.cert_floor = account.terms_drift
 
 
 def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:

@@ -231,7 +231,10 @@ def _refresh_terms(account: Account, position: Position, market: Market, scale: 
     account.exposure += new[4] - old[4]
     account.worst_exposure += new[5] - old[5]
     account.margin_terms[position.market_id] = new
-    account.cap_need = None
+    if new[0] != old[0] or new[4] != old[4] or old is _NO_TERMS:
+        # The need at the cap reads the unrealized PnL, exposure, maintenance cap and term
+        # count; an order placed or cancelled changes only the worst case (initial).
+        account.cap_need = None
     _raise_caps(account, market, new[4], new[5], scale)
 
 
@@ -311,7 +314,7 @@ def initial_bound(account: Account, delta: int, worst_exposure: int) -> int:
 
 
 # The largest delta drift_delta_e9 gives: an account whose bound holds at it holds at any.
-_DELTA_MAX_E9 = DRIFT_CAP_E9 + -(-DRIFT_CAP_E9 * DRIFT_CAP_E9 // E9)
+DELTA_MAX_E9 = DRIFT_CAP_E9 + -(-DRIFT_CAP_E9 * DRIFT_CAP_E9 // E9)
 
 
 def maintenance_within_bound(state: ExchangeState, account: Account, delta: int) -> bool:
@@ -325,7 +328,7 @@ def maintenance_within_bound(state: ExchangeState, account: Account, delta: int)
     available = account.balances[margin_asset] - account.locked[margin_asset]
     need = account.cap_need
     if need is None:
-        need = account.cap_need = maintenance_need(account, _DELTA_MAX_E9)
+        need = account.cap_need = maintenance_need(account, DELTA_MAX_E9)
     return available >= need or available >= maintenance_need(account, delta)
 
 

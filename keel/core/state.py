@@ -30,11 +30,13 @@ class ExchangeState:
         "asset_ids_by_symbol",
         "assets",
         "books",
+        "cert_floor",
         "deposit_keys",
         "deposits",
         "dirty_accounts",
         "dirty_levels",
         "dirty_orders",
+        "dirty_swept",
         "dirty_transfers",
         "entry_id_next",
         "index_prices",
@@ -54,6 +56,7 @@ class ExchangeState:
         "timestamp_ns_last",
         "trade_id_next",
         "triggers",
+        "uncertified",
         "withdrawals",
         "withdrawals_by_account",
         "withdrawals_frozen",
@@ -99,3 +102,10 @@ class ExchangeState:
         self.dirty_accounts: list[Account] = list(self.accounts.values())
         self.dirty_orders: list[Order] = []
         self.dirty_levels: list[Level] = []
+        # Derived, not state (certificates.py): accounts whose coverage the liquidation scan
+        # must examine after an index update or a Tick; the lowest drift of a certificate
+        # granted since the last reset (None: reset before trusting any); how many entries of
+        # dirty_accounts are swept.
+        self.uncertified: dict[int, None] = {}
+        self.cert_floor: int | None = None
+        self.dirty_swept = 0

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from keel.core import canonical, liquidation, matching, perps
+from keel.core import canonical, certificates, liquidation, matching, perps
 from keel.core.commands import PlaceOrder, SetIndexPrices, Tick
 from keel.core.errors import Rejected
 from keel.core.events import Event
@@ -215,6 +215,7 @@ def test_an_engine_with_the_bound_decides_as_one_without_it(case: tuple[list[int
             patch.setattr(module, "drift_delta_e9", lambda state, account: -1)
         # and the spot margin check's shortcut on fresh terms: the exact rule alone
         patch.setattr(matching, "covered_without_collateral", lambda *arguments: False)
+        patch.setattr(certificates, "ENABLED", False)  # they rest on the bound (certificates.py)
         without_bound = _run(actions, deposits)
     assert with_bound == without_bound
 
@@ -223,8 +224,9 @@ def test_the_bound_is_switched_off_by_the_patch_the_differential_test_uses() -> 
     """The differential test above compares something: with the bound off, a small move
     makes the scan value a holder's terms again (with it, test_terms_stay_stale... shows
     they stay stale)."""
-    h, perp, sol, taker = _well_funded_long()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(liquidation, "drift_delta_e9", lambda state, account: -1)
+        patch.setattr(certificates, "ENABLED", False)
+        h, perp, sol, taker = _well_funded_long()
         h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
     assert h.account(taker).margin_terms[perp][3] == h.state.markets[perp].mark_ticks
