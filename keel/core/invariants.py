@@ -46,6 +46,7 @@ from keel.core.perps import (
     margin_scale,
     margin_totals_full,
     position_terms,
+    unrealized_at_marks,
 )
 from keel.core.state import ExchangeState
 
@@ -254,6 +255,9 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
                 f"below market {market_id}'s {caps}"
             )
     unrealized, maintenance, initial = margin_totals_full(state, account)
+    at_marks = unrealized_at_marks(state.markets, account)
+    if at_marks != unrealized:
+        findings.append(f"{where}: unrealized PnL summed at the marks {at_marks}, valued afresh {unrealized}")
     delta = drift_delta_e9(state, account)
     if delta >= 0 and state.margin_asset_id >= 0:
         # The bound's own functions, against the valuation afresh (perps.py, "The bound").

@@ -48,6 +48,7 @@ perps, state, triggers.
 from __future__ import annotations
 
 from contextlib import suppress
+from heapq import heapify, heappop, heappush
 
 import msgspec
 
@@ -67,7 +68,7 @@ from keel.core.ledger import post_entry
 from keel.core.lending_pool import BorrowLendSide
 from keel.core.markets import MarketKind, MarketState
 from keel.core.matching import cancel_open_order, place_order
-from keel.core.money import BPS, div_ceil, div_floor
+from keel.core.money import BPS, E9, div_ceil, div_floor
 from keel.core.orders import EndReason, OrderType, SelfTradePrevention
 from keel.core.perps import (
     DELTA_MAX_E9,
@@ -85,8 +86,8 @@ from keel.core.perps import (
     maintenance_within_bound,
     position_changed,
     position_for,
+    unrealized_at_marks,
     unrealized_pnl_atomic,
-    unrealized_total_atomic,
 )
 from keel.core.state import ExchangeState
 from keel.core.triggers import remove_trigger
@@ -451,18 +452,38 @@ def _cover_deficit(
         deficit -= take
     if deficit == 0:
         return
-    ranked: list[tuple[int, int]] = []
+    # By unrealized profit, descending, ties by ascending id. Valuing every holder's terms
+    # afresh costs a second with 10,000 holders, and the first one or two usually cover the
+    # deficit. So the ranking needs only the unrealized PnL, summed at the marks without
+    # revaluing the other terms, and starts from upper bounds where the terms are stale
+    # within the drift cap (perps.py, "The bound": the PnL moved by at most exposure x
+    # delta), summing an account only when its bound comes to the top. A summed account is
+    # popped only when no bound is above it, so the order is that of every account summed.
+    drift = state.mark_drift
+    markets = state.markets
+    ranking: list[tuple[int, int, bool]] = []  # (-profit or -bound, id, summed)
     for other_id in state.position_holders:
         other = accounts[other_id]
         if other_id <= 0 or other is account:
             continue
-        profit = unrealized_total_atomic(state, other)
+        if other.terms_drift == drift:  # fresh: the kept sum is exact
+            profit, summed = other.unreal_total, True
+        else:
+            delta = drift_delta_e9(state, other)
+            if delta < 0:  # past the drift cap: no bound
+                profit, summed = unrealized_at_marks(markets, other), True
+            else:
+                profit, summed = other.unreal_total + -(-other.exposure * delta // E9), False
         if profit > 0:
-            ranked.append((-profit, other_id))
-    ranked.sort()
-    for negative_profit, other_id in ranked:
-        if deficit == 0:
-            break
+            ranking.append((-profit, other_id, summed))
+    heapify(ranking)
+    while deficit and ranking:
+        negative_profit, other_id, summed = heappop(ranking)
+        if not summed:
+            profit = unrealized_at_marks(markets, accounts[other_id])
+            if profit > 0:
+                heappush(ranking, (-profit, other_id, True))
+            continue
         take = min(deficit, -negative_profit)
         _take(state, other_id, account, margin_asset, take, seq, events)
         deficit -= take
