@@ -210,20 +210,23 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
     """Accounts with positions or lends and borrows that trades or ledger entries among
     events[start:] moved, or that a spot order's hold left with less collateral. A
     perpetual order holds nothing and maintenance does not count open orders, so its
-    acceptance alone moves no one's standing (its trades do)."""
+    acceptance alone moves no one's standing (its trades do). (A margin account's spot
+    order was accepted above initial margin, so its check here finds it covered; it is
+    made anyway, because it certifies the account for the next index update or Tick:
+    certificates.py.)"""
     found: dict[int, None] = {}
     markets = state.markets
     for event in events[start:]:
-        if isinstance(event, TradeExecuted):
+        if type(event) is TradeExecuted:
             found[event.taker_account_id] = None
             found[event.maker_account_id] = None
-        elif isinstance(event, LedgerPosted):
+        elif type(event) is LedgerPosted:
             for line in event.lines:
                 found[line[0]] = None
-        elif isinstance(event, OrderAccepted):
+        elif type(event) is OrderAccepted:
             if markets[event.market_id].kind != _PERP:
                 found[event.account_id] = None
-        elif isinstance(event, InterestAccrued):  # borrows grew
+        elif type(event) is InterestAccrued:  # borrows grew
             for account_id, _ in event.payments:
                 found[account_id] = None
     accounts = state.accounts

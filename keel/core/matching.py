@@ -185,6 +185,34 @@ def user_account_for(state: ExchangeState, account_id: int) -> Account:
     return account
 
 
+def _check_spot_order_margin(
+    state: ExchangeState,
+    account: Account,
+    market: Market,
+    book: Book,
+    is_buy: bool,
+    hold_asset: int,
+    hold: int,
+    crosses: bool,
+    price: int,
+    stp: int,
+    quantity: int,
+) -> None:
+    """_check_spot_margin with what the order can fill at once (`_fillable_steps`), which
+    only adds to the equity it counts: so first without it, and the book is walked only
+    when that is not enough (then the refusal names the equity with it)."""
+    if crosses:
+        try:
+            _check_spot_margin(state, account, market, is_buy, hold_asset, hold, 0, price)
+            return
+        except Rejected:
+            pass
+        fillable = _fillable_steps(state, book, is_buy, price, account.account_id, stp, quantity)
+    else:
+        fillable = 0
+    _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
+
+
 def _check_spot_margin(
     state: ExchangeState,
     account: Account,
@@ -289,14 +317,15 @@ def _decide_auto_funding(
         and state.margin_asset_id >= 0
         and (account.positions or account.account_id in state.lending_accounts or borrowing)
     ):
-        fillable = _fillable_steps(state, book, is_buy, price, account.account_id, stp, quantity) if crosses else 0
         # Decide on a trial, as BorrowLend does: apply the pool movement, check, undo.
         redeeming = funded - borrowing
         lent[hold_asset] -= redeeming
         borrowed[hold_asset] += borrowing
         balances[hold_asset] += funded
         try:
-            _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
+            _check_spot_order_margin(
+                state, account, market, book, is_buy, hold_asset, hold, crosses, price, stp, quantity
+            )
         finally:
             lent[hold_asset] += redeeming
             borrowed[hold_asset] -= borrowing
@@ -701,8 +730,7 @@ def place_order(
         and (account.positions or account_id in state.lending_accounts)
     ):
         # A margin account's spot hold stops counting as collateral: keep initial margin.
-        fillable = _fillable_steps(state, book, is_buy, price, account_id, stp, quantity) if crosses else 0
-        _check_spot_margin(state, account, market, is_buy, hold_asset, hold, fillable, price)
+        _check_spot_order_margin(state, account, market, book, is_buy, hold_asset, hold, crosses, price, stp, quantity)
     if hold > account.balances[hold_asset] - locked[hold_asset] + funded:
         raise Rejected(
             RejectCode.INSUFFICIENT_AVAILABLE,
