@@ -59,8 +59,10 @@ def sweep(state: ExchangeState) -> None:
 
 
 def before_clear(state: ExchangeState) -> None:
-    """Sweep the entries the caller is about to clear from the dirty list."""
-    sweep(state)
+    """Sweep the entries the caller is about to clear from the dirty list. Before a
+    perpetual is listed (no margin asset) nothing is ever certified: nothing to sweep."""
+    if state.margin_asset_id >= 0:
+        sweep(state)
     state.dirty_swept = 0
 
 
