@@ -64,6 +64,8 @@ def test_bench_engine_mixed_json_reports_reproducible_audited_figures() -> None:
     for field in ("ops_per_s", "commands_per_s", "spot_only_ops_per_s", "peak_rss_mb"):
         assert report[field] > 0, field
     assert report["mixed_over_spot_only"] == pytest.approx(report["ops_per_s"] / report["spot_only_ops_per_s"], 0.01)
+    pairs = zip(report["ops_per_s_runs"], report["spot_only_ops_per_s_runs"], strict=True)
+    assert report["mixed_over_spot_only_pairs"] == [pytest.approx(one / other, 0.01) for one, other in pairs]
     assert 0.3 < report["spot_share"] < 0.5
     assert report["spot_share"] + report["perp_share"] == pytest.approx(1.0)
     assert set(report["margin_check_us_by_positions"]) == {"1", "10", "50"}
