@@ -309,9 +309,7 @@ _decoder = msgspec.msgpack.Decoder(Command)
 # inserting the defaults of the fields it lacks before its last two elements. Only arrays
 # the current layout refuses take this path, and the result must still decode.
 _BASE_FIELDS: Final = frozenset(("seq", "timestamp_ns"))
-_TYPES_BY_TAG: Final[dict[object, type]] = {
-    kind.__struct_config__.tag: kind for kind in Command.__args__
-}
+_TYPES_BY_TAG: Final[dict[object, type]] = {kind.__struct_config__.tag: kind for kind in Command.__args__}
 
 
 def _upgraded(raw: object) -> object:

@@ -141,9 +141,7 @@ async def _from_history(gateway: Gateway, records: list[OrderRecord], seq: int) 
     the engine's position when the records were copied."""
     pending = [record for record in records if record.status == TRIGGER_PENDING and record.created_ns == 0]
     recall = [
-        record
-        for record in records
-        if record.status != TRIGGER_PENDING and (record.filled_steps or record.reduce_only)
+        record for record in records if record.status != TRIGGER_PENDING and (record.filled_steps or record.reduce_only)
     ]
     if recall:
         perps = set(market_ids_of_type(gateway, "PERP") or ())

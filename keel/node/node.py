@@ -309,9 +309,7 @@ class Node:
         with sequencer.read_lock:
             active = [schedule.schedule_id for schedule in self.engine.state.maintenances if schedule.active]
         for schedule_id in active:
-            cancel = CancelMaintenance(
-                seq=0, timestamp_ns=0, schedule_id=schedule_id, reason=reason, operator=operator
-            )
+            cancel = CancelMaintenance(seq=0, timestamp_ns=0, schedule_id=schedule_id, reason=reason, operator=operator)
             sequencer.submit(cancel, ignore)
         sequencer.submit(
             SetMarketState(
