@@ -211,8 +211,8 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
     events[start:] moved, or that a spot order's hold left with less collateral. A
     perpetual order holds nothing and maintenance does not count open orders, so its
     acceptance alone moves no one's standing (its trades do). (A margin account's spot
-    order was accepted above initial margin, so its check here finds it covered; it is
-    made anyway, because it certifies the account for the next index update or Tick:
+    order is accepted only above initial margin, so this check never liquidates it; it
+    is made anyway, because it certifies the account for the next index update or Tick:
     certificates.py.)"""
     found: dict[int, None] = {}
     markets = state.markets

@@ -2,8 +2,9 @@
 
 An entry is a `LedgerPosted` event: lines (account, asset, amount) that sum to zero per
 asset, a reason and a reference. `post_entry` checks the balance and applies the lines
-to accounts; the trade path in matching.py builds its five-line entry inline for speed
-and is checked by the same invariant tests. The engine does not keep the journal: it
+to accounts; the trade path in matching.py builds its five-line entry inline for speed,
+and so does a funding round in perps.settle_funding (a line per position record), both
+checked by the same invariant tests. The engine does not keep the journal: it
 emits it, and the history views (or a `LedgerTotals` in tests and the auditor) keep it.
 
 Imports: accounts, events, state.
