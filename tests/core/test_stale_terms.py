@@ -13,10 +13,13 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from keel.bench import mixed
 from keel.core import canonical, certificates, liquidation, matching, perps
+from keel.core.accounts import INSURANCE_ACCOUNT_ID
 from keel.core.commands import PlaceOrder, SetIndexPrices, Tick
+from keel.core.engine import Engine
 from keel.core.errors import Rejected
-from keel.core.events import Event
+from keel.core.events import EntryReason, Event, LedgerPosted
 from keel.core.invariants import audit
 from keel.core.liquidation import below_maintenance
 from keel.core.perps import DRIFT_CAP_E9, check_order_margin
@@ -230,3 +233,56 @@ def test_the_bound_is_switched_off_by_the_patch_the_differential_test_uses() -> 
         h, perp, sol, taker = _well_funded_long()
         h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
     assert h.account(taker).margin_terms[perp][3] == h.state.markets[perp].mark_ticks
+
+
+@pytest.mark.parametrize("extra_drift", [0, DRIFT_CAP_E9 + 1])
+def test_the_deficit_ranking_takes_from_holders_in_the_order_of_every_one_valued(extra_drift: int) -> None:
+    """liquidation._cover_deficit ranks from bounds of stale terms (or, past the drift cap,
+    from PnL summed at the marks) and values an account only when it comes to the top: its
+    takes must be those of every other holder valued afresh and sorted by (profit
+    descending, id ascending), for deficits that one holder covers, that several do, and
+    that all of them together cannot."""
+    engine = Engine()
+    stamp = mixed.Stamp()
+    for command in mixed.setup_commands(300, stamp):
+        engine.apply(command)
+    for _, segment in mixed.generate_flow(20_000, 7, 300, stamp).segments:
+        for command in segment:
+            engine.apply(command)
+    base = engine.state
+    base.mark_drift += extra_drift  # a larger drift is still a bound of the marks' moves
+    bankrupt = next(iter(base.position_holders))
+    valued = copy.deepcopy(base)
+    ranking = sorted(
+        (-profit, account_id)
+        for account_id in valued.position_holders
+        if account_id > 0
+        and account_id != bankrupt
+        and (profit := perps.unrealized_total_atomic(valued, valued.accounts[account_id])) > 0
+    )
+    assert len(ranking) > 10
+    stale = [account for account in base.accounts.values() if account.terms_drift != base.mark_drift]
+    assert stale, "the ranking must meet stale terms"
+    profits = [-negative for negative, _ in ranking]
+    margin_asset = base.margin_asset_id
+    for deficit in (1, profits[0] + profits[1] + 1, sum(profits) + 7):
+        state = copy.deepcopy(base)
+        state.accounts[INSURANCE_ACCOUNT_ID].balances[margin_asset] = 0
+        account = state.accounts[bankrupt]
+        account.balances[margin_asset] = -deficit
+        events: list[Event] = []
+        liquidation._cover_deficit(state, account, state.seq_last, events, {})
+        takes = [
+            (event.lines[0][0], -event.lines[0][2])
+            for event in events
+            if isinstance(event, LedgerPosted) and event.reason == EntryReason.ADL
+        ]
+        expected = []
+        left = deficit
+        for negative_profit, account_id in ranking:
+            if left == 0:
+                break
+            take = min(left, -negative_profit)
+            expected.append((account_id, take))
+            left -= take
+        assert takes == expected
