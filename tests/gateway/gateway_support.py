@@ -53,6 +53,16 @@ class Server:
     process: subprocess.Popen[str]
 
 
+def past_a_minutes_first_second() -> None:
+    """Wait, if need be, until the current minute is more than a second old. ccxt asks for
+    candles that start before now in whole seconds (spec: start < endTime), so a candle
+    that began in the very second of the fetch is rightly not in the answer yet: a test
+    that trades and then fetches its candle calls this first."""
+    into_minute = time.time() % 60
+    if into_minute < 1.05:
+        time.sleep(1.05 - into_minute)
+
+
 def start_server(data_dir: Path, *extra: str) -> Server:
     """Start `python -m keel.gateway serve` on a free port and wait until it answers."""
     process = subprocess.Popen(

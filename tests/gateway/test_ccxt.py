@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ccxt
 import pytest
-from gateway_support import Api, Key
+from gateway_support import Api, Key, past_a_minutes_first_second
 
 
 def _client(api: Api, key: Key) -> ccxt.backpack:
@@ -70,6 +70,7 @@ def test_ccxt_drives_the_exchange(api: Api) -> None:
     assert [(trade["side"], trade["amount"]) for trade in public] == [("buy", 0.4)]
     ticker = bob.fetch_ticker("SOL/USDC")
     assert (ticker["last"], ticker["baseVolume"], ticker["quoteVolume"]) == (100.0, 0.4, 40.0)
+    past_a_minutes_first_second()
     assert bob.fetch_ohlcv("SOL/USDC", "1m")[-1][1:] == [100.0, 100.0, 100.0, 100.0, 0.4]
     assert [one["status"] for one in bob.fetch_orders("SOL/USDC")] == ["open"]
     assert bob.cancel_all_orders("SOL/USDC")[0]["id"] == ask["id"]

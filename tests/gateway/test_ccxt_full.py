@@ -31,7 +31,7 @@ from pathlib import Path
 
 import ccxt
 import pytest
-from gateway_support import Api, Key, Server, keel, start_server, stop_server
+from gateway_support import Api, Key, Server, keel, past_a_minutes_first_second, start_server, stop_server
 
 INDEX_PRICES = ("SOL=150", "BTC=95000", "ETH=3500")
 
@@ -149,11 +149,7 @@ def test_ticker_tickers_order_book_trades_and_candles(api: Api) -> None:
     assert tickers["ETH/USDC"]["last"] == 3500.0
     assert set(buyer.fetch_tickers()) == set(buyer.markets)
 
-    # ccxt asks for candles starting before now in whole seconds (spec: start < endTime), so
-    # a candle that began this very second is not yet in the answer: not in its first second.
-    into_minute = time.time() % 60
-    if into_minute < 1.05:
-        time.sleep(1.05 - into_minute)
+    past_a_minutes_first_second()
     for timeframe in ("1m", "1h", "1d"):
         candles = buyer.fetch_ohlcv("ETH/USDC", timeframe)
         assert candles[-1][1:] == [3500.0, 3500.0, 3500.0, 3500.0, 0.4], timeframe
