@@ -53,6 +53,7 @@ def sweep(state: ExchangeState) -> None:
     change before the grant was swept before it, and one after it is swept later."""
     dirty = state.dirty_accounts
     start = state.dirty_swept
+    assert start <= len(dirty), "the dirty list was cleared without before_clear"
     if start < len(dirty):
         state.uncertified.update(dict.fromkeys(map(_ACCOUNT_ID, dirty[start:])))
         state.dirty_swept = len(dirty)
