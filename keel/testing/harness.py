@@ -11,12 +11,24 @@ from typing import Any
 
 from keel.core import canonical
 from keel.core.accounts import Account
-from keel.core.commands import Command, CreateAccount, Credit, ListAsset, ListMarket
+from keel.core.commands import (
+    BorrowLend,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Credit,
+    ListAsset,
+    ListMarket,
+    PlaceOrder,
+    SetIndexPrices,
+    Tick,
+)
 from keel.core.engine import Engine
 from keel.core.errors import RejectCode
 from keel.core.events import AccountCreated, CommandRejected, Event
 from keel.core.invariants import audit
 from keel.core.ledger import LedgerTotals
+from keel.core.lending_pool import BorrowLendSide
 
 # (symbol, decimals)
 DEFAULT_ASSETS = (("USDC", 6), ("SOL", 9), ("BTC", 8), ("ETH", 8))
@@ -26,6 +38,8 @@ DEFAULT_MARKETS = (
     ("BTC_USDC", "BTC", "USDC", 100_000, 1_000, 1, 1_000_000),  # tick 0.1, step 0.00001 BTC
     ("ETH_USDC", "ETH", "USDC", 10_000, 10_000, 1, 1_000_000),  # tick 0.01, step 0.0001 ETH
 )
+_USDC = 1_000_000  # atomic units per whole unit, as listed by list_margin_defaults
+_SOL = 1_000_000_000
 FEE_MAKER_BPS = 2
 FEE_TAKER_BPS = 5
 
@@ -144,6 +158,74 @@ class Harness:
         fields.update(overrides)
         self.ok(ListMarket, **fields)
         return self.market(symbol)
+
+    def list_margin_defaults(self) -> None:
+        """The margin tests' exchange: USDC borrowable (10% initial, 5% maintenance on a
+        borrow) at 5% a year at zero utilization, +15% up to 80% utilization, +100% above, a
+        10% spread; SOL (collateral weight 90%) at an index of 100; SOL_USDC and
+        SOL_USDC_PERP without fees (the perpetual makes USDC the margin asset)."""
+        self.ok(
+            ListAsset,
+            symbol="USDC",
+            decimals=6,
+            borrow_imf_bps=1_000,
+            borrow_mmf_bps=500,
+            rate_base_e9=50_000_000,
+            rate_slope1_e9=150_000_000,
+            rate_slope2_e9=1_000_000_000,
+            optimal_utilization_bps=8_000,
+            interest_spread_bps=1_000,
+        )
+        self.ok(ListAsset, symbol="SOL", decimals=9, collateral_weight_bps=9_000)
+        self.ok(ListMarket, **self.sol_market_fields("SOL_USDC", fee_maker_bps=0, fee_taker_bps=0))
+        self.list_perp(fee_maker_bps=0, fee_taker_bps=0)
+        self.ok(SetIndexPrices, prices=((self.asset("SOL"), 100 * _USDC),))
+
+    def margin_accounts(self) -> list[int]:
+        """Six accounts on list_margin_defaults' exchange: 50, 450 and 850 USDC in turn, the
+        odd ones with 1 SOL too (the thin ones are liquidated by index moves now and then)."""
+        return [
+            self.new_account(USDC=(50 + 400 * (n % 3)) * _USDC, **({"SOL": _SOL} if n % 2 else {})) for n in range(6)
+        ]
+
+    def submit_margin_action(self, accounts: list[int], action: tuple[int, str, int, int, int]) -> list[Event]:
+        """Submit one step of a random margin flow on list_margin_defaults' exchange:
+        (account index, kind, side, price ticks or index in ticks, steps or whole USDC).
+        Kinds: "perp" and "spot" limit orders ("auto" a spot one with automatic borrowing
+        and lending flags from the steps), "market" a perpetual market order, "lend",
+        "borrow", "index", "tick", "deposit", and "cancel" (the account's oldest open
+        order; no command when it has none). Ticks and deposits must not be refused."""
+        who, kind, side, number, amount = action
+        account = accounts[who]
+        if kind in ("perp", "spot", "auto", "market"):
+            fields = {"order_type": 1} if kind == "market" else {"order_type": 0, "price_ticks": number}
+            return self.submit(
+                PlaceOrder,
+                account_id=account,
+                market_id=self.market("SOL_USDC" if kind in ("spot", "auto") else "SOL_USDC_PERP"),
+                side=side,
+                quantity_steps=amount,
+                self_trade_prevention=3,
+                auto_margin=amount % 16 if kind == "auto" else 0,
+                **fields,
+            )
+        if kind in ("lend", "borrow"):
+            side_code = BorrowLendSide.LEND if kind == "lend" else BorrowLendSide.BORROW
+            return self.submit(
+                BorrowLend, account_id=account, asset_id=0, side=int(side_code), amount_atomic=amount * _USDC
+            )
+        if kind == "index":
+            return self.submit(SetIndexPrices, prices=((self.asset("SOL"), number * 10_000),))
+        if kind == "tick":
+            return self.ok(Tick)
+        if kind == "deposit":
+            return self.ok(Credit, account_id=account, asset_id=0, amount_atomic=amount * _USDC)
+        assert kind == "cancel", kind
+        open_ids = sorted(self.account(account).orders_open)
+        if not open_ids:
+            return []
+        order = self.account(account).orders_open[open_ids[0]]
+        return self.submit(CancelOrder, account_id=account, market_id=order.market_id, order_id=order.order_id)
 
     def new_account(self, **deposits: int) -> int:
         """Open an account and credit it: new_account(USDC=1_000_000_000, SOL=...)."""

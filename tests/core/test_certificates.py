@@ -18,19 +18,12 @@ from keel.bench.mixed import Stamp, generate_flow, setup_commands
 from keel.core import canonical, certificates
 from keel.core import engine as engine_module
 from keel.core.commands import (
-    BorrowLend,
-    CancelOrder,
     Command,
-    Credit,
-    ListAsset,
-    ListMarket,
     PlaceOrder,
     SetIndexPrices,
-    Tick,
 )
 from keel.core.engine import Engine
 from keel.core.events import Event, FundingSettled, LiquidationStarted
-from keel.core.lending import BorrowLendSide
 from keel.core.state import ExchangeState
 from keel.testing.harness import Harness
 
@@ -46,64 +39,17 @@ def _exchange() -> tuple[Harness, list[int]]:
     """USDC borrowable, SOL at 100 with a spot market and a perpetual; six accounts, some
     thin (50 USDC) and some with SOL, so that index moves liquidate now and then."""
     h = Harness(timestamp_step_ns=HOUR_NS // 4)
-    h.ok(
-        ListAsset,
-        symbol="USDC",
-        decimals=6,
-        borrow_imf_bps=1_000,
-        borrow_mmf_bps=500,
-        rate_base_e9=50_000_000,
-        rate_slope1_e9=150_000_000,
-        rate_slope2_e9=1_000_000_000,
-        optimal_utilization_bps=8_000,
-        interest_spread_bps=1_000,
-    )
-    h.ok(ListAsset, symbol="SOL", decimals=9, collateral_weight_bps=9_000)
-    h.ok(ListMarket, **h.sol_market_fields("SOL_USDC", fee_maker_bps=0, fee_taker_bps=0))
-    h.list_perp(fee_maker_bps=0, fee_taker_bps=0)
-    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
-    accounts = [h.new_account(USDC=(50 + 400 * (n % 3)) * USDC, **({"SOL": SOL} if n % 2 else {})) for n in range(6)]
-    return h, accounts
+    h.list_margin_defaults()
+    return h, h.margin_accounts()
 
 
 def _run(actions: list[Action], hash_every: int) -> tuple[list[list[Event]], bytes]:
     h, accounts = _exchange()
-    sol, spot, perp = h.asset("SOL"), h.market("SOL_USDC"), h.market("SOL_USDC_PERP")
     answers: list[list[Event]] = []
-    for step, (who, kind, side, number, amount) in enumerate(actions):
-        account = accounts[who]
-        if kind in ("perp", "spot", "auto", "market"):
-            fields = {"order_type": 1} if kind == "market" else {"order_type": 0, "price_ticks": number}
-            answers.append(
-                h.submit(
-                    PlaceOrder,
-                    account_id=account,
-                    market_id=spot if kind in ("spot", "auto") else perp,
-                    side=side,
-                    quantity_steps=amount,
-                    self_trade_prevention=3,
-                    auto_margin=amount % 16 if kind == "auto" else 0,
-                    **fields,
-                )
-            )
-        elif kind in ("lend", "borrow"):
-            side_code = BorrowLendSide.LEND if kind == "lend" else BorrowLendSide.BORROW
-            answers.append(
-                h.submit(BorrowLend, account_id=account, asset_id=0, side=int(side_code), amount_atomic=amount * USDC)
-            )
-        elif kind == "index":
-            answers.append(h.submit(SetIndexPrices, prices=((sol, number * 10_000),)))
-        elif kind == "tick":
-            answers.append(h.submit(Tick))
-        elif kind == "deposit":
-            answers.append(h.submit(Credit, account_id=account, asset_id=0, amount_atomic=amount * USDC))
-        else:
-            open_ids = sorted(h.account(account).orders_open)
-            if open_ids:
-                order = h.account(account).orders_open[open_ids[0]]
-                answers.append(
-                    h.submit(CancelOrder, account_id=account, market_id=order.market_id, order_id=order.order_id)
-                )
+    for step, action in enumerate(actions):
+        events = h.submit_margin_action(accounts, action)
+        if events:  # a cancel with nothing open submits nothing
+            answers.append(events)
         if hash_every and step % hash_every == 0:
             h.engine.state_hash()  # the hasher sweeps and clears the dirty list
     assert h.audit() == []

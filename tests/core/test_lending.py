@@ -10,12 +10,7 @@ from keel.core import canonical
 from keel.core.accounts import FEE_ACCOUNT_ID, LENDING_POOL_ACCOUNT_ID
 from keel.core.commands import (
     BorrowLend,
-    CancelOrder,
-    Credit,
-    ListAsset,
-    ListMarket,
     PlaceOrder,
-    SetIndexPrices,
     Tick,
 )
 from keel.core.errors import RejectCode
@@ -31,25 +26,11 @@ BORROW, LEND = int(BorrowLendSide.BORROW), int(BorrowLendSide.LEND)
 
 
 def setup() -> Harness:
-    """USDC borrowable (10% initial, 5% maintenance on a borrow) at 5% a year at zero
-    utilization, +15% up to 80% utilization, +100% above; a 10% spread. SOL at 100."""
+    """The margin tests' exchange (Harness.list_margin_defaults): USDC borrowable (10%
+    initial, 5% maintenance on a borrow) at 5% a year at zero utilization, +15% up to 80%
+    utilization, +100% above; a 10% spread. SOL at 100."""
     h = Harness(timestamp_step_ns=HOUR_NS // 4)
-    h.ok(
-        ListAsset,
-        symbol="USDC",
-        decimals=6,
-        borrow_imf_bps=1_000,
-        borrow_mmf_bps=500,
-        rate_base_e9=50_000_000,
-        rate_slope1_e9=150_000_000,
-        rate_slope2_e9=1_000_000_000,
-        optimal_utilization_bps=8_000,
-        interest_spread_bps=1_000,
-    )
-    h.ok(ListAsset, symbol="SOL", decimals=9, collateral_weight_bps=9_000)
-    h.ok(ListMarket, **h.sol_market_fields("SOL_USDC", fee_maker_bps=0, fee_taker_bps=0))
-    h.list_perp(fee_maker_bps=0, fee_taker_bps=0)  # perps make USDC the margin asset
-    h.ok(SetIndexPrices, prices=((h.asset("SOL"), 100 * USDC),))
+    h.list_margin_defaults()
     return h
 
 
@@ -220,40 +201,8 @@ def test_random_margin_flow_keeps_every_invariant(actions: list[tuple[int, str, 
     holds (no account below maintenance, pool == lent - borrowed, ledger sums, positions
     net to zero, ...) and the incremental hash equals the full one."""
     h = setup()
-    sol, spot, perp = h.asset("SOL"), h.market("SOL_USDC"), h.market("SOL_USDC_PERP")
-    accounts = [h.new_account(USDC=(50 + 400 * (n % 3)) * USDC, **({"SOL": SOL} if n % 2 else {})) for n in range(6)]
-    for who, kind, side, number, amount in actions:
-        account = accounts[who]
-        if kind in ("perp", "spot", "auto"):
-            h.submit(
-                PlaceOrder,
-                account_id=account,
-                market_id=perp if kind == "perp" else spot,
-                side=side,
-                order_type=0,
-                price_ticks=number,
-                quantity_steps=amount,
-                self_trade_prevention=3,
-                auto_margin=amount % 16 if kind == "auto" else 0,
-            )
-        elif kind in ("lend", "borrow"):
-            h.submit(
-                BorrowLend,
-                account_id=account,
-                asset_id=0,
-                side=LEND if kind == "lend" else BORROW,
-                amount_atomic=amount * USDC,
-            )
-        elif kind == "index":
-            h.submit(SetIndexPrices, prices=((sol, number * 10_000),))
-        elif kind == "tick":
-            h.ok(Tick)
-        elif kind == "deposit":
-            h.ok(Credit, account_id=account, asset_id=0, amount_atomic=amount * USDC)
-        else:
-            open_ids = sorted(h.account(account).orders_open)
-            if open_ids:
-                order = h.account(account).orders_open[open_ids[0]]
-                h.submit(CancelOrder, account_id=account, market_id=order.market_id, order_id=order.order_id)
+    accounts = h.margin_accounts()
+    for action in actions:
+        h.submit_margin_action(accounts, action)
         assert h.audit() == []
         assert h.engine.state_hash() == canonical.state_hash(h.state)
