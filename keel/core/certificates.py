@@ -31,13 +31,14 @@ makes anyway, in the same ascending id order, so decisions, events and hashes ar
 of a scan over every holder (tests/core/test_certificates.py compares them with
 certificates switched off).
 
-Imports: perps, state.
+Imports: accounts, perps, state.
 """
 
 from __future__ import annotations
 
 from operator import attrgetter
 
+from keel.core.accounts import Account
 from keel.core.perps import DRIFT_CAP_E9
 from keel.core.state import ExchangeState
 
@@ -57,6 +58,15 @@ def sweep(state: ExchangeState) -> None:
     if start < len(dirty):
         state.uncertified.update(dict.fromkeys(map(_ACCOUNT_ID, dirty[start:])))
         state.dirty_swept = len(dirty)
+
+
+def grant(state: ExchangeState, account: Account) -> None:
+    """Certify an account the scan's quick check just found covered at the drift cap, with
+    every change before now swept (liquidation.liquidate_where_needed)."""
+    state.uncertified.pop(account.account_id, None)
+    floor = state.cert_floor
+    if floor is not None and account.terms_drift < floor:
+        state.cert_floor = account.terms_drift
 
 
 def before_clear(state: ExchangeState) -> None:
@@ -84,4 +94,4 @@ def reset(state: ExchangeState) -> None:
     state.cert_floor = state.mark_drift
 
 
-__all__ = ["ENABLED", "before_clear", "reset", "sweep", "uncertified_now"]
+__all__ = ["ENABLED", "before_clear", "grant", "reset", "sweep", "uncertified_now"]

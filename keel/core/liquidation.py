@@ -176,7 +176,6 @@ def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int
     certify = certificates.ENABLED
     if certify:
         certificates.sweep(state)  # changes before a grant are swept before it
-    uncertified = state.uncertified
     for account_id in sorted(set(candidates)):
         account = accounts.get(account_id)
         if account is None or account_id <= 0:
@@ -188,11 +187,8 @@ def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int
             and account.balances[margin_asset] - account.locked[margin_asset] >= need
             and account_id not in lending
         ):
-            if certify:  # covered until it changes or the drift passes the cap (certificates.py)
-                uncertified.pop(account_id, None)
-                floor = state.cert_floor
-                if floor is not None and account.terms_drift < floor:
-                    state.cert_floor = account.terms_drift
+            if certify:  # covered until it changes or the drift passes the cap
+                certificates.grant(state, account)
             continue
         if below_maintenance(state, account):
             _liquidate(state, account, seq, events)
@@ -208,10 +204,7 @@ def _certify_if_covered(state: ExchangeState, account: Account, oldest: int) -> 
         need = account.cap_need = maintenance_need(account, DELTA_MAX_E9)
     margin_asset = state.margin_asset_id
     if account.terms_drift >= oldest and account.balances[margin_asset] - account.locked[margin_asset] >= need:
-        state.uncertified.pop(account.account_id, None)
-        floor = state.cert_floor
-        if floor is not None and account.terms_drift < floor:
-            state.cert_floor = account.terms_drift
+        certificates.grant(state, account)
 
 
 def _liquidate(state: ExchangeState, account: Account, seq: int, events: list[Event]) -> None:
