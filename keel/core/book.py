@@ -4,8 +4,11 @@ Each side maps a price (ticks) to a `Level`: a FIFO deque of resting orders plus
 level's open quantity and live-order count. A heap per side finds the best price (bids
 stored negated). Cancels are lazy, as in `../shared/bench/reference_book.py`: a cancelled
 order gets `open_steps = 0` and stays in its deque until it reaches the front, where the
-matching loop drops it; a level whose live count reaches zero is removed from its side at
-once, and its heap entry is dropped when it surfaces. So "the book holds exactly the
+matching loop drops it, or until the cancels in its level outnumber the live orders by a
+margin and the level's deque is compacted in place (matching._compact: a long-lived order
+behind a quote that is placed and cancelled again and again must not grow its level
+without bound); a level whose live count reaches zero is removed from its side at once,
+and its heap entry is dropped when it surfaces. So "the book holds exactly the
 open orders, each once, in price-time order" reads: the live (open_steps > 0) orders of
 all levels are exactly the market's open orders, each in the level of its price, in
 order of arrival.

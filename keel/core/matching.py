@@ -76,6 +76,7 @@ trigger_records.
 
 from __future__ import annotations
 
+from collections import deque
 from heapq import heappop
 
 from keel.core import limits
@@ -1195,15 +1196,32 @@ def _cancel_resting(
     state.dirty_orders.append(order)
     state.dirty_accounts.append(account)
     level.open_steps -= cancelled_steps
-    level.live -= 1
+    live = level.live - 1
+    level.live = live
     order.open_steps = 0
-    if level.live == 0:
+    if live == 0:
         del levels[price]
+    elif len(level.orders) > 2 * live + _DEAD_SLACK:
+        _compact(level.orders)
     del state.orders[order_id]
     del account.orders_open[order_id]
     if order.client_id != -1:
         del account.client_orders[order.client_id]
     events.append(OrderCancelled(order_id, order.account_id, order.market_id, reason, cancelled_steps))
+
+
+# A level's queue is compacted once its cancelled entries outnumber its live orders by
+# this much (book.py): amortised O(1) per cancel, and a queue never holds more than
+# about twice its live orders, however long an order rests behind a churning quote.
+_DEAD_SLACK = 16
+
+
+def _compact(queue: deque[Order]) -> None:
+    """Drop a level's cancelled entries in place, keeping its live orders in time priority.
+    In place: the matching loop may hold this deque while a self-trade cancel lands here."""
+    live = [order for order in queue if order.open_steps]
+    queue.clear()
+    queue.extend(live)
 
 
 _USER_CANCEL = int(EndReason.USER_CANCEL)

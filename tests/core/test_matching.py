@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from keel.core import matching
+from keel.core import canonical, matching
 from keel.core.accounts import FEE_ACCOUNT_ID
 from keel.core.commands import CancelAllOrders, CancelOrder, ListMarket, PlaceOrder, SetMarketState
 from keel.core.errors import RejectCode, Rejected
@@ -1414,4 +1414,60 @@ def test_unknown_market_rejected(h: Harness, market_id: int) -> None:
     reject_order(
         h, RejectCode.UNKNOWN_MARKET, f"market {market_id} does not exist", a, BUY, 10_000, 1, market=market_id
     )
+    assert h.audit() == []
+
+
+# ---- cancelled entries in a level's queue ----------------------------------------------
+
+
+def test_a_quote_churning_behind_a_resting_order_never_grows_its_level() -> None:
+    """A market maker placing and cancelling at one price, again and again, behind an order
+    that rests there all along: the level's queue stays within twice its live orders plus
+    the slack (compacted in place, book.py), the resting order keeps its time priority and
+    the state hash is the full recompute's."""
+    h = Harness()
+    h.list_defaults()
+    patient = h.new_account(USDC=10_000_000)
+    maker = h.new_account(USDC=1_000_000_000)
+    seller = h.new_account(SOL=100_000_000)
+    first = rest(h, patient, BUY, 10_000, 1)
+    level = h.state.books[SOL_USDC].bids[10_000]
+    longest = 0
+    for _ in range(500):
+        quote = rest(h, maker, BUY, 10_000, 2)
+        h.ok(CancelOrder, account_id=maker, market_id=SOL_USDC, order_id=quote)
+        longest = max(longest, len(level.orders))
+    assert level.live == 1
+    assert longest <= 2 * 2 + matching._DEAD_SLACK + 1  # 2 live at most, then the one appended
+    assert h.engine.state_hash() == canonical.state_hash(h.state)
+    last = rest(h, maker, BUY, 10_000, 2)
+    events = place(h, seller, SELL, 10_000, 3)
+    assert [trade[0] for trade in trades_of(events)] == [first, last]
+    assert h.state.books[SOL_USDC].bids == {}
+    assert h.audit() == []
+
+
+def test_a_self_trade_cancel_that_compacts_the_level_being_matched() -> None:
+    """RejectMaker cancels the taker's own orders at the front of a level whose queue is
+    mostly cancelled entries: the first cancel compacts the queue under the matching loop,
+    which goes on with the same deque and trades with the other account's order behind."""
+    h = Harness()
+    h.list_defaults()
+    x = h.new_account(USDC=100_000_000, SOL=100_000_000)
+    y = h.new_account(SOL=100_000_000)
+    z = h.new_account(SOL=100_000_000)
+    own = [rest(h, x, SELL, 10_000, 1) for _ in range(3)]
+    other = rest(h, y, SELL, 10_000, 4)
+    level = h.state.books[SOL_USDC].asks[10_000]
+    for _ in range(matching._DEAD_SLACK + 4):  # dead entries up to the compaction threshold
+        quote = rest(h, z, SELL, 10_000, 1)
+        h.ok(CancelOrder, account_id=z, market_id=SOL_USDC, order_id=quote)
+    assert len(level.orders) == 4 + matching._DEAD_SLACK + 4  # not yet compacted: 24 <= 2 x 4 + 16
+    events = place(h, x, BUY, 10_000, 2, self_trade_prevention=REJECT_MAKER)
+    cancelled = [event.order_id for event in events if isinstance(event, OrderCancelled)]
+    assert cancelled == own
+    assert trades_of(events) == [(other, 10_000, 2, 1_000, 400)]  # 2_000_000 notional: fees 5 and 2 bps
+    assert list(level.orders) == [h.state.orders[other]]
+    assert level.live == 1 and level.open_steps == 2
+    assert h.engine.state_hash() == canonical.state_hash(h.state)
     assert h.audit() == []
