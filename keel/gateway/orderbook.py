@@ -182,6 +182,41 @@ def with_attachment(record: OrderRecord, order: AttachmentTerms | None) -> Order
     return record
 
 
+class HistoryTerms(AttachmentTerms, Protocol):
+    """An order's history row (the views' record, or the gateway's copy of it) as
+    complete_from_history reads it."""
+
+    @property
+    def parent_order_id(self) -> int: ...
+    @property
+    def trigger_price_ticks(self) -> int: ...
+    @property
+    def trigger_by(self) -> int: ...
+    @property
+    def triggered_ns(self) -> int: ...
+
+
+def must_recall(is_perp: bool, filled_steps: int, reduce_only: bool) -> bool:
+    """Whether an open order's record needs its history row (complete_from_history): a
+    perpetual order that has filled (the engine forgot its take-profit and stop-loss at the
+    first fill) or is reduce-only (a take-profit or stop-loss that fired and rests is one;
+    the engine's order names neither its parent nor its trigger)."""
+    return is_perp and bool(filled_steps or reduce_only)
+
+
+def complete_from_history(record: OrderRecord, row: HistoryTerms) -> None:
+    """Copy onto an open order's record what its history row keeps and the engine's order
+    does not: the take-profit and stop-loss it was placed with, its parent, and for an
+    order a trigger placed, that trigger's price, trigger-by and firing time."""
+    if not (record.take_profit_trigger_ticks or record.stop_loss_trigger_ticks):
+        with_attachment(record, row)
+    record.parent_order_id = record.parent_order_id or row.parent_order_id
+    if row.trigger_price_ticks and not record.trigger_price_ticks:
+        record.trigger_price_ticks = row.trigger_price_ticks
+        record.trigger_by = row.trigger_by
+        record.triggered_ns = row.triggered_ns
+
+
 def record_of_child(event: TriggerAccepted, created_ns: int) -> OrderRecord:
     """A pending take-profit or stop-loss its parent's first fill created, from its event."""
     assert event.parent_order_id > 0

@@ -17,9 +17,11 @@ is read from the history views, where its row was written when it was accepted.
 The same goes for two things the engine forgets about an open perpetual order: the
 take-profit and stop-loss it was placed with (the engine turns them into trigger orders
 at its first fill) and, for a take-profit or stop-loss that fired and now rests, its
-parent (`relatedOrderId`). The open-order queries and the cancel answers read both from
-the order's history row, once the views have caught up with the engine's seq at the
-copy, so an order shows the same terms here as in order history and on the order stream.
+parent (`relatedOrderId`) and trigger (`triggerPrice`, `triggerBy`, `triggeredAt`). The
+open-order queries and the cancel answers read them from the order's history row
+(orderbook.must_recall, complete_from_history), once the views have caught up with the
+engine's seq at the copy, so an order shows the same terms here as in order history and
+on the order stream.
 
 `marketType` (SPOT or PERP) narrows open orders, order history and fills to the markets
 of that kind; the other upstream kinds (IPERP, DATED, PREDICTION, RFQ) have no markets
@@ -46,7 +48,14 @@ from keel.gateway import convert, shapes
 from keel.gateway.context import Gateway
 from keel.gateway.errors import ApiError, bad_request, not_found, rejection
 from keel.gateway.format import MarketFormat
-from keel.gateway.orderbook import OrderRecord, batch_results, fold_events, record_of_trigger, with_attachment
+from keel.gateway.orderbook import (
+    OrderRecord,
+    batch_results,
+    complete_from_history,
+    fold_events,
+    must_recall,
+    record_of_trigger,
+)
 from keel.gateway.web import account_of, body_of, gateway_of, json_response, query
 from keel.views import TRIGGER_PENDING
 
@@ -140,12 +149,14 @@ async def _from_history(gateway: Gateway, records: list[OrderRecord], seq: int) 
     and parent once the engine has forgotten them. The views first catch up with `seq`,
     the engine's position when the records were copied."""
     pending = [record for record in records if record.status == TRIGGER_PENDING and record.created_ns == 0]
-    recall = [
-        record for record in records if record.status != TRIGGER_PENDING and (record.filled_steps or record.reduce_only)
-    ]
+    recall = [record for record in records if record.status != TRIGGER_PENDING]
     if recall:
         perps = set(market_ids_of_type(gateway, "PERP") or ())
-        recall = [record for record in recall if record.market_id in perps]
+        recall = [
+            record
+            for record in recall
+            if must_recall(record.market_id in perps, record.filled_steps, record.reduce_only)
+        ]
     if not pending and not recall:
         return
     await gateway.history_caught_up(seq)
@@ -159,9 +170,7 @@ async def _from_history(gateway: Gateway, records: list[OrderRecord], seq: int) 
             row = rows.get(record.order_id)
             if row is None or row.account_id != record.account_id:
                 continue  # not projected yet (a stalled store): what the engine holds
-            if not (record.take_profit_trigger_ticks or record.stop_loss_trigger_ticks):
-                with_attachment(record, row)
-            record.parent_order_id = record.parent_order_id or row.parent_order_id
+            complete_from_history(record, row)
 
 
 def market_ids_of_type(gateway: Gateway, market_type: str | None) -> list[int] | None:

@@ -193,7 +193,8 @@ def test_open_orders_keep_the_attachment_after_a_fill_and_name_a_fired_childs_pa
     order (fetch_open_orders, fetch_open_order, and the cancel's answer) still shows it, as
     history and the order stream do. Judy and Ken then trade 0.1 at 102: the take-profit
     fires and its limit sell at 101 rests on the book, still naming its parent
-    (relatedOrderId), while the stop-loss is cancelled."""
+    (relatedOrderId) and its trigger (triggerPrice, triggerBy, triggeredAt), while the
+    stop-loss is cancelled."""
     index(api, "SOL=100")
     heidi, ivan, judy, ken = (client(api, api.account(USDC="1000")) for _ in range(4))
     parent = heidi.create_order(
@@ -229,6 +230,15 @@ def test_open_orders_keep_the_attachment_after_a_fill_and_name_a_fired_childs_pa
     [child] = rested
     assert (child["side"], child["price"], child["amount"], child["reduceOnly"]) == ("sell", 101.0, 1.0, True)
     assert child["info"]["relatedOrderId"] == parent["id"]
+    # Its trigger too, as in history and on the order stream (read from its history row).
+    fired = heidi.fetch_open_order(child["id"], SOL_PERP)["info"]
+    for shown_child in (child["info"], fired):
+        assert (shown_child["triggerPrice"], shown_child["triggerQuantity"], shown_child["triggerBy"]) == (
+            "102",
+            "1",
+            "LastPrice",
+        )
+        assert isinstance(shown_child["triggeredAt"], int) and shown_child["triggeredAt"] >= shown_child["createdAt"]
     assert {order["id"] for order in heidi.fetch_open_orders(SOL_PERP)} == {parent["id"], child["id"]}
 
     cancelled = heidi.cancel_order(parent["id"], SOL_PERP)

@@ -679,9 +679,9 @@ def test_a_restart_keeps_the_attachment_and_the_parent_on_order_frames(tmp_path:
     market stop-loss 90) fills 0.4; the index then takes the mark to 111, so the
     take-profit fires and rests as a sell of the 0.4 held at 109.5, and the stop-loss is
     cancelled. Then `keel serve` restarts, and the engine it recovers holds neither the
-    bid's terms (forgotten at its first fill) nor the resting take-profit's parent. The
-    bid's last fill and the take-profit's fill, after the restart, must still show them
-    on Bob's order stream, as history does."""
+    bid's terms (forgotten at its first fill) nor the resting take-profit's parent and
+    trigger. The bid's last fill and the take-profit's fill, after the restart, must
+    still show them on Bob's order stream, as history does."""
     data_dir = tmp_path / "data"
     assert keel("init", "--data", str(data_dir)).returncode == 0
     symbol = "SOL_USDC_PERP"
@@ -746,6 +746,7 @@ def test_a_restart_keeps_the_attachment_and_the_parent_on_order_frames(tmp_path:
         "I": None,
     }
     assert sold["I"] == placed["id"]
+    assert (sold["P"], sold["B"], sold["Y"]) == ("110", "MarkPrice", "0.4")  # its trigger, from history too
     assert not {"a", "b", "j", "k", "d", "g"} & set(sold)
 
 

@@ -51,8 +51,8 @@ keeps parent_order_id. Seeding at a start reads both from the engine where it st
 holds them (an unfilled order's attachment, a pending trigger's parent) and otherwise
 from the history views (`orders_to_recall`): an open order that filled before the start
 has lost its attachment in the engine, and a fired take-profit or stop-loss resting on
-the book its parent; the views, caught up to the same seq before the streams are seeded,
-keep both. So a restart changes none of these keys.
+the book its parent and its trigger (`P`, `B`); the views, caught up to the same seq
+before the streams are seeded, keep them all. So a restart changes none of these keys.
 
 While folding, `Fold` collects what subscribers are owed, in log order: public frames
 (trades, mark prices, liquidations), private frames (order and position updates, by
@@ -91,6 +91,8 @@ from keel.gateway.context import build_catalog
 from keel.gateway.format import MarketFormat
 from keel.gateway.orderbook import (
     OrderRecord,
+    complete_from_history,
+    must_recall,
     record_from_accepted,
     record_of_child,
     record_of_trigger,
@@ -257,14 +259,13 @@ EVERYONE: Final = _Everyone()
 
 
 def orders_to_recall(state: ExchangeState) -> list[int]:
-    """Return the open perpetual orders whose take-profit and stop-loss, or parent, only the
-    history views still know (module docstring): those that have filled (the engine forgot
-    their attachment at the first fill) and the reduce-only ones (a take-profit or stop-loss
-    that fired and rests is one; the engine's order does not name its parent)."""
+    """Return the open orders whose take-profit and stop-loss, parent or trigger only the
+    history views still know (module docstring; orderbook.must_recall)."""
+    markets = state.markets
     return [
         order_id
         for order_id, order in state.orders.items()
-        if state.markets[order.market_id].kind == _PERP and (order.filled_steps or order.reduce_only)
+        if must_recall(markets[order.market_id].kind == _PERP, order.filled_steps, order.reduce_only)
     ]
 
 
@@ -377,8 +378,7 @@ class Mirror:
             row = recalled.get(order_id) if recalled else None
             if row is not None:
                 assert row.account_id == order.account_id, f"streams: order {order_id} is another account's in history"
-                with_attachment(live.record, row)
-                live.record.parent_order_id = row.parent_order_id
+                complete_from_history(live.record, row)
         for order_id, trigger in state.triggers.items():
             record = record_of_trigger(
                 order_id,
