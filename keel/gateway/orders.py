@@ -145,9 +145,9 @@ def _find_open(
 
 async def _from_history(gateway: Gateway, records: list[OrderRecord], seq: int) -> None:
     """Complete copied records with what only the history views keep (module docstring):
-    a pending trigger's acceptance time; an open perpetual order's take-profit, stop-loss
-    and parent once the engine has forgotten them. The views first catch up with `seq`,
-    the engine's position when the records were copied."""
+    a pending trigger's acceptance time; an open perpetual order's take-profit, stop-loss,
+    parent and trigger once the engine has forgotten them (orderbook.must_recall). The
+    views first catch up with `seq`, the engine's position when the records were copied."""
     pending = [record for record in records if record.status == TRIGGER_PENDING and record.created_ns == 0]
     recall = [record for record in records if record.status != TRIGGER_PENDING]
     if recall:
