@@ -13,15 +13,22 @@ account changes and the exchange's mark drift stays within d0 + DRIFT_CAP_E9, wh
 else happens: the answer depends only on the account's balances, locks, positions and
 lending (all hashed, so every change to them appends the account to
 `state.dirty_accounts`) and on the marks (bounded by the drift). So when the scan's
-quick check passes, the account is *certified*: it leaves `state.uncertified`, and
-`state.cert_floor` keeps the lowest d0 of any certificate granted since the last reset.
+quick check passes, the account is *certified*: it leaves `state.uncertified`.
 
 A certificate is revoked by any later entry of the account in the dirty list: `sweep`
 puts the account of every entry appended since it last ran back into
 `state.uncertified`. The scan sweeps before it grants and the hasher sweeps before it
-clears the list, so every change after a grant is swept after it. When the mark drift
-passes `cert_floor + DRIFT_CAP_E9`, some certificate may have lapsed, and `reset`
-revokes them all (every holder and lending account is uncertified again).
+clears the list, so every change after a grant is swept after it.
+
+A certificate also lapses on its own once the mark drift passes d0 + DRIFT_CAP_E9. Each
+grant files the account in a bucket of its d0 (`BUCKET_E9` wide: `state.cert_buckets`,
+bucket number -> account ids; `state.cert_bucket_of`, account id -> the bucket of its
+current certificate), and `uncertified_now` revokes the certificates of every bucket
+whose lowest d0 is out of reach, `expire`. So a certificate lasts until its own d0 is
+out of reach (less at most one bucket's width), and a drift move revokes only the
+certificates it outlived. A grant whose bucket is already out of reach is not made.
+`reset` revokes them all: before the first scan, and after a restore (derived data is
+rebuilt, not kept).
 
 Invariant: every account with a position record or in `lending_accounts` is either in
 `uncertified` or holds a certificate granted after its last change and within the drift
@@ -44,6 +51,8 @@ from keel.core.state import ExchangeState
 
 # Switched off (tests only), no certificate is granted or trusted: every holder is examined.
 ENABLED = True
+# Certificates are filed by their d0 in buckets this wide: one lapses at most this much drift early.
+BUCKET_E9 = DRIFT_CAP_E9 // 16
 
 _ACCOUNT_ID = attrgetter("account_id")
 
@@ -62,11 +71,20 @@ def sweep(state: ExchangeState) -> None:
 
 def grant(state: ExchangeState, account: Account) -> None:
     """Certify an account the scan's quick check just found covered at the drift cap, with
-    every change before now swept (liquidation.liquidate_where_needed)."""
-    state.uncertified.pop(account.account_id, None)
-    floor = state.cert_floor
-    if floor is not None and account.terms_drift < floor:
-        state.cert_floor = account.terms_drift
+    every change before now swept (liquidation.liquidate_where_needed); unless its terms
+    are so old that the certificate would lapse at once (it stays uncertified)."""
+    bucket = account.terms_drift // BUCKET_E9
+    if bucket * BUCKET_E9 < state.mark_drift - DRIFT_CAP_E9:
+        return
+    account_id = account.account_id
+    state.uncertified.pop(account_id, None)
+    if state.cert_bucket_of.get(account_id) != bucket:  # else that bucket already lists it
+        state.cert_bucket_of[account_id] = bucket
+        listed = state.cert_buckets.get(bucket)
+        if listed is None:
+            state.cert_buckets[bucket] = [account_id]
+        else:
+            listed.append(account_id)
 
 
 def before_clear(state: ExchangeState) -> None:
@@ -78,12 +96,30 @@ def before_clear(state: ExchangeState) -> None:
 
 
 def uncertified_now(state: ExchangeState) -> dict[int, None]:
-    """Sweep, reset if any certificate may have lapsed, and return the uncertified accounts."""
+    """Sweep, revoke the certificates the mark drift outlived (all of them before the first
+    reset), and return the uncertified accounts."""
     sweep(state)
-    floor = state.cert_floor
-    if floor is None or state.mark_drift - DRIFT_CAP_E9 > floor or not ENABLED:
+    if not state.cert_trusted or not ENABLED:
         reset(state)
+    elif state.cert_buckets:
+        expire(state)
     return state.uncertified
+
+
+def expire(state: ExchangeState) -> None:
+    """Revoke the certificates of every bucket whose lowest d0 the drift cap no longer reaches."""
+    reach = state.mark_drift - DRIFT_CAP_E9
+    buckets = state.cert_buckets
+    lapsed = [bucket for bucket in buckets if bucket * BUCKET_E9 < reach]
+    if not lapsed:
+        return
+    bucket_of = state.cert_bucket_of
+    uncertified = state.uncertified
+    for bucket in lapsed:
+        for account_id in buckets.pop(bucket):
+            if bucket_of.get(account_id) == bucket:  # not certified again in a later bucket
+                del bucket_of[account_id]
+                uncertified[account_id] = None
 
 
 def reset(state: ExchangeState) -> None:
@@ -91,7 +127,9 @@ def reset(state: ExchangeState) -> None:
     uncertified = dict.fromkeys(state.position_holders)
     uncertified.update(state.lending_accounts)
     state.uncertified = uncertified
-    state.cert_floor = state.mark_drift
+    state.cert_buckets = {}
+    state.cert_bucket_of = {}
+    state.cert_trusted = True
 
 
-__all__ = ["ENABLED", "before_clear", "grant", "reset", "sweep", "uncertified_now"]
+__all__ = ["BUCKET_E9", "ENABLED", "before_clear", "expire", "grant", "reset", "sweep", "uncertified_now"]

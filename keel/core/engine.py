@@ -54,6 +54,7 @@ from keel.core.errors import CheckpointMismatch, RejectCode, Rejected
 from keel.core.events import (
     CheckpointPassed,
     CommandRejected,
+    EntryReason,
     Event,
     FundingSettled,
     InterestAccrued,
@@ -64,7 +65,7 @@ from keel.core.events import (
     TradeExecuted,
 )
 from keel.core.lending import accrue_interest, borrow_lend
-from keel.core.liquidation import liquidate_where_needed, perp_accounts
+from keel.core.liquidation import liquidate_where_needed
 from keel.core.listing import create_account, credit, list_asset, list_market
 from keel.core.market_states import cancel_maintenance, run_due_steps, schedule_maintenance, set_market_state
 from keel.core.markets import MarketKind
@@ -162,10 +163,7 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
             if isinstance(event, (MarkPriceChanged, FundingSettled, MarketStateChanged))
         ]
         if moved:
-            uncertified = uncertified_now(state)  # the others are covered (certificates.py)
-            candidates += [
-                account_id for account_id in perp_accounts(state, sorted(set(moved))) if account_id in uncertified
-            ]
+            candidates += _holding(state, moved)
     start = 0
     while candidates:
         start = len(events)
@@ -174,6 +172,8 @@ def _liquidations(state: ExchangeState, command: Command, events: list[Event]) -
 
 
 _PERP = MarketKind.PERP
+_TRADE = int(EntryReason.TRADE)
+_FUNDING = int(EntryReason.FUNDING)
 
 
 def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
@@ -206,6 +206,20 @@ def _exposed(state: ExchangeState, moved: list[int]) -> list[int]:
     return found
 
 
+def _holding(state: ExchangeState, moved: list[int]) -> list[int]:
+    """Uncertified accounts with a position record in one of the `moved` markets (the
+    others are covered: certificates.py). The uncertified are far fewer than the holders
+    of every market a Tick moves, so they are the ones looked through."""
+    markets = set(moved)
+    accounts = state.accounts
+    found: list[int] = []
+    for account_id in uncertified_now(state):
+        account = accounts.get(account_id)
+        if account is not None and not markets.isdisjoint(account.positions):
+            found.append(account_id)
+    return found
+
+
 def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]:
     """Accounts with positions or lends and borrows that trades or ledger entries among
     events[start:] moved, or that a spot order's hold left with less collateral. A
@@ -221,8 +235,13 @@ def _touched(state: ExchangeState, events: list[Event], start: int) -> list[int]
             found[event.taker_account_id] = None
             found[event.maker_account_id] = None
         elif type(event) is LedgerPosted:
-            for line in event.lines:
-                found[line[0]] = None
+            # A trade's entry moves its buyer and seller (its TradeExecuted, just before it)
+            # and system accounts (never candidates); a funding round's, holders of the
+            # market it names in FundingSettled, which the caller looks through when they
+            # are not certified (and they are not: they changed). Nothing to add.
+            if event.reason != _TRADE and event.reason != _FUNDING:
+                for line in event.lines:
+                    found[line[0]] = None
         elif type(event) is OrderAccepted:
             if markets[event.market_id].kind != _PERP:
                 found[event.account_id] = None

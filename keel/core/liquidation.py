@@ -165,10 +165,12 @@ def below_maintenance(state: ExchangeState, account: Account) -> bool:
 def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int, events: list[Event]) -> None:
     """Liquidate every candidate account below maintenance, in ascending id order.
 
-    Hot (every holder of a moved market after an index update or a Tick): an account
-    that never lent or borrowed and whose margin asset covers its kept need at the drift
-    cap (perps.maintenance_within_bound) is not below maintenance, whether its terms are
-    stale or fresh, and costs one compare here instead of a call."""
+    Hot (every holder of a moved market after an index update or a Tick, both sides of
+    every trade): an account that never lent or borrowed, whose terms were valued within
+    the drift cap and whose margin asset covers its need at the cap
+    (perps.maintenance_within_bound, kept in Account.cap_need) is not below maintenance,
+    whether its terms are stale or fresh (the need at the cap bounds the need at any
+    smaller drift, 0 included), and costs a compare or two here instead of calls."""
     accounts = state.accounts
     lending = state.lending_accounts
     margin_asset = state.margin_asset_id
@@ -180,13 +182,14 @@ def liquidate_where_needed(state: ExchangeState, candidates: list[int], seq: int
         account = accounts.get(account_id)
         if account is None or account_id <= 0:
             continue
-        need = account.cap_need
-        if (
-            need is not None
-            and account.terms_drift >= oldest
-            and account.balances[margin_asset] - account.locked[margin_asset] >= need
-            and account_id not in lending
-        ):
+        if account_id not in lending and drift_delta_e9(state, account) >= 0:  # terms valued within the cap
+            need = account.cap_need
+            if need is None:  # a term changed since it was kept: the same need below_maintenance would keep
+                need = account.cap_need = maintenance_need(account, DELTA_MAX_E9)
+            covered = account.balances[margin_asset] - account.locked[margin_asset] >= need
+        else:
+            covered = False
+        if covered:
             if certify:  # covered until it changes or the drift passes the cap
                 certificates.grant(state, account)
             continue
@@ -489,13 +492,4 @@ def _take(
     post_entry(state, _ADL, seq, ((other_id, asset_id, -amount), (account.account_id, asset_id, amount)), events)
 
 
-def perp_accounts(state: ExchangeState, market_ids: list[int]) -> list[int]:
-    """Every account with a position record in these markets."""
-    found: list[int] = []
-    for market_id in market_ids:
-        if state.markets[market_id].kind == MarketKind.PERP:
-            found.extend(state.positions_by_market[market_id])
-    return found
-
-
-__all__ = ["below_maintenance", "liquidate_where_needed", "perp_accounts", "position_for"]
+__all__ = ["below_maintenance", "liquidate_where_needed", "position_for"]

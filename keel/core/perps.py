@@ -222,8 +222,12 @@ def _raise_caps(account: Account, market: Market, notional: int, worst: int, sca
 
 
 def _refresh_terms(account: Account, position: Position, market: Market, scale: int) -> None:
-    new = _position_term(position, market, scale, account.leverage_limit)
     old = account.margin_terms.get(position.market_id, _NO_TERMS)
+    if old[3] == market.mark_ticks and old is not _NO_TERMS:
+        new = _term_after_orders(account, position, market, scale, old)
+        if new is not None:
+            return
+    new = _position_term(position, market, scale, account.leverage_limit)
     account.unreal_total += new[0] - old[0]
     account.maint_total += new[1] - old[1]
     account.init_total += new[2] - old[2]
@@ -235,6 +239,39 @@ def _refresh_terms(account: Account, position: Position, market: Market, scale: 
         # count; an order placed or cancelled changes only the worst case (initial).
         account.cap_need = None
     _raise_caps(account, market, new[4], new[5], scale)
+
+
+def _term_after_orders(
+    account: Account, position: Position, market: Market, scale: int, old: tuple[int, int, int, int, int, int]
+) -> tuple[int, int, int, int, int, int] | None:
+    """_refresh_terms for a term valued at the current mark whose size and cost did not
+    change (an order placed, cancelled or filled on the other side only moved the open
+    quantities): the same unrealized PnL, notional and maintenance, so only the worst case
+    and its initial requirement are valued again (and the initial cap raised; the
+    maintenance cap already covers this notional). Return None, changing nothing, when the
+    size or cost did change."""
+    mark_lot = old[3] * market.lot_atomic
+    size = position.size_steps
+    value = size * mark_lot
+    if value - position.cost_atomic != old[0] or (value if value > 0 else -value) != old[4]:
+        return None
+    buys = size + position.open_buy_steps
+    sells = size - position.open_sell_steps
+    worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells) * mark_lot
+    initial = _initial_term(worst, market, scale, account.leverage_limit)
+    new = (old[0], old[1], initial, old[3], old[4], worst)
+    account.init_total += initial - old[2]
+    account.worst_exposure += worst - old[5]
+    account.margin_terms[position.market_id] = new
+    if worst:
+        fraction = _fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * worst, scale)
+        if account.leverage_limit:
+            floor = -(-E9 // account.leverage_limit)
+            if floor > fraction:
+                fraction = floor
+        if fraction > account.init_cap_e9:
+            account.init_cap_e9 = fraction
+    return new
 
 
 def refresh_account_terms(state: ExchangeState, account: Account) -> None:
@@ -668,7 +705,8 @@ def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference:
     rate = div_toward_zero((mark - index) * E9, index)
     rate = max(-cap, min(cap, rate))
     market.funding_rate_e9 = rate
-    positions = state.positions_by_market[market.market_id]
+    market_id = market.market_id
+    positions = state.positions_by_market[market_id]
     quote = market.quote_asset_id
     per_step = mark * market.lot_atomic * rate  # owed per step of size, in 1e-9 atomic units
     accounts = state.accounts
@@ -678,7 +716,8 @@ def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference:
     count = 0
     # Hot (every position record at every funding time): the ledger entry is posted inline
     # (ledger.post_entry's effect: the lines move the balances, the accounts are dirty).
-    for account_id, position in sorted(positions.items()):
+    for account_id in sorted(positions):  # sorting the ids alone is the cheaper sort
+        position = positions[account_id]
         size = position.size_steps
         if size == 0:
             continue
@@ -697,7 +736,7 @@ def settle_funding(state: ExchangeState, market: Market, now_ns: int, reference:
         account = accounts[account_id]
         account.balances[quote] += amount
         dirty.append(account)
-    events.append(FundingSettled(market.market_id, rate, mark, index, paid, received, count))
+    events.append(FundingSettled(market_id, rate, mark, index, paid, received, count))
     if lines:
         rounding = paid - received  # to the insurance fund: the entry sums to zero
         lines.append((INSURANCE_ACCOUNT_ID, quote, rounding))

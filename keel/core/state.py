@@ -30,7 +30,9 @@ class ExchangeState:
         "asset_ids_by_symbol",
         "assets",
         "books",
-        "cert_floor",
+        "cert_bucket_of",
+        "cert_buckets",
+        "cert_trusted",
         "deposit_keys",
         "deposits",
         "dirty_accounts",
@@ -103,9 +105,12 @@ class ExchangeState:
         self.dirty_orders: list[Order] = []
         self.dirty_levels: list[Level] = []
         # Derived, not state (certificates.py): accounts whose coverage the liquidation scan
-        # must examine after an index update or a Tick; the lowest drift of a certificate
-        # granted since the last reset (None: reset before trusting any); how many entries of
+        # must examine after an index update or a Tick; the certified, filed by when their
+        # certificates lapse (bucket -> account ids, account id -> its bucket); whether the
+        # certificates may be trusted (False: reset first); how many entries of
         # dirty_accounts are swept.
         self.uncertified: dict[int, None] = {}
-        self.cert_floor: int | None = None
+        self.cert_buckets: dict[int, list[int]] = {}
+        self.cert_bucket_of: dict[int, int] = {}
+        self.cert_trusted = False
         self.dirty_swept = 0

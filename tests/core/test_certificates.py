@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from keel.bench import mixed
 from keel.bench.mixed import Stamp, generate_flow, setup_commands
-from keel.core import canonical, certificates
+from keel.core import canonical, certificates, perps
 from keel.core import engine as engine_module
 from keel.core.commands import (
     Command,
@@ -149,3 +149,33 @@ def test_a_certified_account_that_changes_is_examined_again() -> None:
     answer = h.ok(SetIndexPrices, prices=((sol, 92 * USDC),))  # the mark falls: more than 30 USDC lost
     assert [one.account_id for one in answer if isinstance(one, LiquidationStarted)] == [long]
     assert h.audit() == []
+
+
+def test_a_certificate_lapses_when_the_drift_passes_its_own_cap_and_no_other_does() -> None:
+    """Two holders certified at different drifts: once the drift passes the older one's
+    reach, only that one is examined again (no reset of every certificate); a grant that
+    would lapse at once is not made."""
+    h, _ = _exchange()
+    perp = h.market("SOL_USDC_PERP")
+    maker = h.new_account(USDC=10**6 * USDC)
+    older, newer, stale = (h.new_account(USDC=10**6 * USDC) for _ in range(3))
+    quote = {"market_id": perp, "order_type": 0, "price_ticks": 10_000, "quantity_steps": 100}
+    for account_id in (older, newer, stale):
+        h.ok(PlaceOrder, account_id=maker, side=1, **quote)
+        h.ok(PlaceOrder, account_id=account_id, side=0, **quote)
+    state = h.state
+    certificates.reset(state)  # every holder uncertified, no certificate filed
+    bucket = certificates.BUCKET_E9
+    state.mark_drift = 40 * bucket
+    h.account(older).terms_drift = 30 * bucket
+    h.account(newer).terms_drift = 39 * bucket
+    h.account(stale).terms_drift = state.mark_drift - perps.DRIFT_CAP_E9 - 1  # past reach already
+    for account_id in (older, newer, stale):
+        certificates.grant(state, h.account(account_id))
+    assert older not in state.uncertified and newer not in state.uncertified
+    assert stale in state.uncertified
+    state.mark_drift = 30 * bucket + perps.DRIFT_CAP_E9  # the older one's d0 is just within reach
+    assert older not in certificates.uncertified_now(state)
+    state.mark_drift += 1
+    uncertified = certificates.uncertified_now(state)
+    assert older in uncertified and newer not in uncertified
