@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from keel.core.orders import Order
-from keel.core.positions import Position
+from keel.core.positions import MarginTerm, Position
 
 EXTERNAL_ACCOUNT_ID: Final = -1
 FEE_ACCOUNT_ID: Final = -2
@@ -89,7 +89,7 @@ class Account:
         # and are valued again only when a bound cannot decide (perps.py, "Kept, not
         # recomputed"): terms_drift is the exchange's mark drift when every term was last
         # fresh, and the caps bound each term's margin fraction at up to twice its notional.
-        self.margin_terms: dict[int, tuple[int, int, int, int, int, int]] = {}
+        self.margin_terms: dict[int, MarginTerm] = {}
         self.unreal_total = 0
         self.maint_total = 0
         self.init_total = 0

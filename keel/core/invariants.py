@@ -235,7 +235,7 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
         )
         return findings
     terms = account.margin_terms
-    exposures = (sum(term[4] for term in terms.values()), sum(term[5] for term in terms.values()))
+    exposures = (sum(term.notional for term in terms.values()), sum(term.worst for term in terms.values()))
     if (account.exposure, account.worst_exposure) != exposures:
         kept = (account.exposure, account.worst_exposure)
         findings.append(f"{where}: exposures cached {kept}, terms sum {exposures}")
@@ -244,10 +244,12 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
     for market_id, term in terms.items():
         market = state.markets[market_id]
         caps = (
-            margin_fraction_e9(market.mmf_base_e9, market.mmf_factor_e9, 2 * term[4], decimals) if term[4] else 0,
-            margin_fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * term[5], decimals) if term[5] else 0,
+            margin_fraction_e9(market.mmf_base_e9, market.mmf_factor_e9, 2 * term.notional, decimals)
+            if term.notional
+            else 0,
+            margin_fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * term.worst, decimals) if term.worst else 0,
         )
-        if account.leverage_limit and term[5]:
+        if account.leverage_limit and term.worst:
             caps = (caps[0], max(caps[1], div_ceil(E9, account.leverage_limit)))
         if account.maint_cap_e9 < caps[0] or account.init_cap_e9 < caps[1]:
             findings.append(
@@ -285,13 +287,14 @@ def _audit_margin_terms(state: ExchangeState, account: Account) -> list[str]:
         market = state.markets[market_id]
         term = terms[market_id]
         expected = position_terms(position, market, scale, account.leverage_limit)
+        cached = (term.unrealized, term.maintenance, term.initial)
         for index in range(3):
-            sums[index] += term[index]
-            now[index] += expected[index] if term[3] != market.mark_ticks else term[index]
-        if term[3] == market.mark_ticks and term[:3] != expected:
+            sums[index] += cached[index]
+            now[index] += expected[index] if term.mark != market.mark_ticks else cached[index]
+        if term.mark == market.mark_ticks and cached != expected:
             findings.append(
                 f"{where}: margin terms in market {market_id} (unrealized, maintenance, initial) "
-                f"cached {term[:3]} at the current mark, valued now {expected}"
+                f"cached {cached} at the current mark, valued now {expected}"
             )
     cached_totals = (account.unreal_total, account.maint_total, account.init_total)
     if cached_totals != tuple(sums):

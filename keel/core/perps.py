@@ -99,7 +99,7 @@ from keel.core.errors import RejectCode, Rejected
 from keel.core.events import EntryReason, Event, FundingSettled, LedgerPosted, MarkPriceChanged
 from keel.core.markets import Market, MarketKind, MarketState
 from keel.core.money import BPS, E9, div_ceil, div_floor, div_toward_zero, format_decimal
-from keel.core.positions import Position
+from keel.core.positions import MarginTerm, Position
 from keel.core.state import ExchangeState
 
 _PERP = int(MarketKind.PERP)
@@ -130,11 +130,11 @@ def position_changed(state: ExchangeState, account: Account, position: Position)
         if not account.positions:
             del state.position_holders[account.account_id]
         old = account.margin_terms.pop(market_id, _NO_TERMS)
-        account.unreal_total -= old[0]
-        account.maint_total -= old[1]
-        account.init_total -= old[2]
-        account.exposure -= old[4]
-        account.worst_exposure -= old[5]
+        account.unreal_total -= old.unrealized
+        account.maint_total -= old.maintenance
+        account.init_total -= old.initial
+        account.exposure -= old.notional
+        account.worst_exposure -= old.worst
         account.cap_need = None
         return
     _refresh_terms(account, position, state.markets[market_id], margin_scale(state))
@@ -146,7 +146,7 @@ def margin_scale(state: ExchangeState) -> int:
     return 10 ** state.assets[margin_asset].decimals if margin_asset >= 0 else 1
 
 
-_NO_TERMS = (0, 0, 0, 0, 0, 0)
+_NO_TERMS = MarginTerm(0, 0, 0, 0, 0, 0)
 
 # Beyond this mark drift since an account's terms were last all fresh (about 50% in log
 # terms), the bounds below say nothing and the terms are valued again.
@@ -158,13 +158,11 @@ def position_terms(position: Position, market: Market, scale: int, leverage: int
     """Return (unrealized PnL, maintenance requirement, initial requirement) of one position
     record at its market's mark (module docstring, "Margin"); requirement_atomic and
     margin_fraction_e9 are the reference and give the same numbers."""
-    unrealized, maintenance, initial, _, _, _ = _position_term(position, market, scale, leverage)
-    return unrealized, maintenance, initial
+    term = _position_term(position, market, scale, leverage)
+    return term.unrealized, term.maintenance, term.initial
 
 
-def _position_term(
-    position: Position, market: Market, scale: int, leverage: int
-) -> tuple[int, int, int, int, int, int]:
+def _position_term(position: Position, market: Market, scale: int, leverage: int) -> MarginTerm:
     """position_terms, then the mark, the notional and the worst-case notional they used."""
     size = position.size_steps
     mark = market.mark_ticks
@@ -179,7 +177,7 @@ def _position_term(
     buys = size + position.open_buy_steps
     sells = size - position.open_sell_steps
     worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells) * mark_lot
-    return unrealized, maintenance, _initial_term(worst, market, scale, leverage), mark, notional, worst
+    return MarginTerm(unrealized, maintenance, _initial_term(worst, market, scale, leverage), mark, notional, worst)
 
 
 def _initial_term(notional: int, market: Market, scale: int, leverage: int) -> int:
@@ -223,45 +221,45 @@ def _raise_caps(account: Account, market: Market, notional: int, worst: int, sca
 
 def _refresh_terms(account: Account, position: Position, market: Market, scale: int) -> None:
     old = account.margin_terms.get(position.market_id, _NO_TERMS)
-    if old[3] == market.mark_ticks and old is not _NO_TERMS:
+    if old.mark == market.mark_ticks and old is not _NO_TERMS:
         new = _term_after_orders(account, position, market, scale, old)
         if new is not None:
             return
     new = _position_term(position, market, scale, account.leverage_limit)
-    account.unreal_total += new[0] - old[0]
-    account.maint_total += new[1] - old[1]
-    account.init_total += new[2] - old[2]
-    account.exposure += new[4] - old[4]
-    account.worst_exposure += new[5] - old[5]
+    account.unreal_total += new.unrealized - old.unrealized
+    account.maint_total += new.maintenance - old.maintenance
+    account.init_total += new.initial - old.initial
+    account.exposure += new.notional - old.notional
+    account.worst_exposure += new.worst - old.worst
     account.margin_terms[position.market_id] = new
-    if new[0] != old[0] or new[4] != old[4] or old is _NO_TERMS:
+    if new.unrealized != old.unrealized or new.notional != old.notional or old is _NO_TERMS:
         # The need at the cap reads the unrealized PnL, exposure, maintenance cap and term
         # count; an order placed or cancelled changes only the worst case (initial).
         account.cap_need = None
-    _raise_caps(account, market, new[4], new[5], scale)
+    _raise_caps(account, market, new.notional, new.worst, scale)
 
 
 def _term_after_orders(
-    account: Account, position: Position, market: Market, scale: int, old: tuple[int, int, int, int, int, int]
-) -> tuple[int, int, int, int, int, int] | None:
+    account: Account, position: Position, market: Market, scale: int, old: MarginTerm
+) -> MarginTerm | None:
     """_refresh_terms for a term valued at the current mark whose size and cost did not
     change (an order placed, cancelled or filled on the other side only moved the open
     quantities): the same unrealized PnL, notional and maintenance, so only the worst case
     and its initial requirement are valued again (and the initial cap raised; the
     maintenance cap already covers this notional). Return None, changing nothing, when the
     size or cost did change."""
-    mark_lot = old[3] * market.lot_atomic
+    mark_lot = old.mark * market.lot_atomic
     size = position.size_steps
     value = size * mark_lot
-    if value - position.cost_atomic != old[0] or (value if value > 0 else -value) != old[4]:
+    if value - position.cost_atomic != old.unrealized or (value if value > 0 else -value) != old.notional:
         return None
     buys = size + position.open_buy_steps
     sells = size - position.open_sell_steps
     worst = max(buys if buys > 0 else -buys, sells if sells > 0 else -sells) * mark_lot
     initial = _initial_term(worst, market, scale, account.leverage_limit)
-    new = (old[0], old[1], initial, old[3], old[4], worst)
-    account.init_total += initial - old[2]
-    account.worst_exposure += worst - old[5]
+    new = MarginTerm(old.unrealized, old.maintenance, initial, old.mark, old.notional, worst)
+    account.init_total += initial - old.initial
+    account.worst_exposure += worst - old.worst
     account.margin_terms[position.market_id] = new
     if worst:
         fraction = _fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * worst, scale)
@@ -301,10 +299,10 @@ def fresh_terms(state: ExchangeState, account: Account) -> None:
     for market_id, position in account.positions.items():
         market = markets[market_id]
         term = terms[market_id]
-        if term[3] != market.mark_ticks:
+        if term.mark != market.mark_ticks:
             _refresh_terms(account, position, market, scale)
         else:
-            _raise_caps(account, market, term[4], term[5], scale)
+            _raise_caps(account, market, term.notional, term.worst, scale)
     account.terms_drift = drift
 
 
@@ -386,7 +384,7 @@ def _order_within_bound(
     """initial_within_bound for a perpetual order: the other terms at most grown by
     `delta`, this market's valued now with the order included."""
     if position is not None:
-        others = account.worst_exposure - account.margin_terms[market.market_id][5]
+        others = account.worst_exposure - account.margin_terms[market.market_id].worst
         worst = _worst_steps(position, extra_buy, extra_sell)
     else:
         others = account.worst_exposure
@@ -551,7 +549,7 @@ def initial_requirement_atomic(
         market = state.markets[market_id]
         position = account.positions.get(market_id)
         if position is not None:
-            total -= account.margin_terms.get(market_id, _NO_TERMS)[2]
+            total -= account.margin_terms.get(market_id, _NO_TERMS).initial
             worst = _worst_steps(position, extra_buy, extra_sell)
         else:
             worst = max(extra_buy, extra_sell)

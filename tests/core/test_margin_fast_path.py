@@ -107,7 +107,8 @@ def test_cached_margin_terms_follow_fills_orders_marks_and_the_leverage_limit(
         for market_id, position in account.positions.items():
             market = h.state.markets[market_id]
             term = account.margin_terms[market_id]
-            assert term[:3] == position_terms(position, market, scale, account.leverage_limit)
-            assert term[3] == market.mark_ticks
+            valued = position_terms(position, market, scale, account.leverage_limit)
+            assert (term.unrealized, term.maintenance, term.initial) == valued
+            assert term.mark == market.mark_ticks
         assert (account.unreal_total, account.maint_total, account.init_total) == margin_totals_full(h.state, account)
     assert not [finding for finding in audit_findings(h.state) if "margin" in finding]

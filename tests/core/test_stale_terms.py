@@ -109,17 +109,17 @@ def test_terms_stay_stale_across_small_moves_and_are_valued_again_past_the_cap()
     drift cap, the next question values its terms again."""
     h, perp, sol, taker = _well_funded_long()
     account = h.account(taker)
-    valued_at = account.margin_terms[perp][3]
+    valued_at = account.margin_terms[perp].mark
     h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
     assert h.state.markets[perp].mark_ticks != valued_at
-    assert account.margin_terms[perp][3] == valued_at  # the engine's scan did not revalue it
+    assert account.margin_terms[perp].mark == valued_at  # the engine's scan did not revalue it
     assert 0 < h.state.mark_drift - account.terms_drift <= DRIFT_CAP_E9
     assert not below_maintenance(h.state, account)
-    assert account.margin_terms[perp][3] == valued_at  # the bound answered
+    assert account.margin_terms[perp].mark == valued_at  # the bound answered
     drift_before = account.terms_drift
     h.ok(SetIndexPrices, prices=((sol, 101 * USDC // 4),))  # a 75% fall: past the cap
     assert h.state.mark_drift - drift_before > DRIFT_CAP_E9
-    assert account.margin_terms[perp][3] == h.state.markets[perp].mark_ticks  # the scan revalued it
+    assert account.margin_terms[perp].mark == h.state.markets[perp].mark_ticks  # the scan revalued it
     assert account.terms_drift == h.state.mark_drift
     assert audit(h.state) == []
 
@@ -232,7 +232,7 @@ def test_the_bound_is_switched_off_by_the_patch_the_differential_test_uses() -> 
         patch.setattr(certificates, "ENABLED", False)
         h, perp, sol, taker = _well_funded_long()
         h.ok(SetIndexPrices, prices=((sol, 101 * USDC),))
-    assert h.account(taker).margin_terms[perp][3] == h.state.markets[perp].mark_ticks
+    assert h.account(taker).margin_terms[perp].mark == h.state.markets[perp].mark_ticks
 
 
 @pytest.mark.parametrize("extra_drift", [0, DRIFT_CAP_E9 + 1])
