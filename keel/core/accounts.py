@@ -8,7 +8,7 @@ margin issue adds borrowing). System accounts have negative ids: the external wo
 (deposits come from it, withdrawals go to it, so its balance is minus everything held
 inside the exchange) and the fee account.
 
-Imports: orders.
+Imports: orders, positions.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ class Account:
         self.digest = 0
         # Derived, not state (never hashed or snapshotted; perps.py keeps them and rebuilds
         # them on restore, invariants.audit compares them with a full valuation): per
-        # position record, (unrealized PnL, maintenance, initial requirement, the mark they
-        # were valued at, notional, worst-case notional), and their sums, so a margin check
+        # position record, a MarginTerm (unrealized PnL, maintenance, initial requirement, the
+        # mark they were valued at, notional, worst-case notional), and their sums, so a margin check
         # costs the same whatever the number of positions. Terms go stale when marks move
         # and are valued again only when a bound cannot decide (perps.py, "Kept, not
         # recomputed"): terms_drift is the exchange's mark drift when every term was last
