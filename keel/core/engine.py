@@ -210,12 +210,12 @@ def _holding(state: ExchangeState, moved: list[int]) -> list[int]:
     """Uncertified accounts with a position record in one of the `moved` markets (the
     others are covered: certificates.py). The uncertified are far fewer than the holders
     of every market a Tick moves, so they are the ones looked through."""
-    markets = set(moved)
+    moved_set = set(moved)  # only asked whether it meets a key view, never iterated
     accounts = state.accounts
     found: list[int] = []
     for account_id in uncertified_now(state):
         account = accounts.get(account_id)
-        if account is not None and not markets.isdisjoint(account.positions):
+        if account is not None and not moved_set.isdisjoint(account.positions):
             found.append(account_id)
     return found
 
