@@ -242,12 +242,12 @@ def _refresh_terms(account: Account, position: Position, market: Market, scale: 
 def _term_after_orders(
     account: Account, position: Position, market: Market, scale: int, old: MarginTerm
 ) -> MarginTerm | None:
-    """_refresh_terms for a term valued at the current mark whose size and cost did not
-    change (an order placed, cancelled or filled on the other side only moved the open
-    quantities): the same unrealized PnL, notional and maintenance, so only the worst case
-    and its initial requirement are valued again (and the initial cap raised; the
-    maintenance cap already covers this notional). Return None, changing nothing, when the
-    size or cost did change."""
+    """_refresh_terms for a term valued at the current mark whose unrealized PnL and
+    notional are still those kept (an order placed or cancelled moved only the open
+    quantities): its maintenance, a function of the notional, is too, so only the worst
+    case and its initial requirement are valued again (and the initial cap raised; the
+    maintenance cap already covers this notional). The term is the one _position_term
+    would give. Return None, changing nothing, when the unrealized PnL or notional moved."""
     mark_lot = old.mark * market.lot_atomic
     size = position.size_steps
     value = size * mark_lot
