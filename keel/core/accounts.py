@@ -83,11 +83,11 @@ class Account:
         self.digest = 0
         # Derived, not state (never hashed or snapshotted; perps.py keeps them and rebuilds
         # them on restore, invariants.audit compares them with a full valuation): per
-        # position record, a MarginTerm (unrealized PnL, maintenance, initial requirement, the
-        # mark they were valued at, notional, worst-case notional), and their sums, so a margin check
-        # costs the same whatever the number of positions. Terms go stale when marks move
-        # and are valued again only when a bound cannot decide (perps.py, "Kept, not
-        # recomputed"): terms_drift is the exchange's mark drift when every term was last
+        # position record, a MarginTerm (unrealized PnL, maintenance, initial requirement,
+        # the mark they were valued at, notional, worst-case notional), and their sums, so a
+        # margin check costs the same whatever the number of positions. Terms go stale when
+        # marks move and are valued again only when a bound cannot decide (perps.py, "Kept,
+        # not recomputed"): terms_drift is the exchange's mark drift when every term was last
         # fresh, and the caps bound each term's margin fraction at up to twice its notional.
         self.margin_terms: dict[int, MarginTerm] = {}
         self.unreal_total = 0
