@@ -152,9 +152,9 @@ def test_a_certified_account_that_changes_is_examined_again() -> None:
 
 
 def test_a_certificate_lapses_when_the_drift_passes_its_own_cap_and_no_other_does() -> None:
-    """Two holders certified at different drifts: once the drift passes the older one's
-    reach, only that one is examined again (no reset of every certificate); a grant that
-    would lapse at once is not made."""
+    """Holders certified at different drifts: once the drift passes the older one's reach,
+    only that one is examined again (no reset of every certificate); a grant that would
+    lapse at once is not made."""
     h, _ = _exchange()
     perp = h.market("SOL_USDC_PERP")
     maker = h.new_account(USDC=10**6 * USDC)
