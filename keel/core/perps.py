@@ -261,14 +261,7 @@ def _term_after_orders(
     account.init_total += initial - old.initial
     account.worst_exposure += worst - old.worst
     account.margin_terms[position.market_id] = new
-    if worst:
-        fraction = _fraction_e9(market.imf_base_e9, market.imf_factor_e9, 2 * worst, scale)
-        if account.leverage_limit:
-            floor = -(-E9 // account.leverage_limit)
-            if floor > fraction:
-                fraction = floor
-        if fraction > account.init_cap_e9:
-            account.init_cap_e9 = fraction
+    _raise_caps(account, market, 0, worst, scale)  # notional 0: the initial cap alone
     return new
 
 
